@@ -1,0 +1,106 @@
+/**
+ * AES-256-GCM and HKDF-SHA-256 on node:crypto, with the rules that matter: 12-byte IVs, tags always 16 bytes
+ * (`authTagLength` set on both sides, so a truncated tag is refused by OpenSSL and by our length checks),
+ * and no plaintext returned unless the tag verified.
+ * @module
+ */
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { assertBytes } from './bytes.js';
+
+export const GCM_IV_LENGTH = 12;
+export const GCM_TAG_LENGTH = 16;
+export const AES_256_KEY_LENGTH = 32;
+
+/** AES-256-GCM encrypt. Returns `ciphertext || tag` in one fresh buffer. */
+export function gcmSeal(key: Uint8Array, iv: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array {
+  const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: GCM_TAG_LENGTH });
+  cipher.setAAD(aad);
+  const out = new Uint8Array(plaintext.length + GCM_TAG_LENGTH);
+  const a = cipher.update(plaintext);
+  out.set(a, 0);
+  const b = cipher.final();
+  out.set(b, a.length);
+  out.set(cipher.getAuthTag(), a.length + b.length);
+  return out;
+}
+
+/**
+ * AES-256-GCM decrypt of `ciphertext || tag`. Returns the plaintext only if the tag verifies, else `undefined`
+ * (callers turn that into their one generic error).
+ */
+export function gcmOpen(key: Uint8Array, iv: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Uint8Array | undefined {
+  if (sealed.length < GCM_TAG_LENGTH) return undefined;
+  const ctLen = sealed.length - GCM_TAG_LENGTH;
+  const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: GCM_TAG_LENGTH });
+  decipher.setAAD(aad);
+  decipher.setAuthTag(sealed.subarray(ctLen));
+  const out = new Uint8Array(ctLen);
+  try {
+    const a = decipher.update(sealed.subarray(0, ctLen));
+    out.set(a, 0);
+    a.fill(0);
+    const b = decipher.final();
+    out.set(b, a.length);
+    return out;
+  } catch {
+    out.fill(0);
+    return undefined;
+  }
+}
+
+/** HKDF-SHA-256 into a fresh Uint8Array. */
+export function hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array {
+  return new Uint8Array(hkdfSync('sha256', ikm, salt, info, length));
+}
+
+/** `n` cryptographically random bytes in a buffer of their own (never a view into the shared pool). */
+export function randomOwnedBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  const src = randomBytes(n);
+  out.set(src);
+  src.fill(0);
+  return out;
+}
+
+/**
+ * Wraps a 32-byte data key under a local 32-byte KEK with AES-256-GCM. Output: `iv(12) || ct(32) || tag(16)`.
+ * `aad` must bind everything the wrapped key is used with (see {@link localWrapAad}).
+ */
+export function localWrap(kek: Uint8Array, dataKey: Uint8Array, aad: Uint8Array): Uint8Array {
+  assertBytes(kek, AES_256_KEY_LENGTH, 'kek');
+  assertBytes(dataKey, AES_256_KEY_LENGTH, 'dataKey');
+  const iv = randomOwnedBytes(GCM_IV_LENGTH);
+  const sealed = gcmSeal(kek, iv, dataKey, aad);
+  const out = new Uint8Array(GCM_IV_LENGTH + sealed.length);
+  out.set(iv, 0);
+  out.set(sealed, GCM_IV_LENGTH);
+  return out;
+}
+
+/** Inverse of {@link localWrap}; `undefined` on any failure (wrong KEK, wrong AAD, tampered or malformed bytes). */
+export function localUnwrap(kek: Uint8Array, wrapped: Uint8Array, aad: Uint8Array): Uint8Array | undefined {
+  if (wrapped.length !== GCM_IV_LENGTH + AES_256_KEY_LENGTH + GCM_TAG_LENGTH) return undefined;
+  return gcmOpen(kek, wrapped.subarray(0, GCM_IV_LENGTH), wrapped.subarray(GCM_IV_LENGTH), aad);
+}
+
+const LOCAL_WRAP_LABEL = new TextEncoder().encode('keyfold/local-wrap/v1');
+
+/**
+ * The AAD of a local wrap: a label, the wrapped-key metadata (kind, keyId, keyVersion) and the canonical
+ * context, each length-prefixed, so a wrapped key moved to another key id, version or context fails to unwrap.
+ */
+export function localWrapAad(kind: string, keyId: string, keyVersion: string, canonicalContext: Uint8Array): Uint8Array {
+  const enc = new TextEncoder();
+  const parts = [LOCAL_WRAP_LABEL, enc.encode(kind), enc.encode(keyId), enc.encode(keyVersion), canonicalContext];
+  let len = 0;
+  for (const p of parts) len += 4 + p.length;
+  const out = new Uint8Array(len);
+  const view = new DataView(out.buffer);
+  let off = 0;
+  for (const p of parts) {
+    view.setUint32(off, p.length);
+    out.set(p, off + 4);
+    off += 4 + p.length;
+  }
+  return out;
+}

@@ -1,0 +1,49 @@
+/**
+ * @keyfold/envelope-core: the envelope format and API, the KeyProvider interface, the data key cache,
+ * shared resilience, the security policy and the errors. No runtime dependencies; loads no vendor SDK.
+ * @packageDocumentation
+ */
+export type {
+  EncryptionContext,
+  KeyProvider,
+  ProbeResult,
+  Protection,
+  ProviderCapabilities,
+  ProviderDescription,
+  WrappedKey,
+} from './types.js';
+export { DATA_KEY_LENGTH } from './types.js';
+export {
+  ConfigError,
+  ContextMismatchError,
+  CircuitOpenError,
+  DecryptFailedError,
+  FormatError,
+  KeyfoldError,
+  LimitExceededError,
+  PolicyError,
+  ProviderError,
+  TimeoutError,
+  UnsupportedFormatError,
+  UnwrapFailedError,
+  isKeyfoldError,
+} from './errors.js';
+export type { KeyfoldErrorCode, KeyfoldErrorOptions } from './errors.js';
+export {
+  assertBytes,
+  assertOwnedKey,
+  concatBytes,
+  constantTimeEqual,
+  copyBytes,
+  fromBase64Url,
+  toBase64Url,
+  wipe,
+} from './bytes.js';
+export { assertContext, contextsEqual, encodeContext, MAX_CONTEXT_ENTRIES, MAX_CONTEXT_FIELD } from './context.js';
+export { localUnwrap, localWrap, localWrapAad, randomOwnedBytes } from './aead.js';
+export { Resilience } from './resilience.js';
+export type { CircuitBreakerOptions, CircuitState, ResilienceOptions, ResilienceStats, RetryOptions } from './resilience.js';
+export { BaseKeyProvider, assertWrappedKey } from './provider-base.js';
+export type { BaseProviderOptions } from './provider-base.js';
+export { assertPrivatePath, resolveSecurityMode, SECURITY_MODE_ENV } from './policy.js';
+export type { PermissionCheck, SecurityMode } from './policy.js';

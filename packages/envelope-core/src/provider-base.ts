@@ -1,0 +1,293 @@
+/**
+ * `BaseKeyProvider`: the public methods check preconditions, copy caller buffers, apply the shared resilience and
+ * map errors, then call the protected `_wrapKey` / `_unwrapKey` / ... a backend implements (the ESDK
+ * `Keyring.onEncrypt` -> `_onEncrypt` shape). A provider writes only its backend calls and `mapBackendError`.
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { assertBytes, copyBytes, wipe } from './bytes.js';
+import { assertContext } from './context.js';
+import { KeyfoldError, ProviderError, UnwrapFailedError, type KeyfoldErrorCode } from './errors.js';
+import { Resilience, type ResilienceOptions, type ResilienceStats } from './resilience.js';
+import {
+  DATA_KEY_LENGTH,
+  type EncryptionContext,
+  type KeyProvider,
+  type ProbeResult,
+  type ProviderCapabilities,
+  type ProviderDescription,
+  type Protection,
+  type WrappedKey,
+} from './types.js';
+
+/** Options every provider built on {@link BaseKeyProvider} accepts. */
+export interface BaseProviderOptions {
+  /** Retry / deadline / circuit breaker; on by default. */
+  resilience?: ResilienceOptions;
+}
+
+/** Codes an unwrap may surface as themselves: operational problems, not "this ciphertext is bad". */
+const OPERATIONAL_CODES: ReadonlySet<KeyfoldErrorCode> = new Set<KeyfoldErrorCode>([
+  'THROTTLED',
+  'UNAVAILABLE',
+  'TIMEOUT',
+  'ACCESS_DENIED',
+  'KEY_NOT_FOUND',
+  'KEY_DISABLED',
+  'KEY_VERSION_RETIRED',
+  'PROVIDER_CLOSED',
+  'CONFIG_INVALID',
+  'POLICY_VIOLATION',
+  'INSECURE_PERMISSIONS',
+]);
+
+const PROBE_CONTEXT: EncryptionContext = Object.freeze({ 'keyfold:probe': '1' });
+
+/** Asserts the shape of a {@link WrappedKey} given by a caller. */
+export function assertWrappedKey(wrapped: unknown, name = 'wrapped'): asserts wrapped is WrappedKey {
+  if (wrapped === null || typeof wrapped !== 'object') throw new TypeError(`${name} must be a WrappedKey object`);
+  const w = wrapped as Record<string, unknown>;
+  for (const f of ['kind', 'keyId', 'keyVersion'] as const) {
+    if (typeof w[f] !== 'string') throw new TypeError(`${name}.${f} must be a string`);
+  }
+  assertBytes(w.ciphertext, undefined, `${name}.ciphertext`);
+}
+
+/**
+ * Base class for providers. Subclasses implement `_wrapKey`, `_unwrapKey`, `_describe`, optionally
+ * `_generateDataKey`, `_rewrapKey`, `_close`, and `mapBackendError` for their SDK's errors.
+ *
+ * Guarantees given to callers, whatever the subclass does:
+ * - inputs are validated and copied; the copy of a data key is wiped after the call;
+ * - a wrapped key of another kind or keyId is refused with UNWRAP_FAILED without calling the backend;
+ * - every unwrap failure that is not operational (throttled, unavailable, denied, ...) is the one generic
+ *   UNWRAP_FAILED, with the original error as `cause`;
+ * - results are fresh 32-byte buffers the caller owns and may wipe;
+ * - after `close()`, calls fail with PROVIDER_CLOSED; `close()` itself is idempotent.
+ */
+export abstract class BaseKeyProvider implements KeyProvider {
+  abstract readonly kind: string;
+  abstract readonly keyId: string;
+  abstract readonly protection: Protection;
+
+  protected readonly resilience: Resilience;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: BaseProviderOptions = {}) {
+    this.resilience = new Resilience(options.resilience);
+  }
+
+  /** Wraps `_wrapKey`: encrypts a 32-byte data key under the active KEK version, bound to `context`. */
+  protected abstract _wrapKey(dataKey: Uint8Array, context: EncryptionContext, signal: AbortSignal): Promise<WrappedKey>;
+  /** Unwraps; must return a fresh 32-byte buffer. May throw anything: the base maps it. */
+  protected abstract _unwrapKey(wrapped: WrappedKey, context: EncryptionContext, signal: AbortSignal): Promise<Uint8Array>;
+  protected abstract _describe(signal: AbortSignal): Promise<ProviderDescription>;
+  /** Native data key generation, when the backend has it (KMS GenerateDataKey). */
+  protected _generateDataKey?(
+    context: EncryptionContext,
+    signal: AbortSignal,
+  ): Promise<{ dataKey: Uint8Array; wrapped: WrappedKey }>;
+  /** Native re-encryption to the active version, when the backend has it. */
+  protected _rewrapKey?(wrapped: WrappedKey, context: EncryptionContext, signal: AbortSignal): Promise<WrappedKey>;
+  protected _close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /**
+   * Maps a backend error to a KeyfoldError (KEY_NOT_FOUND, ACCESS_DENIED, THROTTLED, UNAVAILABLE, ...), keeping
+   * the original as `cause`; returns `undefined` for errors it does not recognise. KeyfoldErrors pass through.
+   */
+  protected mapBackendError(_err: unknown): KeyfoldError | undefined {
+    return undefined;
+  }
+
+  /** The capabilities this provider has natively. */
+  protected get capabilities(): ProviderCapabilities {
+    return {
+      generateDataKey: this._generateDataKey !== undefined,
+      rewrapKey: this._rewrapKey !== undefined,
+      rotate: false,
+    };
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  protected assertOpen(): void {
+    if (this.#closed) {
+      throw new ProviderError('PROVIDER_CLOSED', `the ${this.kind} provider for ${this.keyId} is closed`);
+    }
+  }
+
+  #map(err: unknown): KeyfoldError {
+    if (err instanceof KeyfoldError) return err;
+    const mapped = this.mapBackendError(err);
+    if (mapped) return mapped;
+    return new ProviderError('INTERNAL', `the ${this.kind} provider failed unexpectedly`, { cause: err });
+  }
+
+  /** For unwrap: anything that is not operational becomes the generic UNWRAP_FAILED. */
+  #mapUnwrap(err: unknown): KeyfoldError {
+    const mapped = this.#map(err);
+    if (OPERATIONAL_CODES.has(mapped.code)) return mapped;
+    if (mapped instanceof UnwrapFailedError) return mapped;
+    return new UnwrapFailedError({ cause: err });
+  }
+
+  protected assertFreshDataKey(key: unknown): asserts key is Uint8Array {
+    if (!(key instanceof Uint8Array) || key.length !== DATA_KEY_LENGTH) throw new UnwrapFailedError();
+  }
+
+  async wrapKey(dataKey: Uint8Array, context: EncryptionContext): Promise<WrappedKey> {
+    this.assertOpen();
+    assertBytes(dataKey, DATA_KEY_LENGTH, 'dataKey');
+    assertContext(context);
+    const key = copyBytes(dataKey);
+    const ctx = Object.freeze({ ...context });
+    try {
+      const wrapped = await this.resilience.run(`${this.kind} wrapKey`, (signal) => this._wrapKey(key, ctx, signal));
+      return freezeWrapped(wrapped);
+    } catch (err) {
+      throw this.#map(err);
+    } finally {
+      wipe(key);
+    }
+  }
+
+  async unwrapKey(wrapped: WrappedKey, context: EncryptionContext): Promise<Uint8Array> {
+    this.assertOpen();
+    assertWrappedKey(wrapped);
+    assertContext(context);
+    if (wrapped.kind !== this.kind || wrapped.keyId !== this.keyId) throw new UnwrapFailedError();
+    const copy: WrappedKey = {
+      kind: wrapped.kind,
+      keyId: wrapped.keyId,
+      keyVersion: wrapped.keyVersion,
+      ciphertext: copyBytes(wrapped.ciphertext),
+    };
+    const ctx = Object.freeze({ ...context });
+    let key: Uint8Array | undefined;
+    try {
+      key = await this.resilience.run(`${this.kind} unwrapKey`, (signal) => this._unwrapKey(copy, ctx, signal));
+      this.assertFreshDataKey(key);
+      const out = key;
+      key = undefined;
+      return out;
+    } catch (err) {
+      throw this.#mapUnwrap(err);
+    } finally {
+      wipe(key);
+    }
+  }
+
+  async generateDataKey(context: EncryptionContext): Promise<{ dataKey: Uint8Array; wrapped: WrappedKey }> {
+    this.assertOpen();
+    assertContext(context);
+    const ctx = Object.freeze({ ...context });
+    const native = this._generateDataKey?.bind(this);
+    if (native) {
+      try {
+        const r = await this.resilience.run(`${this.kind} generateDataKey`, (signal) => native(ctx, signal));
+        if (!(r.dataKey instanceof Uint8Array) || r.dataKey.length !== DATA_KEY_LENGTH) {
+          wipe(r.dataKey);
+          throw new ProviderError('INTERNAL', `the ${this.kind} provider returned a data key of the wrong size`);
+        }
+        return { dataKey: r.dataKey, wrapped: freezeWrapped(r.wrapped) };
+      } catch (err) {
+        throw this.#map(err);
+      }
+    }
+    const dataKey = new Uint8Array(randomBytes(DATA_KEY_LENGTH));
+    try {
+      const wrapped = await this.wrapKey(dataKey, ctx);
+      return { dataKey, wrapped };
+    } catch (err) {
+      wipe(dataKey);
+      throw err;
+    }
+  }
+
+  async rewrapKey(wrapped: WrappedKey, context: EncryptionContext): Promise<WrappedKey> {
+    this.assertOpen();
+    assertWrappedKey(wrapped);
+    assertContext(context);
+    const native = this._rewrapKey?.bind(this);
+    if (native) {
+      if (wrapped.kind !== this.kind || wrapped.keyId !== this.keyId) throw new UnwrapFailedError();
+      const copy = { ...wrapped, ciphertext: copyBytes(wrapped.ciphertext) };
+      const ctx = Object.freeze({ ...context });
+      try {
+        return freezeWrapped(await this.resilience.run(`${this.kind} rewrapKey`, (signal) => native(copy, ctx, signal)));
+      } catch (err) {
+        throw this.#mapUnwrap(err);
+      }
+    }
+    const dataKey = await this.unwrapKey(wrapped, context);
+    try {
+      return await this.wrapKey(dataKey, context);
+    } finally {
+      wipe(dataKey);
+    }
+  }
+
+  async describe(): Promise<ProviderDescription> {
+    this.assertOpen();
+    try {
+      return await this.resilience.run(`${this.kind} describe`, (signal) => this._describe(signal));
+    } catch (err) {
+      throw this.#map(err);
+    }
+  }
+
+  /**
+   * Health and capability check: describes the KEK and round-trips a throwaway key. Never throws for an
+   * unhealthy backend; reports `ok: false` with the error code and message.
+   */
+  async probe(): Promise<ProbeResult> {
+    const start = performance.now();
+    const base = { kind: this.kind, keyId: this.keyId };
+    const probeKey = new Uint8Array(randomBytes(DATA_KEY_LENGTH));
+    let back: Uint8Array | undefined;
+    try {
+      const description = await this.describe();
+      const wrapped = await this.wrapKey(probeKey, PROBE_CONTEXT);
+      back = await this.unwrapKey(wrapped, PROBE_CONTEXT);
+      if (!Buffer.from(back).equals(Buffer.from(probeKey))) {
+        throw new ProviderError('INTERNAL', 'the probe key did not round-trip');
+      }
+      return {
+        ...base,
+        ok: true,
+        latencyMs: performance.now() - start,
+        activeVersion: description.activeVersion,
+        capabilities: description.capabilities,
+        ...(description.details ? { details: description.details } : {}),
+      };
+    } catch (err) {
+      const e = err instanceof KeyfoldError ? err : this.#map(err);
+      return { ...base, ok: false, latencyMs: performance.now() - start, error: { code: e.code, message: e.message } };
+    } finally {
+      wipe(probeKey);
+      wipe(back);
+    }
+  }
+
+  /** Retry / breaker counters of this provider. */
+  resilienceStats(): ResilienceStats {
+    return this.resilience.stats();
+  }
+
+  close(): Promise<void> {
+    if (!this.#closing) {
+      this.#closed = true;
+      this.#closing = this._close();
+    }
+    return this.#closing;
+  }
+}
+
+function freezeWrapped(w: WrappedKey): WrappedKey {
+  return Object.freeze({ kind: w.kind, keyId: w.keyId, keyVersion: w.keyVersion, ciphertext: w.ciphertext });
+}
