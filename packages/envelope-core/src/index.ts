@@ -47,3 +47,16 @@ export { BaseKeyProvider, assertWrappedKey } from './provider-base.js';
 export type { BaseProviderOptions } from './provider-base.js';
 export { assertPrivatePath, resolveSecurityMode, SECURITY_MODE_ENV } from './policy.js';
 export type { PermissionCheck, SecurityMode } from './policy.js';
+export { createEnvelope, inspectEnvelope, assertProvidersAllowed, DEFAULT_FRAME_SIZE } from './envelope.js';
+export type {
+  Envelope,
+  EnvelopeInfo,
+  EnvelopeOptions,
+  EnvelopePolicy,
+  EnvelopeStats,
+  OpenOptions,
+  RewrapOptions,
+} from './envelope.js';
+export { armor, dearmor, isArmored, DEFAULT_LIMITS, FORMAT_VERSION, ARMOR_PREFIX } from './format.js';
+export type { FormatLimits } from './format.js';
+export type { CacheOptions, CacheCounters } from './cache.js';

@@ -1,0 +1,338 @@
+/**
+ * Envelope format v1: serialisation and a parser that enforces limits before allocating.
+ * The byte-by-byte description is docs/FORMAT.md; keep the two in step.
+ *
+ * ```
+ * header  = magic "KF" | version u8 = 1 | suite u8 = 1 | frameSize u32 (0 = single-shot body)
+ *         | context (canonical: u16 count, per entry u16 len + key, u16 len + value; keys strictly ascending)
+ *         | wrappedCount u8 | wrappedCount x (u8 len + kind, u16 len + keyId, u8 len + keyVersion, u16 len + ciphertext)
+ *         | salt (16) | commitment (32)
+ * body    = single-shot: ciphertext || tag(16)
+ *         | framed: frames, each u32 (FINAL_BIT | plaintextLength) || ciphertext || tag(16)
+ * ```
+ * @module
+ */
+import { assertContext, MAX_CONTEXT_ENTRIES, MAX_CONTEXT_FIELD } from './context.js';
+import { FormatError, LimitExceededError, UnsupportedFormatError } from './errors.js';
+import type { EncryptionContext, WrappedKey } from './types.js';
+
+export const MAGIC_0 = 0x4b; // 'K'
+export const MAGIC_1 = 0x46; // 'F'
+export const FORMAT_VERSION = 1;
+/** Suite 1: AES-256-GCM, HKDF-SHA-256 per-message key from a 16-byte salt, HMAC-SHA-256 key commitment. */
+export const SUITE_AES256GCM_HKDF_COMMIT = 1;
+export const SUITE_NAMES: Readonly<Record<number, string>> = {
+  [SUITE_AES256GCM_HKDF_COMMIT]: 'AES-256-GCM/HKDF-SHA-256/HMAC-SHA-256-commit',
+};
+export const SALT_LENGTH = 16;
+export const COMMITMENT_LENGTH = 32;
+export const TAG_LENGTH = 16;
+export const FRAME_HEADER_LENGTH = 4;
+export const FINAL_FRAME_BIT = 0x8000_0000;
+export const FIXED_PREFIX_LENGTH = 8;
+export const ARMOR_PREFIX = 'kf1.';
+
+/** Parser limits; every one is checked before memory is allocated for what it bounds. */
+export interface FormatLimits {
+  /** Wrapped keys in one envelope. Default 8. */
+  maxWrappedKeys: number;
+  /** Bytes of header (everything before the body). Default 64 KiB. */
+  maxHeaderBytes: number;
+  /** Plaintext bytes of one frame. Default 16 MiB. */
+  maxFrameSize: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<FormatLimits> = Object.freeze({
+  maxWrappedKeys: 8,
+  maxHeaderBytes: 64 * 1024,
+  maxFrameSize: 16 * 1024 * 1024,
+});
+
+/** The parsed header. `bytes` is the exact header as it appeared (its prefix up to the salt is HMAC'd). */
+export interface ParsedHeader {
+  readonly version: number;
+  readonly suiteId: number;
+  readonly frameSize: number;
+  readonly context: EncryptionContext;
+  /** Canonical context bytes as they appear in the header. */
+  readonly contextBytes: Uint8Array;
+  readonly wrappedKeys: readonly WrappedKey[];
+  readonly salt: Uint8Array;
+  readonly commitment: Uint8Array;
+  /** Length of `magic..context`: the header core authenticated by every frame. */
+  readonly coreLength: number;
+  /** Offset at which the commitment starts (= bytes HMAC'd). */
+  readonly commitmentOffset: number;
+  /** Total header length; the body starts here. */
+  readonly length: number;
+}
+
+/** Thrown internally by the parser when the input ends early; streaming callers wait for more bytes. */
+export class NeedMoreBytes extends Error {
+  constructor() {
+    super('need more bytes');
+  }
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+function readString(bytes: Uint8Array, off: number, len: number, what: string): string {
+  try {
+    return decoder.decode(bytes.subarray(off, off + len));
+  } catch (cause) {
+    throw new FormatError(`${what} is not valid UTF-8`, { cause });
+  }
+}
+
+/**
+ * Parses a header from the start of `bytes`. Throws {@link NeedMoreBytes} when `bytes` ends inside the header
+ * and `complete` is false; with `complete` true, a short input is a FormatError ("truncated").
+ * @throws FormatError, UnsupportedFormatError, LimitExceededError
+ */
+export function parseHeader(bytes: Uint8Array, limits: FormatLimits, complete: boolean): ParsedHeader {
+  let off = 0;
+  const need = (n: number): void => {
+    if (off + n > limits.maxHeaderBytes) {
+      throw new LimitExceededError(`envelope header is longer than the limit of ${limits.maxHeaderBytes} bytes`);
+    }
+    if (off + n > bytes.length) {
+      if (complete) throw new FormatError('envelope is truncated inside its header');
+      throw new NeedMoreBytes();
+    }
+  };
+  const u8 = (): number => {
+    need(1);
+    return bytes[off++] as number;
+  };
+  const u16 = (): number => {
+    need(2);
+    const v = ((bytes[off] as number) << 8) | (bytes[off + 1] as number);
+    off += 2;
+    return v;
+  };
+  const u32 = (): number => {
+    need(4);
+    const v =
+      (bytes[off] as number) * 0x1000000 +
+      (((bytes[off + 1] as number) << 16) | ((bytes[off + 2] as number) << 8) | (bytes[off + 3] as number));
+    off += 4;
+    return v;
+  };
+
+  need(2);
+  if (bytes[0] !== MAGIC_0 || bytes[1] !== MAGIC_1) {
+    throw new FormatError('not a Keyfold envelope (bad magic bytes)');
+  }
+  off = 2;
+  const version = u8();
+  if (version !== FORMAT_VERSION) {
+    throw new UnsupportedFormatError(
+      `envelope format version ${version} is not supported by this version of @keyfold/envelope-core (supports ${FORMAT_VERSION}); upgrade to open it`,
+    );
+  }
+  const suiteId = u8();
+  if (SUITE_NAMES[suiteId] === undefined) {
+    throw new UnsupportedFormatError(`envelope algorithm suite ${suiteId} is not supported (supports ${SUITE_AES256GCM_HKDF_COMMIT})`);
+  }
+  const frameSize = u32();
+  if (frameSize > limits.maxFrameSize) {
+    throw new LimitExceededError(`envelope frame size ${frameSize} exceeds the limit of ${limits.maxFrameSize} bytes`);
+  }
+
+  const contextStart = off;
+  const count = u16();
+  if (count > MAX_CONTEXT_ENTRIES) {
+    throw new LimitExceededError(`envelope context has ${count} entries; the limit is ${MAX_CONTEXT_ENTRIES}`);
+  }
+  const context: Record<string, string> = Object.create(null) as Record<string, string>;
+  let prevKey: Uint8Array | undefined;
+  for (let i = 0; i < count; i++) {
+    const klen = u16();
+    if (klen === 0) throw new FormatError('envelope context has an empty key');
+    if (klen > MAX_CONTEXT_FIELD) throw new LimitExceededError(`envelope context key longer than ${MAX_CONTEXT_FIELD} bytes`);
+    need(klen);
+    const kBytes = bytes.subarray(off, off + klen);
+    if (prevKey && compareBytes(prevKey, kBytes) >= 0) {
+      throw new FormatError('envelope context is not in canonical order (keys must be unique and ascending)');
+    }
+    prevKey = kBytes;
+    const key = readString(bytes, off, klen, 'envelope context key');
+    off += klen;
+    const vlen = u16();
+    if (vlen > MAX_CONTEXT_FIELD) throw new LimitExceededError(`envelope context value longer than ${MAX_CONTEXT_FIELD} bytes`);
+    need(vlen);
+    context[key] = readString(bytes, off, vlen, 'envelope context value');
+    off += vlen;
+  }
+  const coreLength = off;
+  const contextBytes = bytes.slice(contextStart, off);
+
+  const wrappedCount = u8();
+  if (wrappedCount === 0) throw new FormatError('envelope has no wrapped keys');
+  if (wrappedCount > limits.maxWrappedKeys) {
+    throw new LimitExceededError(
+      `envelope has ${wrappedCount} wrapped keys; the limit is ${limits.maxWrappedKeys} (raise limits.maxWrappedKeys to accept it)`,
+    );
+  }
+  const wrappedKeys: WrappedKey[] = [];
+  for (let i = 0; i < wrappedCount; i++) {
+    const kindLen = u8();
+    need(kindLen);
+    const kind = readString(bytes, off, kindLen, 'wrapped key kind');
+    off += kindLen;
+    const keyIdLen = u16();
+    need(keyIdLen);
+    const keyId = readString(bytes, off, keyIdLen, 'wrapped key id');
+    off += keyIdLen;
+    const versionLen = u8();
+    need(versionLen);
+    const keyVersion = readString(bytes, off, versionLen, 'wrapped key version');
+    off += versionLen;
+    const ctLen = u16();
+    if (ctLen === 0) throw new FormatError('wrapped key has an empty ciphertext');
+    need(ctLen);
+    const ciphertext = bytes.slice(off, off + ctLen);
+    off += ctLen;
+    if (kind.length === 0 || keyId.length === 0 || keyVersion.length === 0) {
+      throw new FormatError('wrapped key has an empty kind, key id or version');
+    }
+    wrappedKeys.push(Object.freeze({ kind, keyId, keyVersion, ciphertext }));
+  }
+  need(SALT_LENGTH);
+  const salt = bytes.slice(off, off + SALT_LENGTH);
+  off += SALT_LENGTH;
+  const commitmentOffset = off;
+  need(COMMITMENT_LENGTH);
+  const commitment = bytes.slice(off, off + COMMITMENT_LENGTH);
+  off += COMMITMENT_LENGTH;
+  return Object.freeze({
+    version,
+    suiteId,
+    frameSize,
+    context: Object.freeze({ ...context }),
+    contextBytes,
+    wrappedKeys: Object.freeze(wrappedKeys),
+    salt,
+    commitment,
+    coreLength,
+    commitmentOffset,
+    length: off,
+  });
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const d = (a[i] as number) - (b[i] as number);
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
+const encoder = new TextEncoder();
+
+/** Header fields needed to serialise one. */
+export interface HeaderFields {
+  suiteId: number;
+  frameSize: number;
+  contextBytes: Uint8Array;
+  wrappedKeys: readonly WrappedKey[];
+  salt: Uint8Array;
+}
+
+/**
+ * Serialises a header with a zeroed commitment; the caller computes the commitment over
+ * `out.subarray(0, commitmentOffset)` and writes it at `commitmentOffset`.
+ * @throws RangeError when a field is too long for its length prefix or a limit.
+ */
+export function serializeHeader(
+  fields: HeaderFields,
+  limits: FormatLimits,
+): { bytes: Uint8Array; coreLength: number; commitmentOffset: number } {
+  if (fields.wrappedKeys.length === 0) throw new RangeError('at least one wrapped key is required');
+  if (fields.wrappedKeys.length > Math.min(255, limits.maxWrappedKeys)) {
+    throw new RangeError(`at most ${Math.min(255, limits.maxWrappedKeys)} wrapped keys fit in one envelope; got ${fields.wrappedKeys.length}`);
+  }
+  const encoded = fields.wrappedKeys.map((w) => {
+    const kind = encoder.encode(w.kind);
+    const keyId = encoder.encode(w.keyId);
+    const version = encoder.encode(w.keyVersion);
+    if (kind.length === 0 || kind.length > 255) throw new RangeError(`wrapped key kind must be 1..255 bytes; got ${kind.length}`);
+    if (keyId.length === 0 || keyId.length > 0xffff) throw new RangeError(`wrapped key id must be 1..65535 bytes`);
+    if (version.length === 0 || version.length > 255) throw new RangeError(`wrapped key version must be 1..255 bytes`);
+    if (w.ciphertext.length === 0 || w.ciphertext.length > 0xffff) {
+      throw new RangeError(`wrapped key ciphertext must be 1..65535 bytes; got ${w.ciphertext.length}`);
+    }
+    return { kind, keyId, version, ct: w.ciphertext };
+  });
+  let len = FIXED_PREFIX_LENGTH + fields.contextBytes.length + 1 + SALT_LENGTH + COMMITMENT_LENGTH;
+  for (const e of encoded) len += 1 + e.kind.length + 2 + e.keyId.length + 1 + e.version.length + 2 + e.ct.length;
+  if (len > limits.maxHeaderBytes) {
+    throw new RangeError(`the envelope header would be ${len} bytes, over the limit of ${limits.maxHeaderBytes}`);
+  }
+  const out = new Uint8Array(len);
+  const view = new DataView(out.buffer);
+  out[0] = MAGIC_0;
+  out[1] = MAGIC_1;
+  out[2] = FORMAT_VERSION;
+  out[3] = fields.suiteId;
+  view.setUint32(4, fields.frameSize);
+  out.set(fields.contextBytes, FIXED_PREFIX_LENGTH);
+  let off = FIXED_PREFIX_LENGTH + fields.contextBytes.length;
+  const coreLength = off;
+  out[off++] = encoded.length;
+  for (const e of encoded) {
+    out[off++] = e.kind.length;
+    out.set(e.kind, off);
+    off += e.kind.length;
+    view.setUint16(off, e.keyId.length);
+    off += 2;
+    out.set(e.keyId, off);
+    off += e.keyId.length;
+    out[off++] = e.version.length;
+    out.set(e.version, off);
+    off += e.version.length;
+    view.setUint16(off, e.ct.length);
+    off += 2;
+    out.set(e.ct, off);
+    off += e.ct.length;
+  }
+  out.set(fields.salt, off);
+  off += SALT_LENGTH;
+  return { bytes: out, coreLength, commitmentOffset: off };
+}
+
+/** Text armor: `kf1.` + base64url (no padding) of the binary envelope. */
+export function armor(envelope: Uint8Array): string {
+  return ARMOR_PREFIX + Buffer.from(envelope.buffer, envelope.byteOffset, envelope.byteLength).toString('base64url');
+}
+
+/** True when `text` starts with the `kf1.` armor prefix. */
+export function isArmored(text: string): boolean {
+  return text.startsWith(ARMOR_PREFIX);
+}
+
+const B64URL = /^[A-Za-z0-9_-]*$/;
+
+/**
+ * Decodes a `kf1.` armored envelope. Surrounding whitespace (a trailing newline from a file) is ignored.
+ * @throws FormatError for a missing prefix or characters outside base64url.
+ */
+export function dearmor(text: string): Uint8Array {
+  const t = text.trim();
+  if (!t.startsWith(ARMOR_PREFIX)) {
+    if (/^kf\d+\./.test(t)) throw new UnsupportedFormatError(`armor ${t.slice(0, t.indexOf('.') + 1)} is not supported (supports kf1.)`);
+    throw new FormatError('not a Keyfold armored envelope (expected the prefix "kf1.")');
+  }
+  const body = t.slice(ARMOR_PREFIX.length);
+  if (!B64URL.test(body) || body.length % 4 === 1) throw new FormatError('armored envelope is not valid base64url');
+  const buf = Buffer.from(body, 'base64url');
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+/** Validates and freezes a context given by a caller (defaults to the empty context). */
+export function normalizeContext(context: EncryptionContext | undefined, name = 'context'): EncryptionContext {
+  if (context === undefined) return Object.freeze({});
+  assertContext(context, name);
+  return Object.freeze({ ...context });
+}
