@@ -30,7 +30,7 @@ export function assertOwnedKey(key: unknown, name: string, length = 32): asserts
 
 function describeType(value: unknown): string {
   if (value === null) return 'null';
-  if (typeof value === 'object') return (value as object).constructor?.name ?? 'object';
+  if (typeof value === 'object') return (value).constructor?.name ?? 'object';
   return typeof value;
 }
 

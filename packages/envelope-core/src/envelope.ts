@@ -148,7 +148,7 @@ export function assertProvidersAllowed(providers: readonly KeyProvider[], mode: 
   }
 }
 
-function assertProviderShape(p: unknown, i: number): asserts p is KeyProvider {
+function assertProviderShape(p: unknown, i: number): void {
   const x = p as Partial<KeyProvider> | null;
   if (
     x === null ||
@@ -183,14 +183,12 @@ class EnvelopeImpl implements Envelope {
 
   constructor(options: EnvelopeOptions) {
     if (options === null || typeof options !== 'object') throw new TypeError('createEnvelope needs an options object');
-    const { providers } = options;
-    if (!Array.isArray(providers) || providers.length === 0) {
-      throw new TypeError('providers must be a non-empty array of KeyProvider');
-    }
+    const providers: readonly unknown[] = Array.isArray(options.providers) ? (options.providers as readonly unknown[]) : [];
+    if (providers.length === 0) throw new TypeError('providers must be a non-empty array of KeyProvider');
     providers.forEach(assertProviderShape);
     this.#mode = resolveSecurityMode(options.policy?.securityMode);
-    assertProvidersAllowed(providers, this.#mode);
-    this.#providers = Object.freeze([...providers]);
+    assertProvidersAllowed(providers as readonly KeyProvider[], this.#mode);
+    this.#providers = Object.freeze([...(providers as readonly KeyProvider[])]);
     this.#limits = resolveLimits(options.policy?.limits);
     const frameSize = options.frameSize ?? DEFAULT_FRAME_SIZE;
     if (!Number.isInteger(frameSize) || frameSize < 1 || frameSize > this.#limits.maxFrameSize) {
@@ -423,9 +421,10 @@ class EnvelopeImpl implements Envelope {
   rewrap(envelope: string, options?: RewrapOptions): Promise<string>;
   async rewrap(input: Uint8Array | string, options: RewrapOptions = {}): Promise<Uint8Array | string> {
     this.#assertOpen();
-    const targets = options.to ?? this.#providers;
-    if (!Array.isArray(targets) || targets.length === 0) throw new TypeError('options.to must be a non-empty array of KeyProvider');
-    targets.forEach(assertProviderShape);
+    const given: readonly unknown[] = Array.isArray(options.to ?? this.#providers) ? ((options.to ?? this.#providers)) : [];
+    if (given.length === 0) throw new TypeError('options.to must be a non-empty array of KeyProvider');
+    given.forEach(assertProviderShape);
+    const targets = given as readonly KeyProvider[];
     assertProvidersAllowed(targets, this.#mode);
     const { bytes, header } = this.#parse(input);
     const unlocked = await this.#unlock(header, bytes);

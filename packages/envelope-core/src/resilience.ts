@@ -260,7 +260,8 @@ function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
       },
       (e: unknown) => {
         signal.removeEventListener('abort', onAbort);
-        reject(e as Error);
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- pass the backend's rejection through unchanged
+        reject(e);
       },
     );
   });
