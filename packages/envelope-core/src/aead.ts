@@ -4,7 +4,7 @@
  * and no plaintext returned unless the tag verified.
  * @module
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomFillSync } from 'node:crypto';
 import { assertBytes } from './bytes.js';
 
 export const GCM_IV_LENGTH = 12;
@@ -53,12 +53,26 @@ export function hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, 
   return new Uint8Array(hkdfSync('sha256', ikm, salt, info, length));
 }
 
-/** `n` cryptographically random bytes in a buffer of their own (never a view into the shared pool). */
+const RANDOM_POOL_SIZE = 4096;
+const randomPool = new Uint8Array(RANDOM_POOL_SIZE);
+let randomPoolOffset = RANDOM_POOL_SIZE;
+
+/**
+ * `n` cryptographically random bytes in a buffer of their own (never a view into a shared pool). Small requests
+ * are served from a private 4 KiB block filled by the CSPRNG (`randomFillSync`); each byte is handed out once and
+ * zeroed in the block as it is taken, so the block never holds a key that is in use.
+ */
 export function randomOwnedBytes(n: number): Uint8Array {
   const out = new Uint8Array(n);
-  const src = randomBytes(n);
-  out.set(src);
-  src.fill(0);
+  if (n > 256) return randomFillSync(out);
+  if (randomPoolOffset + n > RANDOM_POOL_SIZE) {
+    randomFillSync(randomPool);
+    randomPoolOffset = 0;
+  }
+  const slice = randomPool.subarray(randomPoolOffset, randomPoolOffset + n);
+  out.set(slice);
+  slice.fill(0);
+  randomPoolOffset += n;
   return out;
 }
 

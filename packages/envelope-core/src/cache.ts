@@ -10,9 +10,7 @@
  * eviction that wipes a key never races a use of it.
  * @module
  */
-import { createHash } from 'node:crypto';
 import { wipe } from './bytes.js';
-import type { WrappedKey } from './types.js';
 
 export interface CacheOptions {
   /** How long a data key may be used, in ms. Default 300,000 (5 minutes). */
@@ -52,7 +50,8 @@ export function resolveCacheOptions(o: CacheOptions): ResolvedCacheOptions {
 
 export interface EncryptEntry {
   readonly dataKey: Uint8Array;
-  readonly wrappedKeys: readonly WrappedKey[];
+  /** The serialised wrapped-key section of the header. */
+  readonly wrappedSection: Uint8Array;
   readonly createdAt: number;
   messages: number;
   bytes: number;
@@ -113,9 +112,9 @@ export class DataKeyCache {
    * ownership (the caller must then not wipe it); false when the message alone exceeds a limit or another entry
    * for the context already exists.
    */
-  offerForEncrypt(contextKey: string, dataKey: Uint8Array, wrappedKeys: readonly WrappedKey[], bytes: number): boolean {
+  offerForEncrypt(contextKey: string, dataKey: Uint8Array, wrappedSection: Uint8Array, bytes: number): boolean {
     if (this.#enc.has(contextKey) || bytes > this.#o.maxBytes || this.#o.maxMessages < 2) return false;
-    this.#enc.set(contextKey, { dataKey, wrappedKeys, createdAt: this.#o.now(), messages: 1, bytes });
+    this.#enc.set(contextKey, { dataKey, wrappedSection, createdAt: this.#o.now(), messages: 1, bytes });
     this.#trim(this.#enc, (x) => x.dataKey);
     return true;
   }
@@ -170,14 +169,10 @@ export class DataKeyCache {
   }
 }
 
-/** Digest identifying a wrapped key + context for the decrypt cache. */
-export function wrappedKeyDigest(w: WrappedKey, contextBytes: Uint8Array): string {
-  const h = createHash('sha256');
-  const enc = new TextEncoder();
-  for (const part of [enc.encode(w.kind), enc.encode(w.keyId), enc.encode(w.keyVersion), w.ciphertext, contextBytes]) {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(part.length);
-    h.update(len).update(part);
-  }
-  return h.digest('base64url');
+/**
+ * Decrypt-cache key of a header: its context and wrapped-key sections (public bytes) as a latin1 string. Two headers
+ * with the same sections carry the same wrapped keys for the same context, hence the same data key.
+ */
+export function decryptCacheKey(headerBytes: Uint8Array, start: number, end: number): string {
+  return Buffer.from(headerBytes.buffer, headerBytes.byteOffset + start, end - start).toString('latin1');
 }

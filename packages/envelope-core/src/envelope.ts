@@ -6,7 +6,7 @@
 import { createCipheriv } from 'node:crypto';
 import type { Transform } from 'node:stream';
 import { assertBytes, constantTimeEqual, wipe } from './bytes.js';
-import { DataKeyCache, wrappedKeyDigest, type CacheCounters, type CacheOptions } from './cache.js';
+import { DataKeyCache, decryptCacheKey, type CacheCounters, type CacheOptions } from './cache.js';
 import { contextsEqual, encodeContext } from './context.js';
 import { randomOwnedBytes } from './aead.js';
 import {
@@ -23,6 +23,7 @@ import {
   FRAME_HEADER_LENGTH,
   SALT_LENGTH,
   SUITE_AES256GCM_HKDF_COMMIT,
+  FIXED_PREFIX_LENGTH,
   SUITE_NAMES,
   TAG_LENGTH,
   dearmor,
@@ -30,10 +31,11 @@ import {
   normalizeContext,
   parseHeader,
   serializeHeader,
+  serializeWrappedKeys,
   type FormatLimits,
   type ParsedHeader,
 } from './format.js';
-import { computeCommitment, deriveMessageKeys, frameAad, frameNonce, openFrame, type MessageKeys } from './message-crypto.js';
+import { computeCommitment, deriveMessageKeys, frameAad, frameNonce, nextSalt, openFrame, type MessageKeys } from './message-crypto.js';
 import { resolveSecurityMode, type SecurityMode } from './policy.js';
 import { createOpenStream, createSealStream } from './stream.js';
 import { DATA_KEY_LENGTH, type EncryptionContext, type KeyProvider, type WrappedKey } from './types.js';
@@ -211,9 +213,9 @@ class EnvelopeImpl implements Envelope {
     context: EncryptionContext,
     contextKey: string,
     bytes: number,
-  ): Promise<{ dataKey: Uint8Array; wrappedKeys: readonly WrappedKey[]; owned: boolean }> {
+  ): Promise<{ dataKey: Uint8Array; wrappedSection: Uint8Array; owned: boolean }> {
     const hit = this.#cache?.takeForEncrypt(contextKey, bytes);
-    if (hit) return { dataKey: hit.dataKey, wrappedKeys: hit.wrappedKeys, owned: false };
+    if (hit) return { dataKey: hit.dataKey, wrappedSection: hit.wrappedSection, owned: false };
     const [primary, ...others] = this.#providers as [KeyProvider, ...KeyProvider[]];
     let dataKey: Uint8Array;
     let first: WrappedKey;
@@ -234,8 +236,8 @@ class EnvelopeImpl implements Envelope {
     }
     try {
       this.#calls.wrap += others.length;
-      const rest = await Promise.all(others.map((p) => p.wrapKey(dataKey, context)));
-      return { dataKey, wrappedKeys: [first, ...rest], owned: true };
+      const rest = others.length === 0 ? [] : await Promise.all(others.map((p) => p.wrapKey(dataKey, context)));
+      return { dataKey, wrappedSection: serializeWrappedKeys([first, ...rest], this.#limits), owned: true };
     } catch (err) {
       wipe(dataKey);
       throw err;
@@ -246,16 +248,16 @@ class EnvelopeImpl implements Envelope {
   #buildHeader(
     dataKey: Uint8Array,
     contextBytes: Uint8Array,
-    wrappedKeys: readonly WrappedKey[],
+    wrappedSection: Uint8Array,
     frameSize: number,
     salt: Uint8Array,
   ): { header: Uint8Array; core: Uint8Array; keys: MessageKeys } {
     const { bytes, coreLength, commitmentOffset } = serializeHeader(
-      { suiteId: SUITE_AES256GCM_HKDF_COMMIT, frameSize, contextBytes, wrappedKeys, salt },
+      { suiteId: SUITE_AES256GCM_HKDF_COMMIT, frameSize, contextBytes, wrappedSection, salt },
       this.#limits,
     );
     const keys = deriveMessageKeys(dataKey, salt);
-    bytes.set(computeCommitment(keys.commitKey, bytes.subarray(0, commitmentOffset)), commitmentOffset);
+    bytes.set(computeCommitment(keys, bytes.subarray(0, commitmentOffset)), commitmentOffset);
     return { header: bytes, core: bytes.subarray(0, coreLength), keys };
   }
 
@@ -270,8 +272,8 @@ class EnvelopeImpl implements Envelope {
     let owned = acquired.owned;
     let keys: MessageKeys | undefined;
     try {
-      const salt = randomOwnedBytes(SALT_LENGTH);
-      const built = this.#buildHeader(acquired.dataKey, contextBytes, acquired.wrappedKeys, 0, salt);
+      const salt = nextSalt(SALT_LENGTH);
+      const built = this.#buildHeader(acquired.dataKey, contextBytes, acquired.wrappedSection, 0, salt);
       keys = built.keys;
       const out = new Uint8Array(built.header.length + pt.length + TAG_LENGTH);
       out.set(built.header, 0);
@@ -285,7 +287,7 @@ class EnvelopeImpl implements Envelope {
       out.set(b, off);
       off += b.length;
       out.set(cipher.getAuthTag(), off);
-      if (owned && this.#cache?.offerForEncrypt(contextKey, acquired.dataKey, acquired.wrappedKeys, pt.length)) {
+      if (owned && this.#cache?.offerForEncrypt(contextKey, acquired.dataKey, acquired.wrappedSection, pt.length)) {
         owned = false;
       }
       this.#sealed++;
@@ -306,22 +308,21 @@ class EnvelopeImpl implements Envelope {
    */
   async #unlock(header: ParsedHeader, headerBytes: Uint8Array): Promise<Unlocked> {
     const prefix = headerBytes.subarray(0, header.commitmentOffset);
+    const cacheKey = this.#cache ? decryptCacheKey(headerBytes, FIXED_PREFIX_LENGTH, header.saltOffset) : undefined;
+    const cached = cacheKey === undefined ? undefined : this.#cache?.getForDecrypt(cacheKey);
+    if (cached) {
+      const keys = deriveMessageKeys(cached, header.salt);
+      if (constantTimeEqual(computeCommitment(keys, prefix), header.commitment)) {
+        return { dataKey: cached, keys, owned: false };
+      }
+      keys.wipe();
+    }
     let matched = false;
     let operational: KeyfoldError | undefined;
     for (const w of header.wrappedKeys) {
       const provider = this.#providers.find((p) => p.kind === w.kind && p.keyId === w.keyId);
       if (!provider) continue;
       matched = true;
-      const digest = this.#cache ? wrappedKeyDigest(w, header.contextBytes) : undefined;
-      const cached = digest === undefined ? undefined : this.#cache?.getForDecrypt(digest);
-      if (cached) {
-        const keys = deriveMessageKeys(cached, header.salt);
-        if (constantTimeEqual(computeCommitment(keys.commitKey, prefix), header.commitment)) {
-          return { dataKey: cached, keys, owned: false };
-        }
-        keys.wipe();
-        continue;
-      }
       let dataKey: Uint8Array;
       try {
         this.#calls.unwrap++;
@@ -331,12 +332,12 @@ class EnvelopeImpl implements Envelope {
         continue;
       }
       const keys = deriveMessageKeys(dataKey, header.salt);
-      if (!constantTimeEqual(computeCommitment(keys.commitKey, prefix), header.commitment)) {
+      if (!constantTimeEqual(computeCommitment(keys, prefix), header.commitment)) {
         keys.wipe();
         wipe(dataKey);
         continue;
       }
-      const owned = !(digest !== undefined && this.#cache?.offerForDecrypt(digest, dataKey));
+      const owned = !(cacheKey !== undefined && this.#cache?.offerForDecrypt(cacheKey, dataKey));
       return { dataKey, keys, owned };
     }
     if (!matched) {
@@ -395,8 +396,8 @@ class EnvelopeImpl implements Envelope {
       const acquired = await this.#acquireForSeal(ctx, contextKey, 0);
       let owned = acquired.owned;
       try {
-        const built = this.#buildHeader(acquired.dataKey, contextBytes, acquired.wrappedKeys, frameSize, randomOwnedBytes(SALT_LENGTH));
-        if (owned && this.#cache?.offerForEncrypt(contextKey, acquired.dataKey, acquired.wrappedKeys, 0)) owned = false;
+        const built = this.#buildHeader(acquired.dataKey, contextBytes, acquired.wrappedSection, frameSize, nextSalt(SALT_LENGTH));
+        if (owned && this.#cache?.offerForEncrypt(contextKey, acquired.dataKey, acquired.wrappedSection, 0)) owned = false;
         this.#sealed++;
         return { header: built.header, core: built.core, keys: built.keys };
       } finally {
@@ -434,7 +435,8 @@ class EnvelopeImpl implements Envelope {
       wipe(decryptBody(bytes, header, unlocked.keys.encKey));
       this.#calls.wrap += targets.length;
       const wrappedKeys = await Promise.all(targets.map((p) => p.wrapKey(unlocked.dataKey, header.context)));
-      const built = this.#buildHeader(unlocked.dataKey, header.contextBytes, wrappedKeys, header.frameSize, header.salt);
+      const wrappedSection = serializeWrappedKeys(wrappedKeys, this.#limits);
+      const built = this.#buildHeader(unlocked.dataKey, header.contextBytes, wrappedSection, header.frameSize, header.salt);
       keys = built.keys;
       const body = bytes.subarray(header.length);
       const out = new Uint8Array(built.header.length + body.length);

@@ -61,6 +61,8 @@ export interface ParsedHeader {
   readonly commitment: Uint8Array;
   /** Length of `magic..context`: the header core authenticated by every frame. */
   readonly coreLength: number;
+  /** Offset of the salt (= end of the wrapped-key section). */
+  readonly saltOffset: number;
   /** Offset at which the commitment starts (= bytes HMAC'd). */
   readonly commitmentOffset: number;
   /** Total header length; the body starts here. */
@@ -198,6 +200,7 @@ export function parseHeader(bytes: Uint8Array, limits: FormatLimits, complete: b
     }
     wrappedKeys.push(Object.freeze({ kind, keyId, keyVersion, ciphertext }));
   }
+  const saltOffset = off;
   need(SALT_LENGTH);
   const salt = bytes.slice(off, off + SALT_LENGTH);
   off += SALT_LENGTH;
@@ -215,6 +218,7 @@ export function parseHeader(bytes: Uint8Array, limits: FormatLimits, complete: b
     salt,
     commitment,
     coreLength,
+    saltOffset,
     commitmentOffset,
     length: off,
   });
@@ -236,24 +240,21 @@ export interface HeaderFields {
   suiteId: number;
   frameSize: number;
   contextBytes: Uint8Array;
-  wrappedKeys: readonly WrappedKey[];
+  /** The wrapped-key section as made by {@link serializeWrappedKeys}. */
+  wrappedSection: Uint8Array;
   salt: Uint8Array;
 }
 
 /**
- * Serialises a header with a zeroed commitment; the caller computes the commitment over
- * `out.subarray(0, commitmentOffset)` and writes it at `commitmentOffset`.
- * @throws RangeError when a field is too long for its length prefix or a limit.
+ * Serialises the wrapped-key section (count byte and entries). Done once per data key: the encrypt cache keeps it.
+ * @throws RangeError when a field is too long for its length prefix or the count is over the limit.
  */
-export function serializeHeader(
-  fields: HeaderFields,
-  limits: FormatLimits,
-): { bytes: Uint8Array; coreLength: number; commitmentOffset: number } {
-  if (fields.wrappedKeys.length === 0) throw new RangeError('at least one wrapped key is required');
-  if (fields.wrappedKeys.length > Math.min(255, limits.maxWrappedKeys)) {
-    throw new RangeError(`at most ${Math.min(255, limits.maxWrappedKeys)} wrapped keys fit in one envelope; got ${fields.wrappedKeys.length}`);
+export function serializeWrappedKeys(wrappedKeys: readonly WrappedKey[], limits: FormatLimits): Uint8Array {
+  if (wrappedKeys.length === 0) throw new RangeError('at least one wrapped key is required');
+  if (wrappedKeys.length > Math.min(255, limits.maxWrappedKeys)) {
+    throw new RangeError(`at most ${Math.min(255, limits.maxWrappedKeys)} wrapped keys fit in one envelope; got ${wrappedKeys.length}`);
   }
-  const encoded = fields.wrappedKeys.map((w) => {
+  const encoded = wrappedKeys.map((w) => {
     const kind = encoder.encode(w.kind);
     const keyId = encoder.encode(w.keyId);
     const version = encoder.encode(w.keyVersion);
@@ -265,21 +266,11 @@ export function serializeHeader(
     }
     return { kind, keyId, version, ct: w.ciphertext };
   });
-  let len = FIXED_PREFIX_LENGTH + fields.contextBytes.length + 1 + SALT_LENGTH + COMMITMENT_LENGTH;
+  let len = 1;
   for (const e of encoded) len += 1 + e.kind.length + 2 + e.keyId.length + 1 + e.version.length + 2 + e.ct.length;
-  if (len > limits.maxHeaderBytes) {
-    throw new RangeError(`the envelope header would be ${len} bytes, over the limit of ${limits.maxHeaderBytes}`);
-  }
   const out = new Uint8Array(len);
   const view = new DataView(out.buffer);
-  out[0] = MAGIC_0;
-  out[1] = MAGIC_1;
-  out[2] = FORMAT_VERSION;
-  out[3] = fields.suiteId;
-  view.setUint32(4, fields.frameSize);
-  out.set(fields.contextBytes, FIXED_PREFIX_LENGTH);
-  let off = FIXED_PREFIX_LENGTH + fields.contextBytes.length;
-  const coreLength = off;
+  let off = 0;
   out[off++] = encoded.length;
   for (const e of encoded) {
     out[off++] = e.kind.length;
@@ -297,9 +288,34 @@ export function serializeHeader(
     out.set(e.ct, off);
     off += e.ct.length;
   }
-  out.set(fields.salt, off);
-  off += SALT_LENGTH;
-  return { bytes: out, coreLength, commitmentOffset: off };
+  return out;
+}
+
+/**
+ * Serialises a header with a zeroed commitment; the caller computes the commitment over
+ * `bytes.subarray(0, commitmentOffset)` and writes it at `commitmentOffset`.
+ * @throws RangeError when the header would exceed `limits.maxHeaderBytes`.
+ */
+export function serializeHeader(
+  fields: HeaderFields,
+  limits: FormatLimits,
+): { bytes: Uint8Array; coreLength: number; commitmentOffset: number } {
+  const coreLength = FIXED_PREFIX_LENGTH + fields.contextBytes.length;
+  const len = coreLength + fields.wrappedSection.length + SALT_LENGTH + COMMITMENT_LENGTH;
+  if (len > limits.maxHeaderBytes) {
+    throw new RangeError(`the envelope header would be ${len} bytes, over the limit of ${limits.maxHeaderBytes}`);
+  }
+  const out = new Uint8Array(len);
+  out[0] = MAGIC_0;
+  out[1] = MAGIC_1;
+  out[2] = FORMAT_VERSION;
+  out[3] = fields.suiteId;
+  new DataView(out.buffer).setUint32(4, fields.frameSize);
+  out.set(fields.contextBytes, FIXED_PREFIX_LENGTH);
+  out.set(fields.wrappedSection, coreLength);
+  const saltOffset = coreLength + fields.wrappedSection.length;
+  out.set(fields.salt, saltOffset);
+  return { bytes: out, coreLength, commitmentOffset: saltOffset + SALT_LENGTH };
 }
 
 /** Text armor: `kf1.` + base64url (no padding) of the binary envelope. */

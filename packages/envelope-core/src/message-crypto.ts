@@ -1,47 +1,52 @@
 /**
  * Per-message cryptography of suite 1.
  *
- * - Per-message keys: `HKDF-SHA-256(ikm = dataKey, salt = 16 random bytes, info = "keyfold/v1/suite1/keys", L = 64)`,
- *   split into a 32-byte AES-256-GCM body key and a 32-byte commitment key. A fresh salt per message means a
- *   cached data key seals each message under its own key, so deterministic frame nonces never repeat under a key.
- * - Key commitment: `HMAC-SHA-256(commitKey, header bytes up to and including the salt)`, 32 bytes, checked in
- *   constant time before any decryption. It also authenticates the wrapped keys, the context and the frame size.
+ * - Per-message key: `K_enc = HKDF-Expand-SHA-256(PRK = dataKey, info = "keyfold/v1/suite1/enc" || salt, L = 32)`,
+ *   i.e. `HMAC-SHA-256(dataKey, "keyfold/v1/suite1/enc" || salt || 0x01)`. The data key is already a uniformly
+ *   random 256-bit key, so HKDF's extract step is skipped as RFC 5869 section 3.3 allows, and the 16-byte random
+ *   salt goes into `info`. A fresh salt per message means a cached data key seals each message under its own key,
+ *   so the deterministic frame nonces never repeat under a key.
+ * - Key commitment: `HMAC-SHA-256(dataKey, "keyfold/v1/suite1/commit" || header bytes up to and including the salt)`,
+ *   32 bytes, checked in constant time before any decryption. HMAC-SHA-256 is collision resistant across keys, so
+ *   no second data key yields the same value; it also authenticates every header field, wrapped keys included.
+ *   The two labels differ at byte 18 ('e' vs 'c'), so no input of one use equals an input of the other.
  * - Frame nonce: 4 zero bytes || u64 frame index. Frame AAD: header core (magic .. context) || u64 index ||
  *   u8 final flag || u32 plaintext length, so reordering, truncation and frame swapping break a tag.
  * @module
  */
-import { createDecipheriv, createHmac, hkdfSync } from 'node:crypto';
+import { createDecipheriv, createHmac } from 'node:crypto';
+import { randomOwnedBytes } from './aead.js';
 import { DecryptFailedError } from './errors.js';
 
 const TAG_LENGTH = 16;
-
-const KEYS_INFO_SUITE1 = new TextEncoder().encode('keyfold/v1/suite1/keys');
+const ENC_LABEL = Buffer.from('keyfold/v1/suite1/enc', 'latin1');
+const BLOCK_1 = Buffer.from([1]);
+const COMMIT_LABEL = Buffer.from('keyfold/v1/suite1/commit', 'latin1');
 
 export interface MessageKeys {
   readonly encKey: Uint8Array;
-  readonly commitKey: Uint8Array;
-  /** Overwrites both keys. */
+  /** The data key the message keys come from; keys the commitment. Not owned: never wiped through here. */
+  readonly dataKey: Uint8Array;
+  /** Overwrites the per-message key. */
   wipe(): void;
 }
 
-/** Derives the body and commitment keys of one message. */
+/** Derives the body key of one message. */
 export function deriveMessageKeys(dataKey: Uint8Array, salt: Uint8Array): MessageKeys {
-  const okm = new Uint8Array(hkdfSync('sha256', dataKey, salt, KEYS_INFO_SUITE1, 64));
-  return {
-    encKey: okm.subarray(0, 32),
-    commitKey: okm.subarray(32, 64),
-    wipe: () => okm.fill(0),
-  };
+  const encKey = createHmac('sha256', dataKey).update(ENC_LABEL).update(salt).update(BLOCK_1).digest();
+  return { encKey, dataKey, wipe: () => encKey.fill(0) };
 }
 
 /** The 32-byte commitment over the header prefix. */
-export function computeCommitment(commitKey: Uint8Array, headerPrefix: Uint8Array): Uint8Array {
-  const mac = createHmac('sha256', commitKey).update(headerPrefix).digest();
-  return new Uint8Array(mac.buffer, mac.byteOffset, mac.byteLength);
+export function computeCommitment(keys: MessageKeys, headerPrefix: Uint8Array): Uint8Array {
+  return createHmac('sha256', keys.dataKey).update(COMMIT_LABEL).update(headerPrefix).digest();
 }
+
+const NONCE_0 = new Uint8Array(12);
 
 /** 12-byte GCM nonce of frame `index`. */
 export function frameNonce(index: number): Uint8Array {
+  if (index === 0) return NONCE_0;
   const iv = new Uint8Array(12);
   const view = new DataView(iv.buffer);
   view.setUint32(4, Math.floor(index / 0x1_0000_0000));
@@ -87,3 +92,8 @@ export function openFrame(
   }
 }
 
+
+/** A fresh random salt (not secret), from the CSPRNG-filled block of {@link randomOwnedBytes}. */
+export function nextSalt(length: number): Uint8Array {
+  return randomOwnedBytes(length);
+}

@@ -22,8 +22,11 @@ import {
 
 /** Options every provider built on {@link BaseKeyProvider} accepts. */
 export interface BaseProviderOptions {
-  /** Retry / deadline / circuit breaker; on by default. */
-  resilience?: ResilienceOptions;
+  /**
+   * Retry / deadline / circuit breaker; on by default. `false` calls the backend directly: meant for providers
+   * whose key operations are local CPU work that cannot throttle, hang or go down (env, file, memory).
+   */
+  resilience?: ResilienceOptions | false;
 }
 
 /** Codes an unwrap may surface as themselves: operational problems, not "this ciphertext is bad". */
@@ -40,6 +43,8 @@ const OPERATIONAL_CODES: ReadonlySet<KeyfoldErrorCode> = new Set<KeyfoldErrorCod
   'POLICY_VIOLATION',
   'INSECURE_PERMISSIONS',
 ]);
+
+const NEVER_ABORTED: AbortSignal = new AbortController().signal;
 
 const PROBE_CONTEXT: EncryptionContext = Object.freeze({ 'keyfold:probe': '1' });
 
@@ -70,12 +75,17 @@ export abstract class BaseKeyProvider implements KeyProvider {
   abstract readonly keyId: string;
   abstract readonly protection: Protection;
 
-  protected readonly resilience: Resilience;
+  protected readonly resilience: Resilience | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
 
   constructor(options: BaseProviderOptions = {}) {
-    this.resilience = new Resilience(options.resilience);
+    this.resilience = options.resilience === false ? undefined : new Resilience(options.resilience);
+  }
+
+  /** Runs one backend call under the resilience policy (or directly when it is off). */
+  protected runBackend<T>(operation: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return this.resilience ? this.resilience.run(`${this.kind} ${operation}`, fn) : fn(NEVER_ABORTED);
   }
 
   /** Wraps `_wrapKey`: encrypts a 32-byte data key under the active KEK version, bound to `context`. */
@@ -147,7 +157,7 @@ export abstract class BaseKeyProvider implements KeyProvider {
     const key = copyBytes(dataKey);
     const ctx = Object.freeze({ ...context });
     try {
-      const wrapped = await this.resilience.run(`${this.kind} wrapKey`, (signal) => this._wrapKey(key, ctx, signal));
+      const wrapped = await this.runBackend('wrapKey', (signal) => this._wrapKey(key, ctx, signal));
       return freezeWrapped(wrapped);
     } catch (err) {
       throw this.#map(err);
@@ -170,7 +180,7 @@ export abstract class BaseKeyProvider implements KeyProvider {
     const ctx = Object.freeze({ ...context });
     let key: Uint8Array | undefined;
     try {
-      key = await this.resilience.run(`${this.kind} unwrapKey`, (signal) => this._unwrapKey(copy, ctx, signal));
+      key = await this.runBackend('unwrapKey', (signal) => this._unwrapKey(copy, ctx, signal));
       this.assertFreshDataKey(key);
       const out = key;
       key = undefined;
@@ -189,7 +199,7 @@ export abstract class BaseKeyProvider implements KeyProvider {
     const native = this._generateDataKey?.bind(this);
     if (native) {
       try {
-        const r = await this.resilience.run(`${this.kind} generateDataKey`, (signal) => native(ctx, signal));
+        const r = await this.runBackend('generateDataKey', (signal) => native(ctx, signal));
         if (!(r.dataKey instanceof Uint8Array) || r.dataKey.length !== DATA_KEY_LENGTH) {
           wipe(r.dataKey);
           throw new ProviderError('INTERNAL', `the ${this.kind} provider returned a data key of the wrong size`);
@@ -219,7 +229,7 @@ export abstract class BaseKeyProvider implements KeyProvider {
       const copy = { ...wrapped, ciphertext: copyBytes(wrapped.ciphertext) };
       const ctx = Object.freeze({ ...context });
       try {
-        return freezeWrapped(await this.resilience.run(`${this.kind} rewrapKey`, (signal) => native(copy, ctx, signal)));
+        return freezeWrapped(await this.runBackend('rewrapKey', (signal) => native(copy, ctx, signal)));
       } catch (err) {
         throw this.#mapUnwrap(err);
       }
@@ -235,7 +245,7 @@ export abstract class BaseKeyProvider implements KeyProvider {
   async describe(): Promise<ProviderDescription> {
     this.assertOpen();
     try {
-      return await this.resilience.run(`${this.kind} describe`, (signal) => this._describe(signal));
+      return await this.runBackend('describe', (signal) => this._describe(signal));
     } catch (err) {
       throw this.#map(err);
     }
@@ -274,9 +284,9 @@ export abstract class BaseKeyProvider implements KeyProvider {
     }
   }
 
-  /** Retry / breaker counters of this provider. */
-  resilienceStats(): ResilienceStats {
-    return this.resilience.stats();
+  /** Retry / breaker counters of this provider (`undefined` when resilience is off). */
+  resilienceStats(): ResilienceStats | undefined {
+    return this.resilience?.stats();
   }
 
   close(): Promise<void> {
