@@ -5,7 +5,7 @@
  */
 import { createCipheriv } from 'node:crypto';
 import type { Transform } from 'node:stream';
-import { assertBytes, constantTimeEqual, wipe } from './bytes.js';
+import { assertBytes, constantTimeEqual, copyBytes, wipe } from './bytes.js';
 import { DataKeyCache, decryptCacheKey, type CacheCounters, type CacheOptions } from './cache.js';
 import { contextsEqual, encodeContext } from './context.js';
 import { randomOwnedBytes } from './aead.js';
@@ -213,15 +213,20 @@ class EnvelopeImpl implements Envelope {
     context: EncryptionContext,
     contextKey: string,
     bytes: number,
-  ): Promise<{ dataKey: Uint8Array; wrappedSection: Uint8Array; owned: boolean }> {
+  ): Promise<{ dataKey: Uint8Array; wrappedSection: Uint8Array; owned: boolean; fresh: boolean }> {
     const hit = this.#cache?.takeForEncrypt(contextKey, bytes);
-    if (hit) return { dataKey: hit.dataKey, wrappedSection: hit.wrappedSection, owned: false };
+    // A copy: the caller resumes after an await, by which time another call may have evicted (wiped) the entry.
+    if (hit) return { dataKey: copyBytes(hit.dataKey), wrappedSection: hit.wrappedSection, owned: true, fresh: false };
     const [primary, ...others] = this.#providers as [KeyProvider, ...KeyProvider[]];
     let dataKey: Uint8Array;
     let first: WrappedKey;
     if (primary.generateDataKey) {
       this.#calls.generateDataKey++;
       const g = await primary.generateDataKey(context);
+      if (!(g.dataKey instanceof Uint8Array) || g.dataKey.length !== DATA_KEY_LENGTH) {
+        if (g.dataKey instanceof Uint8Array) wipe(g.dataKey);
+        throw new ProviderError('INTERNAL', `the ${primary.kind} provider returned a data key of the wrong size`);
+      }
       dataKey = g.dataKey;
       first = g.wrapped;
     } else {
@@ -237,7 +242,7 @@ class EnvelopeImpl implements Envelope {
     try {
       this.#calls.wrap += others.length;
       const rest = others.length === 0 ? [] : await Promise.all(others.map((p) => p.wrapKey(dataKey, context)));
-      return { dataKey, wrappedSection: serializeWrappedKeys([first, ...rest], this.#limits), owned: true };
+      return { dataKey, wrappedSection: serializeWrappedKeys([first, ...rest], this.#limits), owned: true, fresh: true };
     } catch (err) {
       wipe(dataKey);
       throw err;
@@ -287,7 +292,7 @@ class EnvelopeImpl implements Envelope {
       out.set(b, off);
       off += b.length;
       out.set(cipher.getAuthTag(), off);
-      if (owned && this.#cache?.offerForEncrypt(contextKey, acquired.dataKey, acquired.wrappedSection, pt.length)) {
+      if (acquired.fresh && this.#cache?.offerForEncrypt(contextKey, acquired.dataKey, acquired.wrappedSection, pt.length)) {
         owned = false;
       }
       this.#sealed++;
@@ -311,11 +316,14 @@ class EnvelopeImpl implements Envelope {
     const cacheKey = this.#cache ? decryptCacheKey(headerBytes, FIXED_PREFIX_LENGTH, header.saltOffset) : undefined;
     const cached = cacheKey === undefined ? undefined : this.#cache?.getForDecrypt(cacheKey);
     if (cached) {
-      const keys = deriveMessageKeys(cached, header.salt);
+      // A copy the caller owns: it is used after awaits (rewrap), when the cache may have wiped the entry.
+      const dataKey = copyBytes(cached);
+      const keys = deriveMessageKeys(dataKey, header.salt);
       if (constantTimeEqual(computeCommitment(keys, prefix), header.commitment)) {
-        return { dataKey: cached, keys, owned: false };
+        return { dataKey, keys, owned: true };
       }
       keys.wipe();
+      wipe(dataKey);
     }
     let matched = false;
     let operational: KeyfoldError | undefined;
@@ -331,14 +339,21 @@ class EnvelopeImpl implements Envelope {
         if (err instanceof KeyfoldError && OPERATIONAL.has(err.code)) operational ??= err;
         continue;
       }
+      if (!(dataKey instanceof Uint8Array) || dataKey.length !== DATA_KEY_LENGTH) {
+        if (dataKey instanceof Uint8Array) wipe(dataKey);
+        continue;
+      }
       const keys = deriveMessageKeys(dataKey, header.salt);
       if (!constantTimeEqual(computeCommitment(keys, prefix), header.commitment)) {
         keys.wipe();
         wipe(dataKey);
         continue;
       }
-      const owned = !(cacheKey !== undefined && this.#cache?.offerForDecrypt(cacheKey, dataKey));
-      return { dataKey, keys, owned };
+      if (cacheKey !== undefined && this.#cache) {
+        const entry = copyBytes(dataKey);
+        if (!this.#cache.offerForDecrypt(cacheKey, entry)) wipe(entry);
+      }
+      return { dataKey, keys, owned: true };
     }
     if (!matched) {
       const sealedFor = header.wrappedKeys.map((w) => `${w.kind}:${w.keyId}`).join(', ');
@@ -397,7 +412,7 @@ class EnvelopeImpl implements Envelope {
       let owned = acquired.owned;
       try {
         const built = this.#buildHeader(acquired.dataKey, contextBytes, acquired.wrappedSection, frameSize, nextSalt(SALT_LENGTH));
-        if (owned && this.#cache?.offerForEncrypt(contextKey, acquired.dataKey, acquired.wrappedSection, 0)) owned = false;
+        if (acquired.fresh && this.#cache?.offerForEncrypt(contextKey, acquired.dataKey, acquired.wrappedSection, 0)) owned = false;
         this.#sealed++;
         return { header: built.header, core: built.core, keys: built.keys };
       } finally {

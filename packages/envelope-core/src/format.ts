@@ -343,6 +343,8 @@ export function dearmor(text: string): Uint8Array {
   const body = t.slice(ARMOR_PREFIX.length);
   if (!B64URL.test(body) || body.length % 4 === 1) throw new FormatError('armored envelope is not valid base64url');
   const buf = Buffer.from(body, 'base64url');
+  // Non-zero padding bits in the last character decode to the same bytes: refuse them, so one envelope has one armor.
+  if (buf.toString('base64url') !== body) throw new FormatError('armored envelope is not canonical base64url');
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 

@@ -42,11 +42,8 @@ export function computeCommitment(keys: MessageKeys, headerPrefix: Uint8Array): 
   return createHmac('sha256', keys.dataKey).update(COMMIT_LABEL).update(headerPrefix).digest();
 }
 
-const NONCE_0 = new Uint8Array(12);
-
 /** 12-byte GCM nonce of frame `index`. */
 export function frameNonce(index: number): Uint8Array {
-  if (index === 0) return NONCE_0;
   const iv = new Uint8Array(12);
   const view = new DataView(iv.buffer);
   view.setUint32(4, Math.floor(index / 0x1_0000_0000));

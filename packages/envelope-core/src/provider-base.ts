@@ -85,7 +85,17 @@ export abstract class BaseKeyProvider implements KeyProvider {
 
   /** Runs one backend call under the resilience policy (or directly when it is off). */
   protected runBackend<T>(operation: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    return this.resilience ? this.resilience.run(`${this.kind} ${operation}`, fn) : fn(NEVER_ABORTED);
+    // Map inside the policy, so a backend error mapped to THROTTLED / UNAVAILABLE is retried and counted by the breaker.
+    const mapped = async (signal: AbortSignal): Promise<T> => {
+      try {
+        return await fn(signal);
+      } catch (err) {
+        // Only errors the provider recognises are mapped here; the original stays the `cause` of whatever
+        // the public method finally throws.
+        throw (err instanceof KeyfoldError ? err : this.mapBackendError(err)) ?? err;
+      }
+    };
+    return this.resilience ? this.resilience.run(`${this.kind} ${operation}`, mapped) : mapped(NEVER_ABORTED);
   }
 
   /** Wraps `_wrapKey`: encrypts a 32-byte data key under the active KEK version, bound to `context`. */

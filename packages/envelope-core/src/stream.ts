@@ -7,7 +7,7 @@
  */
 import { createCipheriv } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
-import { DecryptFailedError, KeyfoldError } from './errors.js';
+import { DecryptFailedError, KeyfoldError, LimitExceededError } from './errors.js';
 import { FINAL_FRAME_BIT, FRAME_HEADER_LENGTH, NeedMoreBytes, TAG_LENGTH, parseHeader, type FormatLimits, type ParsedHeader } from './format.js';
 import { frameAad, frameNonce, openFrame, type MessageKeys } from './message-crypto.js';
 
@@ -147,9 +147,17 @@ export function createOpenStream(
   const peekU32 = (): number => {
     const first = chunks[0] as Buffer;
     if (first.length >= 4) return first.readUInt32BE(0);
-    const b = Buffer.concat(chunks, 4 > buffered ? buffered : undefined).subarray(0, 4);
-    return b.readUInt32BE(0);
+    // Read across chunk boundaries without concatenating everything buffered.
+    let v = 0;
+    let got = 0;
+    for (const c of chunks) {
+      for (let i = 0; i < c.length && got < 4; i++, got++) v = v * 256 + (c[i] as number);
+      if (got === 4) break;
+    }
+    return v;
   };
+  // Header parse attempts happen at doubling sizes, so tiny chunks cost O(n), not O(n^2), before the header is known.
+  let nextHeaderAttempt = 64;
 
   const wipeAll = (): void => {
     keys?.wipe();
@@ -158,7 +166,13 @@ export function createOpenStream(
   const processFrames = (t: Transform, ending: boolean): void => {
     if (!header || !keys || !core) return;
     if (header.frameSize === 0) {
-      // Single-shot body inside a stream: it can only be verified once it is complete.
+      // Single-shot body inside a stream: it can only be verified once it is complete, so it is held in memory,
+      // bounded by limits.maxFrameSize (large data should be sealed with sealStream, which frames it).
+      if (buffered > limits.maxFrameSize + TAG_LENGTH) {
+        throw new LimitExceededError(
+          `a single-shot envelope opened as a stream is limited to ${limits.maxFrameSize} bytes; open it with open() or seal large data with sealStream()`,
+        );
+      }
       if (!ending) return;
       if (buffered < TAG_LENGTH) throw new DecryptFailedError();
       const body = take(buffered);
@@ -190,6 +204,7 @@ export function createOpenStream(
       return;
     }
     if (!header) {
+      if (!ending && buffered < nextHeaderAttempt) return;
       const all = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
       chunks.length = 0;
       if (all.length > 0) chunks.push(all);
@@ -197,7 +212,10 @@ export function createOpenStream(
       try {
         parsed = parseHeader(all, limits, ending);
       } catch (err) {
-        if (err instanceof NeedMoreBytes) return;
+        if (err instanceof NeedMoreBytes) {
+          nextHeaderAttempt = Math.max(nextHeaderAttempt, buffered) * 2;
+          return;
+        }
         throw err;
       }
       const headerBytes = Buffer.from(all.subarray(0, parsed.length));
