@@ -1,1 +1,30 @@
-export {};
+/**
+ * @keyfold/provider-local: key providers that need no cloud service. `createEnvProvider` (versioned hex KEKs in
+ * environment variables or a dotenv file), `createFileProvider` (a passphrase-sealed keyring file, with the
+ * functions that administer it) and `createMemoryProvider` (random in-memory KEKs, development only).
+ * @packageDocumentation
+ */
+export { createEnvProvider, EnvProvider } from './env-provider.js';
+export type { EnvProviderOptions } from './env-provider.js';
+export {
+  addFileKekVersion,
+  changeFilePassphrase,
+  createFileProvider,
+  FileProvider,
+  initFileKeyring,
+  setActiveFileKekVersion,
+} from './file-provider.js';
+export type {
+  AddFileKekVersionOptions,
+  ChangeFilePassphraseOptions,
+  FileKeyringInfo,
+  FileProviderOptions,
+  InitFileKeyringOptions,
+  SetActiveFileKekVersionOptions,
+} from './file-provider.js';
+export { createMemoryProvider, MemoryProvider } from './memory-provider.js';
+export type { MemoryProviderOptions } from './memory-provider.js';
+export { DEFAULT_PBKDF2_ITERATIONS, DEFAULT_SCRYPT, KEYRING_FILE } from './kek-file.js';
+export type { KdfDescription, KdfOptions } from './kek-file.js';
+export { PASSPHRASE_ENV } from './passphrase.js';
+export type { PassphraseSource } from './passphrase.js';

@@ -1,0 +1,168 @@
+/**
+ * Reading and writing the keyring file safely: permission checks, a size limit before reading, an exclusive lock
+ * for read-modify-write, and atomic replacement (temp file 0600 in the same directory, fsync, rename, fsync of the
+ * directory), so a crash or a concurrent writer never leaves a half-written keyring and never loses a key.
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import {
+  ConfigError,
+  KeyfoldError,
+  LimitExceededError,
+  ProviderError,
+  assertPrivatePath,
+  type SecurityMode,
+} from '@keyfold/envelope-core';
+import { KEYRING_FILE, MAX_KEYRING_BYTES, parseKeyring, serializeKeyring, type KeyringDocument } from './kek-file.js';
+
+/** Path of the keyring file in `dir`. */
+export function keyringPath(dir: string): string {
+  return join(dir, KEYRING_FILE);
+}
+
+/**
+ * Checks `dir` is a directory private to its owner (in production), creating it with mode 0700 when `create` is set
+ * and it does not exist.
+ * @throws PolicyError (`INSECURE_PERMISSIONS`) / ConfigError from `assertPrivatePath`.
+ */
+export async function assertKeyDirectory(dir: string, securityMode: SecurityMode, create = false): Promise<void> {
+  if (create) await mkdir(dir, { recursive: true, mode: 0o700 });
+  assertPrivatePath(dir, { what: 'key directory', type: 'directory', securityMode });
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw new ConfigError(`${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, { cause: err });
+  }
+}
+
+/** True when `dir` holds a keyring file. */
+export function keyringExists(dir: string): Promise<boolean> {
+  return exists(keyringPath(dir));
+}
+
+/**
+ * Reads and parses the keyring of `dir`, after checking the directory (0700) and file (0600) permissions in
+ * production and the file size.
+ * @throws ConfigError when there is no keyring; PolicyError for loose permissions; FormatError /
+ *   UnsupportedFormatError for a malformed file; LimitExceededError for an oversized one.
+ */
+export async function readKeyring(dir: string, securityMode: SecurityMode): Promise<{ path: string; doc: KeyringDocument }> {
+  await assertKeyDirectory(dir, securityMode);
+  const path = keyringPath(dir);
+  if (!(await exists(path))) {
+    throw new ConfigError(`no keyring in ${dir}: create one with initFileKeyring({ dir, passphrase }) (or \`keyfold init\`)`);
+  }
+  assertPrivatePath(path, { what: 'keyring file', type: 'file', securityMode });
+  const fh = await open(path, 'r');
+  let text: string;
+  try {
+    const st = await fh.stat();
+    if (st.size > MAX_KEYRING_BYTES) throw new LimitExceededError(`${path} is ${st.size} bytes; a keyring file is at most ${MAX_KEYRING_BYTES}`);
+    text = await fh.readFile('utf8');
+  } finally {
+    await fh.close();
+  }
+  return { path, doc: parseKeyring(text, path) };
+}
+
+/**
+ * Runs `fn` holding the keyring lock of `dir`, so two writers never interleave their read-modify-write: writers in
+ * this process wait their turn; across processes a `keyring.json.lock` file created exclusively (O_EXCL) is the
+ * lock, removed when `fn` settles.
+ * @throws ProviderError (`UNAVAILABLE`) when another process holds the lock.
+ */
+export async function withKeyringLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  // Writers in this process queue behind each other; the lock file then guards against other processes.
+  const key = resolve(dir);
+  const previous = queues.get(key) ?? Promise.resolve();
+  const run = previous.then(() => withLockFile(dir, fn));
+  const tail = run.then(
+    () => undefined,
+    () => undefined,
+  );
+  queues.set(key, tail);
+  try {
+    return await run;
+  } finally {
+    if (queues.get(key) === tail) queues.delete(key);
+  }
+}
+
+/** The tail of the queue of writers per keyring directory in this process. */
+const queues = new Map<string, Promise<void>>();
+
+async function withLockFile<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  const lockPath = `${keyringPath(dir)}.lock`;
+  let fh;
+  try {
+    fh = await open(lockPath, 'wx', 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new ProviderError(
+        'UNAVAILABLE',
+        `the keyring in ${dir} is being changed by another process (${lockPath} exists); retry when it has finished, ` +
+          'or delete the lock file if no keyfold process is running',
+        { cause: err },
+      );
+    }
+    throw new ConfigError(`cannot create ${lockPath}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, { cause: err });
+  }
+  try {
+    await fh.writeFile(`${process.pid}\n`);
+  } finally {
+    await fh.close();
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lockPath, { force: true });
+  }
+}
+
+/**
+ * Atomically replaces (or creates) the keyring file of `dir` with `doc`. Call it holding the lock.
+ * On any failure the previous file is untouched and the temp file is removed.
+ */
+export async function writeKeyring(dir: string, doc: KeyringDocument): Promise<void> {
+  const path = keyringPath(dir);
+  const tmp = join(dir, `.${KEYRING_FILE}.${randomBytes(6).toString('hex')}.tmp`);
+  const data = serializeKeyring(doc);
+  try {
+    const fh = await open(tmp, 'wx', 0o600);
+    try {
+      await fh.writeFile(data, 'utf8');
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    if (err instanceof KeyfoldError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ProviderError(
+      code === 'EACCES' || code === 'EPERM' ? 'ACCESS_DENIED' : 'UNAVAILABLE',
+      `writing ${path} failed (${code ?? 'error'}); the keyring is unchanged`,
+      { cause: err },
+    );
+  }
+  await syncDirectory(dir);
+}
+
+/** Makes the rename durable: fsync the directory entry (POSIX; Windows cannot open directories for sync). */
+async function syncDirectory(dir: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
