@@ -5,7 +5,7 @@
  * @module
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomFillSync } from 'node:crypto';
-import { assertBytes } from './bytes.js';
+import { assertBytes, utf8Label } from './bytes.js';
 
 export const GCM_IV_LENGTH = 12;
 export const GCM_TAG_LENGTH = 16;
@@ -104,8 +104,7 @@ const LOCAL_WRAP_LABEL = new TextEncoder().encode('keyfold/local-wrap/v1');
  * context, each length-prefixed, so a wrapped key moved to another key id, version or context fails to unwrap.
  */
 export function localWrapAad(kind: string, keyId: string, keyVersion: string, canonicalContext: Uint8Array): Uint8Array {
-  const enc = new TextEncoder();
-  const parts = [LOCAL_WRAP_LABEL, enc.encode(kind), enc.encode(keyId), enc.encode(keyVersion), canonicalContext];
+  const parts = [LOCAL_WRAP_LABEL, utf8Label(kind), utf8Label(keyId), utf8Label(keyVersion), canonicalContext];
   let len = 0;
   for (const p of parts) len += 4 + p.length;
   const out = new Uint8Array(len);

@@ -88,6 +88,23 @@ export function utf8(text: string): Uint8Array {
   return textEncoder.encode(text);
 }
 
+const LABEL_CACHE_LIMIT = 512;
+const labelCache = new Map<string, Uint8Array>();
+
+/**
+ * UTF-8 of a short, non-secret label (provider kind, key id, key version), memoised in a small bounded map because
+ * the same few labels are encoded for every wrapped key. The returned bytes are shared: never modify them.
+ */
+export function utf8Label(text: string): Uint8Array {
+  let bytes = labelCache.get(text);
+  if (bytes === undefined) {
+    bytes = textEncoder.encode(text);
+    if (labelCache.size >= LABEL_CACHE_LIMIT) labelCache.clear();
+    labelCache.set(text, bytes);
+  }
+  return bytes;
+}
+
 /** Strict UTF-8 decode; throws `TypeError` on invalid sequences. */
 export function fromUtf8(bytes: Uint8Array): string {
   return textDecoder.decode(bytes);

@@ -13,6 +13,7 @@
  * @module
  */
 import { assertContext, MAX_CONTEXT_ENTRIES, MAX_CONTEXT_FIELD } from './context.js';
+import { utf8Label } from './bytes.js';
 import { FormatError, LimitExceededError, UnsupportedFormatError } from './errors.js';
 import type { EncryptionContext, WrappedKey } from './types.js';
 
@@ -233,7 +234,6 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
-const encoder = new TextEncoder();
 
 /** Header fields needed to serialise one. */
 export interface HeaderFields {
@@ -255,9 +255,9 @@ export function serializeWrappedKeys(wrappedKeys: readonly WrappedKey[], limits:
     throw new RangeError(`at most ${Math.min(255, limits.maxWrappedKeys)} wrapped keys fit in one envelope; got ${wrappedKeys.length}`);
   }
   const encoded = wrappedKeys.map((w) => {
-    const kind = encoder.encode(w.kind);
-    const keyId = encoder.encode(w.keyId);
-    const version = encoder.encode(w.keyVersion);
+    const kind = utf8Label(w.kind);
+    const keyId = utf8Label(w.keyId);
+    const version = utf8Label(w.keyVersion);
     if (kind.length === 0 || kind.length > 255) throw new RangeError(`wrapped key kind must be 1..255 bytes; got ${kind.length}`);
     if (keyId.length === 0 || keyId.length > 0xffff) throw new RangeError(`wrapped key id must be 1..65535 bytes`);
     if (version.length === 0 || version.length > 255) throw new RangeError(`wrapped key version must be 1..255 bytes`);
