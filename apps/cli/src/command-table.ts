@@ -1,0 +1,218 @@
+/**
+ * The command table: names, help text and option specs of every command, and a lazy loader for each command's
+ * module. This is all `keyfold --help` (and `keyfold <cmd> --help`) loads: the command modules, the core and the
+ * provider packages are imported only when a command actually runs.
+ * @module
+ */
+import type { CommandModule } from './command.js';
+
+/** One option, in the shape `node:util` `parseArgs` takes, plus its help text. */
+export interface OptionSpec {
+  readonly type: 'string' | 'boolean';
+  readonly short?: string;
+  readonly multiple?: boolean;
+  /** Placeholder for the value in help (`FILE`, `k=v`). */
+  readonly valueName?: string;
+  readonly description: string;
+}
+
+export type OptionSpecs = Readonly<Record<string, OptionSpec>>;
+
+export interface CommandSpec {
+  /** Full name as typed: `encrypt`, `provider probe`. */
+  readonly name: string;
+  readonly summary: string;
+  readonly usage: string;
+  /** Paragraphs shown after the usage line. */
+  readonly description?: readonly string[];
+  readonly options: OptionSpecs;
+  readonly examples?: readonly string[];
+  /** Imports the module that runs the command. Absent only for `help`, which the dispatcher answers itself. */
+  readonly load?: () => Promise<CommandModule>;
+}
+
+export interface GroupSpec {
+  readonly name: string;
+  readonly summary: string;
+  readonly subcommands: Readonly<Record<string, CommandSpec>>;
+}
+
+/** Options every command accepts. */
+export const GLOBAL_OPTIONS: OptionSpecs = {
+  dir: {
+    type: 'string',
+    valueName: 'DIR',
+    description: 'configuration directory (default: $KEYFOLD_DIR, else ./.keyfold)',
+  },
+  json: { type: 'boolean', description: 'machine-readable output: one JSON document on stdout' },
+  help: { type: 'boolean', short: 'h', description: 'show help for the command' },
+  version: { type: 'boolean', short: 'V', description: 'print the keyfold version' },
+};
+
+const IN_OPTION: OptionSpec = {
+  type: 'string',
+  short: 'i',
+  valueName: 'FILE',
+  description: "read from FILE; '-' or absent: stdin",
+};
+
+const CONTEXT_OPTION: OptionSpec = {
+  type: 'string',
+  short: 'c',
+  multiple: true,
+  valueName: 'k=v',
+  description: 'encryption context entry (repeatable); authenticated and stored in clear, never put secrets in it',
+};
+
+const init: CommandSpec = {
+  name: 'init',
+  summary: 'create a key-encryption key and the configuration in ./.keyfold',
+  usage: 'keyfold init [--provider file|env] [--kdf scrypt|pbkdf2] [--prefix NAME] [--dir DIR]',
+  description: [
+    'The default (file provider) creates DIR (mode 0700), a passphrase-sealed keyring in DIR/keys and DIR/config.json ' +
+      '(mode 0600, no secrets). The passphrase comes from $KEYFOLD_PASSPHRASE or, on a terminal, from a hidden prompt ' +
+      'asked twice. Keep the passphrase safe: without it nothing sealed with this keyring can be opened.',
+    'With --provider env the key-encryption keys are versioned hex variables (KEYFOLD_KEK_V1, KEYFOLD_KEK_V2, ...) ' +
+      "that you create (e.g. with 'openssl rand -hex 32') and pass to every keyfold run; init checks they are usable " +
+      'and records the prefix and key id.',
+    'init refuses (exit 1, ALREADY_EXISTS) when DIR is already initialised, and then writes nothing.',
+  ],
+  options: {
+    provider: { type: 'string', valueName: 'file|env', description: 'where the key-encryption key lives (default: file)' },
+    kdf: {
+      type: 'string',
+      valueName: 'scrypt|pbkdf2',
+      description: 'passphrase key derivation for the file provider (default: the provider default)',
+    },
+    prefix: {
+      type: 'string',
+      valueName: 'NAME',
+      description: 'variable prefix for the env provider; versions are <prefix>1, <prefix>2, ... (default: KEYFOLD_KEK_V)',
+    },
+  },
+  examples: ['KEYFOLD_PASSPHRASE=... keyfold init', 'keyfold init --dir /etc/myapp/keyfold --kdf scrypt'],
+  load: () => import('./commands/init.js'),
+};
+
+const status: CommandSpec = {
+  name: 'status',
+  summary: 'show the configuration, the provider and its key versions',
+  usage: 'keyfold status [--dir DIR] [--json]',
+  options: {},
+  examples: ['keyfold status', 'keyfold status --json | jq .provider.activeVersion'],
+  load: () => import('./commands/status.js'),
+};
+
+const probe: CommandSpec = {
+  name: 'provider probe',
+  summary: 'check that the configured provider can wrap and unwrap a key',
+  usage: 'keyfold provider probe [--dir DIR] [--json]',
+  description: ['Prints ok, latency and capabilities. Exit 1 when the provider is not healthy.'],
+  options: {},
+  examples: ['keyfold provider probe --json'],
+  load: () => import('./commands/provider-probe.js'),
+};
+
+const encrypt: CommandSpec = {
+  name: 'encrypt',
+  summary: 'seal data into an envelope',
+  usage: 'keyfold encrypt [--in FILE|-] [--out FILE|-] [--context k=v]... [--armor]',
+  description: [
+    'Binary output is streamed in frames, so files of any size work. --armor writes one line of text ' +
+      "('kf1.' + base64url) for databases and config files; it holds the whole envelope in memory.",
+  ],
+  options: {
+    in: IN_OPTION,
+    out: {
+      type: 'string',
+      short: 'o',
+      valueName: 'FILE',
+      description: "write to FILE (replaced only when sealing succeeds); '-' or absent: stdout",
+    },
+    context: CONTEXT_OPTION,
+    armor: { type: 'boolean', short: 'a', description: "text output: 'kf1.' + base64url" },
+  },
+  examples: [
+    'keyfold encrypt --in report.pdf --out report.pdf.kf --context tenant=acme',
+    "echo -n 'db-password' | keyfold encrypt --armor --context app=billing",
+  ],
+  load: () => import('./commands/encrypt.js'),
+};
+
+const decrypt: CommandSpec = {
+  name: 'decrypt',
+  summary: 'open an envelope (binary or armored, detected automatically)',
+  usage: 'keyfold decrypt [--in FILE|-] [--out FILE|-] [--context k=v]...',
+  description: [
+    'With --context the envelope must carry exactly that context, else exit 3 (CONTEXT_MISMATCH). ' +
+      'Tampered or foreign data exits 3 (DECRYPT_FAILED).',
+    '--out FILE is written to a temporary file (mode 0600) in the same directory and renamed only when the whole ' +
+      'envelope verified, so a failure never leaves partial plaintext in FILE. On stdout, frames are written as each ' +
+      'one verifies: a truncated or tampered stream stops with exit 3 after the frames before the damage.',
+  ],
+  options: {
+    in: IN_OPTION,
+    out: {
+      type: 'string',
+      short: 'o',
+      valueName: 'FILE',
+      description: "write plaintext to FILE (mode 0600, replaced only on success); '-' or absent: stdout",
+    },
+    context: CONTEXT_OPTION,
+  },
+  examples: [
+    'keyfold decrypt --in report.pdf.kf --out report.pdf --context tenant=acme',
+    "echo 'kf1.AAE...' | keyfold decrypt",
+  ],
+  load: () => import('./commands/decrypt.js'),
+};
+
+const inspect: CommandSpec = {
+  name: 'inspect',
+  summary: 'show an envelope header (no key access, no passphrase)',
+  usage: 'keyfold inspect [--in FILE|-] [--json]',
+  description: ['Prints format version, suite, framing, the stored context and the wrapped keys (kind, key id, version).'],
+  options: { in: IN_OPTION },
+  examples: ['keyfold inspect --in report.pdf.kf --json'],
+  load: () => import('./commands/inspect.js'),
+};
+
+const demo: CommandSpec = {
+  name: 'demo',
+  summary: 'a self-contained tour: seal, open, tamper, wrong context, cache stats',
+  usage: 'keyfold demo [--json]',
+  description: [
+    'Creates a throwaway file keyring in a temporary directory with a generated passphrase and a deliberately ' +
+      'cheap key derivation (demo only: real keyrings use the provider default), seals and opens sample records, ' +
+      'shows that a flipped byte and a wrong context are refused, prints a summary and removes the directory.',
+  ],
+  options: {},
+  load: () => import('./commands/demo.js'),
+};
+
+const help: CommandSpec = {
+  name: 'help',
+  summary: 'show help for a command',
+  usage: 'keyfold help [COMMAND [SUBCOMMAND]]',
+  options: {},
+};
+
+/** Top-level commands, in help order. */
+export const COMMANDS: Readonly<Record<string, CommandSpec | GroupSpec>> = {
+  init,
+  status,
+  provider: {
+    name: 'provider',
+    summary: 'provider operations',
+    subcommands: { probe },
+  },
+  encrypt,
+  decrypt,
+  inspect,
+  demo,
+  help,
+};
+
+export function isGroup(spec: CommandSpec | GroupSpec): spec is GroupSpec {
+  return 'subcommands' in spec;
+}

@@ -1,0 +1,71 @@
+/**
+ * `keyfold encrypt`: plaintext in (file or stdin), envelope out (file or stdout). Binary output is streamed
+ * frame by frame; `--armor` seals in memory and writes one `kf1.` line.
+ * @module
+ */
+import { pipeline } from 'node:stream/promises';
+import type { EncryptionContext } from '@keyfold/envelope-core';
+import type { CommandContext } from '../command.js';
+import { withEnvelope } from '../config.js';
+import { contextOption } from '../context-option.js';
+import { assertJsonOutput, ByteCounter, isStdio, openInput, readAll, withOutput, writeAll, type Input } from '../io.js';
+import { formatContext, formatCount } from '../output.js';
+
+interface Sealed {
+  bytesIn: number;
+  bytesOut: number;
+}
+
+function seal(ctx: CommandContext, input: Input, outPath: string | undefined, context: EncryptionContext, armored: boolean) {
+  return withEnvelope(ctx, (envelope) =>
+    withOutput(ctx, outPath, 0o666, async (sink): Promise<Sealed> => {
+      if (armored) {
+        const plaintext = await readAll(input.stream);
+        try {
+          const text = `${await envelope.sealToString(plaintext, context)}\n`;
+          await writeAll(sink, text);
+          return { bytesIn: plaintext.length, bytesOut: Buffer.byteLength(text) };
+        } finally {
+          plaintext.fill(0);
+        }
+      }
+      const counterIn = new ByteCounter();
+      const counterOut = new ByteCounter();
+      await pipeline(input.stream, counterIn, envelope.sealStream(context), counterOut, sink);
+      return { bytesIn: counterIn.bytes, bytesOut: counterOut.bytes };
+    }),
+  );
+}
+
+export async function run(ctx: CommandContext): Promise<number | undefined> {
+  const inPath = ctx.args.string('in');
+  const outPath = ctx.args.string('out');
+  const armored = ctx.args.flag('armor');
+  assertJsonOutput(ctx, outPath);
+  const context = contextOption(ctx) ?? {};
+  const input = await openInput(ctx, inPath);
+  let sealed: Sealed;
+  try {
+    sealed = await seal(ctx, input, outPath, context, armored);
+  } finally {
+    input.close();
+  }
+
+  const result = {
+    ok: true,
+    in: input.name,
+    out: isStdio(outPath) ? 'stdout' : outPath,
+    armor: armored,
+    context,
+    plaintextBytes: sealed.bytesIn,
+    envelopeBytes: sealed.bytesOut,
+  };
+  // With data on stdout the text result stays silent: stdout is the envelope.
+  ctx.out.result(result, () =>
+    isStdio(outPath)
+      ? ''
+      : `sealed ${input.name} -> ${outPath} (${formatCount(sealed.bytesIn)} -> ${formatCount(sealed.bytesOut)} bytes, ` +
+        `context ${formatContext(context)})`,
+  );
+  return undefined;
+}

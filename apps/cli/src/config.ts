@@ -1,0 +1,200 @@
+/**
+ * The CLI configuration, `<dir>/config.json`: which provider this installation uses and its non-secret options
+ * (never a passphrase or a key). Loading checks it strictly; opening the provider imports the provider package
+ * only here, on demand.
+ *
+ * Security rules: in production mode the configuration directory and file must not be accessible to group or
+ * other (the file decides which key protects the data, so a writable one could redirect it); the provider opened
+ * must have the key id recorded at init, else PROVIDER_MISMATCH (the CLI's install lock).
+ * @module
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import {
+  assertPrivatePath,
+  ConfigError,
+  createEnvelope,
+  PolicyError,
+  resolveSecurityMode,
+  type Envelope,
+  type KeyProvider,
+  type SecurityMode,
+} from '@keyfold/envelope-core';
+import type { CommandContext } from './command.js';
+import { CliError } from './exit-codes.js';
+import { readPassphrase } from './prompt.js';
+
+export const CONFIG_FILE = 'config.json';
+export const CONFIG_VERSION = 1;
+/** Keyring directory of the file provider, relative to the configuration directory. */
+export const DEFAULT_KEYRING_DIR = 'keys';
+
+export interface FileProviderConfig {
+  readonly kind: 'file';
+  readonly keyId: string;
+  /** Keyring directory, relative to the configuration directory (or absolute). */
+  readonly keyring: string;
+}
+
+export interface EnvProviderConfig {
+  readonly kind: 'env';
+  readonly keyId: string;
+  /** Prefix of the versioned variables (`<prefix>_V1`, ...). */
+  readonly prefix: string;
+}
+
+export type ProviderConfig = FileProviderConfig | EnvProviderConfig;
+
+export interface KeyfoldConfig {
+  readonly version: typeof CONFIG_VERSION;
+  readonly provider: ProviderConfig;
+  /** ISO 8601 time of `keyfold init`. */
+  readonly createdAt: string;
+}
+
+export interface LoadedConfig {
+  readonly dir: string;
+  readonly path: string;
+  readonly config: KeyfoldConfig;
+  readonly securityMode: SecurityMode;
+}
+
+export function configPath(dir: string): string {
+  return join(dir, CONFIG_FILE);
+}
+
+function invalid(path: string, what: string): ConfigError {
+  return new ConfigError(`${path}: ${what}`);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function nonEmptyString(v: unknown): v is string {
+  return typeof v === 'string' && v.length > 0;
+}
+
+/** Validates parsed JSON as a {@link KeyfoldConfig}. @throws ConfigError naming the field that is wrong. */
+export function parseConfig(raw: unknown, path: string): KeyfoldConfig {
+  if (!isRecord(raw)) throw invalid(path, 'expected a JSON object');
+  if (raw.version !== CONFIG_VERSION) {
+    throw invalid(path, `unsupported "version" ${JSON.stringify(raw.version)}; this keyfold reads version ${CONFIG_VERSION}`);
+  }
+  if (!nonEmptyString(raw.createdAt)) throw invalid(path, '"createdAt" must be a string');
+  const p = raw.provider;
+  if (!isRecord(p)) throw invalid(path, '"provider" must be an object');
+  if (!nonEmptyString(p.keyId)) throw invalid(path, '"provider.keyId" must be a non-empty string');
+  let provider: ProviderConfig;
+  if (p.kind === 'file') {
+    if (!nonEmptyString(p.keyring)) throw invalid(path, '"provider.keyring" must be a non-empty string');
+    provider = { kind: 'file', keyId: p.keyId, keyring: p.keyring };
+  } else if (p.kind === 'env') {
+    if (!nonEmptyString(p.prefix)) throw invalid(path, '"provider.prefix" must be a non-empty string');
+    provider = { kind: 'env', keyId: p.keyId, prefix: p.prefix };
+  } else {
+    throw invalid(path, `unknown "provider.kind" ${JSON.stringify(p.kind)}; this keyfold supports "file" and "env"`);
+  }
+  return { version: CONFIG_VERSION, provider, createdAt: raw.createdAt };
+}
+
+/**
+ * Loads `<dir>/config.json`.
+ * @throws CliError NOT_INITIALIZED when there is none; ConfigError when it is malformed; PolicyError
+ *   INSECURE_PERMISSIONS in production when the directory or file is open to group or other.
+ */
+export async function loadConfig(ctx: Pick<CommandContext, 'dir' | 'env'>): Promise<LoadedConfig> {
+  const path = configPath(ctx.dir);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new CliError(
+        'NOT_INITIALIZED',
+        `no Keyfold configuration at ${path}: run 'keyfold init' first (or choose another directory with --dir or KEYFOLD_DIR)`,
+      );
+    }
+    throw new ConfigError(`${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, { cause: err });
+  }
+  const securityMode = resolveSecurityMode(undefined, ctx.env);
+  assertPrivatePath(ctx.dir, { what: 'configuration directory', type: 'directory', securityMode });
+  assertPrivatePath(path, { what: 'configuration file', type: 'file', securityMode });
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (cause) {
+    throw new ConfigError(`${path} is not valid JSON`, { cause });
+  }
+  return { dir: ctx.dir, path, config: parseConfig(raw, path), securityMode };
+}
+
+/**
+ * Writes `<dir>/config.json` with mode 0600, refusing to replace an existing one (O_EXCL).
+ * @throws node errors (EEXIST when it exists).
+ */
+export async function saveNewConfig(dir: string, config: KeyfoldConfig): Promise<string> {
+  const path = configPath(dir);
+  await writeFile(path, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  return path;
+}
+
+/** Absolute keyring directory of a file provider configuration. */
+export function keyringDir(dir: string, provider: FileProviderConfig): string {
+  return resolve(dir, provider.keyring);
+}
+
+/**
+ * Opens the configured provider (importing `@keyfold/provider-local` now). The file provider asks for its
+ * passphrase through {@link readPassphrase} only when it needs it.
+ * @throws PolicyError PROVIDER_MISMATCH when the provider's key id differs from the one recorded at init.
+ */
+export async function openProvider(ctx: CommandContext, loaded: LoadedConfig): Promise<KeyProvider> {
+  const local = await import('@keyfold/provider-local');
+  const cfg = loaded.config.provider;
+  let provider: KeyProvider;
+  if (cfg.kind === 'file') {
+    provider = await local.createFileProvider({
+      dir: keyringDir(loaded.dir, cfg),
+      passphrase: () => readPassphrase({ env: ctx.env, stdin: ctx.stdin, stderr: ctx.stderr, confirm: false, command: ctx.name }),
+      securityMode: loaded.securityMode,
+    });
+  } else {
+    provider = local.createEnvProvider({ prefix: cfg.prefix, env: ctx.env, securityMode: loaded.securityMode });
+  }
+  if (provider.keyId !== cfg.keyId) {
+    await provider.close();
+    throw new PolicyError(
+      'PROVIDER_MISMATCH',
+      `the ${cfg.kind} provider has key id ${JSON.stringify(provider.keyId)} but ${loaded.path} was initialised with ` +
+        `${JSON.stringify(cfg.keyId)}; data sealed under the recorded key would not open with this one`,
+    );
+  }
+  return provider;
+}
+
+/** Loads the configuration and runs `fn` with the opened provider, closing it afterwards. */
+export async function withProvider<T>(
+  ctx: CommandContext,
+  fn: (provider: KeyProvider, loaded: LoadedConfig) => Promise<T>,
+): Promise<T> {
+  const loaded = await loadConfig(ctx);
+  const provider = await openProvider(ctx, loaded);
+  try {
+    return await fn(provider, loaded);
+  } finally {
+    await provider.close();
+  }
+}
+
+/** Runs `fn` with an envelope over the configured provider; closes both afterwards (wiping cached keys). */
+export async function withEnvelope<T>(ctx: CommandContext, fn: (envelope: Envelope) => Promise<T>): Promise<T> {
+  return withProvider(ctx, async (provider, loaded) => {
+    const envelope = createEnvelope({ providers: [provider], policy: { securityMode: loaded.securityMode } });
+    try {
+      return await fn(envelope);
+    } finally {
+      await envelope.close();
+    }
+  });
+}

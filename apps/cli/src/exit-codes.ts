@@ -1,0 +1,118 @@
+/**
+ * The one place that decides how a failure ends the process (the changesets `ExitError` idea): every command
+ * throws, and `cli.ts` asks {@link exitCodeFor} / {@link errorCodeFor} what to print and which status to return.
+ *
+ * This module must stay free of runtime imports of `@keyfold/*` so that `keyfold --help` and usage errors load
+ * nothing but the CLI itself: Keyfold errors are recognised by their `code` (checked against the exhaustive
+ * table below, which the compiler keeps in step with the core's `KeyfoldErrorCode` union).
+ * @module
+ */
+import type { KeyfoldErrorCode } from '@keyfold/envelope-core';
+
+/** Stable exit statuses. Scripts may rely on them; changing one is a breaking change. */
+export const ExitCode = {
+  /** Success. */
+  OK: 0,
+  /** The operation failed (backend, configuration, I/O, policy, unhealthy probe, ...). */
+  FAILURE: 1,
+  /** The command line was wrong: unknown command or flag, missing value, missing passphrase source. */
+  USAGE: 2,
+  /** Integrity or authentication failure: tampered or foreign data, wrong context, wrong passphrase. */
+  INTEGRITY: 3,
+  /** Interrupted by the user (Ctrl-C at a prompt), the shell convention 128 + SIGINT. */
+  INTERRUPTED: 130,
+} as const;
+
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** Codes the CLI itself raises, in addition to the core's {@link KeyfoldErrorCode}s. */
+export type CliErrorCode = 'USAGE' | 'IO_ERROR' | 'PROBE_FAILED' | 'NOT_INITIALIZED' | 'INTERRUPTED';
+
+/** Every code the CLI may print in `[CODE]` / `{"error":{"code"}}`. */
+export type ErrorCode = KeyfoldErrorCode | CliErrorCode;
+
+/**
+ * Exit status of every core error code. A `Record` over the union, so a code added to the core without a
+ * decision here fails the type check.
+ */
+const KEYFOLD_EXIT: Readonly<Record<KeyfoldErrorCode, ExitCode>> = {
+  DECRYPT_FAILED: ExitCode.INTEGRITY,
+  UNWRAP_FAILED: ExitCode.INTEGRITY,
+  CONTEXT_MISMATCH: ExitCode.INTEGRITY,
+  WRONG_PASSPHRASE: ExitCode.INTEGRITY,
+  INTEGRITY_FAILED: ExitCode.INTEGRITY,
+  FORMAT_INVALID: ExitCode.INTEGRITY,
+  FORMAT_UNSUPPORTED: ExitCode.FAILURE,
+  LIMIT_EXCEEDED: ExitCode.FAILURE,
+  KEY_NOT_FOUND: ExitCode.FAILURE,
+  KEY_DISABLED: ExitCode.FAILURE,
+  KEY_VERSION_RETIRED: ExitCode.FAILURE,
+  ACCESS_DENIED: ExitCode.FAILURE,
+  THROTTLED: ExitCode.FAILURE,
+  UNAVAILABLE: ExitCode.FAILURE,
+  TIMEOUT: ExitCode.FAILURE,
+  PROVIDER_CLOSED: ExitCode.FAILURE,
+  PROVIDER_MISMATCH: ExitCode.FAILURE,
+  NO_PROVIDER: ExitCode.FAILURE,
+  CONFIG_INVALID: ExitCode.FAILURE,
+  INSECURE_PERMISSIONS: ExitCode.FAILURE,
+  POLICY_VIOLATION: ExitCode.FAILURE,
+  ALREADY_EXISTS: ExitCode.FAILURE,
+  INTERNAL: ExitCode.FAILURE,
+};
+
+const CLI_EXIT: Readonly<Record<CliErrorCode, ExitCode>> = {
+  USAGE: ExitCode.USAGE,
+  IO_ERROR: ExitCode.FAILURE,
+  PROBE_FAILED: ExitCode.FAILURE,
+  NOT_INITIALIZED: ExitCode.FAILURE,
+  INTERRUPTED: ExitCode.INTERRUPTED,
+};
+
+/** An error raised by the CLI itself, with its own code (and so its own exit status). */
+export class CliError extends Error {
+  readonly code: CliErrorCode;
+  constructor(code: CliErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'CliError';
+    this.code = code;
+  }
+}
+
+/** The command line is wrong; exit 2. The message says what to type instead. */
+export class UsageError extends CliError {
+  /** The command whose usage to point at, when known (`encrypt`, `provider probe`). */
+  readonly command: string | undefined;
+  constructor(message: string, command?: string) {
+    super('USAGE', message);
+    this.name = 'UsageError';
+    this.command = command;
+  }
+}
+
+function isKeyfoldCode(code: unknown): code is KeyfoldErrorCode {
+  return typeof code === 'string' && Object.prototype.hasOwnProperty.call(KEYFOLD_EXIT, code);
+}
+
+function isCliCode(code: unknown): code is CliErrorCode {
+  return typeof code === 'string' && Object.prototype.hasOwnProperty.call(CLI_EXIT, code);
+}
+
+/**
+ * The code to report for `err`: a CLI code, a Keyfold code (read from the error's `code`, the same way whether or
+ * not the error class came from this copy of the core), or `INTERNAL` for anything else.
+ */
+export function errorCodeFor(err: unknown): ErrorCode {
+  if (err instanceof CliError) return err.code;
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    if (isKeyfoldCode(code)) return code;
+  }
+  return 'INTERNAL';
+}
+
+/** The exit status for `err` (see {@link ExitCode}). */
+export function exitCodeFor(err: unknown): ExitCode {
+  const code = errorCodeFor(err);
+  return isCliCode(code) ? CLI_EXIT[code] : KEYFOLD_EXIT[code];
+}

@@ -1,0 +1,181 @@
+/**
+ * Creating an installation: the configuration directory (0700), the provider's key material where the CLI owns
+ * it (the file keyring), and `config.json` (0600, no secrets). Shared by `keyfold init` and `keyfold demo`.
+ *
+ * All or nothing: an existing installation is refused before anything is written, and whatever this run created
+ * is removed again when a later step fails.
+ * @module
+ */
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { assertPrivatePath, KeyfoldError, type SecurityMode } from '@keyfold/envelope-core';
+import type { KdfDescription, KdfOptions } from '@keyfold/provider-local';
+import { CliError } from './exit-codes.js';
+import { ioError } from './io.js';
+import { CONFIG_VERSION, configPath, DEFAULT_KEYRING_DIR, saveNewConfig, type KeyfoldConfig, type ProviderConfig } from './config.js';
+
+/** What an installation holds, without secrets. */
+export interface Installation {
+  readonly dir: string;
+  readonly configPath: string;
+  readonly securityMode: SecurityMode;
+  readonly provider: {
+    readonly kind: 'file' | 'env';
+    readonly keyId: string;
+    readonly activeVersion: string;
+    readonly versions: readonly string[];
+    /** File provider: the keyring file and its key derivation. */
+    readonly keyring?: string;
+    readonly kdf?: KdfDescription;
+    /** Env provider: the variable prefix. */
+    readonly prefix?: string;
+  };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw ioError('read', path, err);
+  }
+}
+
+/**
+ * Refuses when `dir` already holds a configuration or a file keyring.
+ * @throws KeyfoldError ALREADY_EXISTS (nothing is written).
+ */
+export async function assertNotInitialised(dir: string): Promise<void> {
+  const path = configPath(dir);
+  if (await exists(path)) {
+    throw new KeyfoldError('ALREADY_EXISTS', `${dir} is already initialised (${path} exists); nothing was changed`);
+  }
+  const keyring = join(dir, DEFAULT_KEYRING_DIR, 'keyring.json');
+  if (await exists(keyring)) {
+    throw new KeyfoldError('ALREADY_EXISTS', `${keyring} already exists; it is never overwritten; nothing was changed`);
+  }
+}
+
+/**
+ * Creates `dir` with mode 0700 (its parent must exist), or checks an existing one is private (in production).
+ * @returns true when this call created it (so a rollback may remove it).
+ */
+async function prepareDir(dir: string, securityMode: SecurityMode): Promise<boolean> {
+  // Only the directory itself is created, never missing parents: a typo in --dir should fail, not build a tree.
+  let created = true;
+  try {
+    await mkdir(dir, { mode: 0o700 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      throw new CliError('IO_ERROR', `cannot create ${dir}: its parent directory does not exist`, { cause: err });
+    }
+    if (code !== 'EEXIST') throw ioError('create', dir, err);
+    created = false;
+  }
+  assertPrivatePath(dir, { what: 'configuration directory', type: 'directory', securityMode });
+  return created;
+}
+
+async function finish(dir: string, createdDir: boolean, provider: ProviderConfig, undo: () => Promise<void>): Promise<string> {
+  const config: KeyfoldConfig = { version: CONFIG_VERSION, provider, createdAt: new Date().toISOString() };
+  try {
+    return await saveNewConfig(dir, config);
+  } catch (err) {
+    await undo();
+    if (createdDir) await rm(dir, { recursive: true, force: true });
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new KeyfoldError('ALREADY_EXISTS', `${configPath(dir)} appeared while initialising; nothing was changed`, { cause: err });
+    }
+    throw err;
+  }
+}
+
+export interface FileInstallOptions {
+  readonly dir: string;
+  readonly passphrase: string;
+  readonly kdf?: KdfOptions;
+  readonly securityMode: SecurityMode;
+}
+
+/** Creates `dir`, a passphrase-sealed keyring in `dir/keys` and `dir/config.json`. */
+export async function installFile(options: FileInstallOptions): Promise<Installation> {
+  const { dir, securityMode } = options;
+  await assertNotInitialised(dir);
+  const { initFileKeyring } = await import('@keyfold/provider-local');
+  const createdDir = await prepareDir(dir, securityMode);
+  const keysDir = join(dir, DEFAULT_KEYRING_DIR);
+  const keysExisted = await exists(keysDir);
+  const removeKeyring = async (): Promise<void> => {
+    await rm(keysExisted ? join(keysDir, 'keyring.json') : keysDir, { recursive: true, force: true });
+  };
+  let info: Awaited<ReturnType<typeof initFileKeyring>>;
+  try {
+    info = await initFileKeyring({
+      dir: keysDir,
+      passphrase: options.passphrase,
+      securityMode,
+      ...(options.kdf === undefined ? {} : { kdf: options.kdf }),
+    });
+  } catch (err) {
+    if (!keysExisted) await rm(keysDir, { recursive: true, force: true });
+    if (createdDir) await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const path = await finish(dir, createdDir, { kind: 'file', keyId: info.keyId, keyring: DEFAULT_KEYRING_DIR }, removeKeyring);
+  return {
+    dir,
+    configPath: path,
+    securityMode,
+    provider: {
+      kind: 'file',
+      keyId: info.keyId,
+      activeVersion: info.activeVersion,
+      versions: info.versions,
+      keyring: info.path,
+      kdf: info.kdf,
+    },
+  };
+}
+
+export interface EnvInstallOptions {
+  readonly dir: string;
+  readonly prefix: string | undefined;
+  readonly env: NodeJS.ProcessEnv;
+  readonly securityMode: SecurityMode;
+}
+
+/** Checks the env provider's variables are usable and writes `dir/config.json` recording prefix and key id. */
+export async function installEnv(options: EnvInstallOptions): Promise<Installation> {
+  const { dir, securityMode } = options;
+  await assertNotInitialised(dir);
+  const { createEnvProvider } = await import('@keyfold/provider-local');
+  const provider = createEnvProvider({
+    env: options.env,
+    securityMode,
+    ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+  });
+  let description;
+  try {
+    description = await provider.describe();
+  } finally {
+    await provider.close();
+  }
+  const createdDir = await prepareDir(dir, securityMode);
+  const path = await finish(dir, createdDir, { kind: 'env', keyId: provider.keyId, prefix: provider.prefix }, () =>
+    Promise.resolve(),
+  );
+  return {
+    dir,
+    configPath: path,
+    securityMode,
+    provider: {
+      kind: 'env',
+      keyId: provider.keyId,
+      activeVersion: description.activeVersion,
+      versions: description.versions,
+      prefix: provider.prefix,
+    },
+  };
+}

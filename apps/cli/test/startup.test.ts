@@ -1,0 +1,83 @@
+/**
+ * `keyfold --help` must load neither the provider packages nor the core nor any command module. Two independent
+ * checks: a module loader hook that records every module URL Node resolves, and a copy of `dist/` with no
+ * `node_modules` anywhere near it, where importing any `@keyfold/*` package would fail.
+ */
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, CLI_ROOT, keyfold, makeTempDir, removeDir } from './helpers.js';
+
+const HELP_RUNS = [['--help'], ['help'], ['--version'], ['init', '--help'], ['status', '--help'], ['provider', 'probe', '--help'],
+  ['encrypt', '--help'], ['decrypt', '--help'], ['inspect', '--help'], ['demo', '--help'], ['help', 'encrypt'], ['bogus']];
+
+let dir: string;
+
+beforeAll(() => {
+  dir = makeTempDir('keyfold-startup-');
+  writeFileSync(
+    join(dir, 'hooks.mjs'),
+    [
+      "import { appendFileSync } from 'node:fs';",
+      'export async function resolve(specifier, context, nextResolve) {',
+      '  const result = await nextResolve(specifier, context);',
+      "  appendFileSync(process.env.KEYFOLD_TEST_TRACE, result.url + '\\n');",
+      '  return result;',
+      '}',
+    ].join('\n'),
+  );
+  writeFileSync(
+    join(dir, 'register.mjs'),
+    `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(join(dir, 'hooks.mjs')).href)});\n`,
+  );
+  // An isolated copy of the built CLI: no node_modules in any parent of this temporary directory.
+  mkdirSync(join(dir, 'isolated', 'dist'), { recursive: true });
+  copyFileSync(join(CLI_ROOT, 'package.json'), join(dir, 'isolated', 'package.json'));
+  for (const f of readdirSync(join(CLI_ROOT, 'dist'))) {
+    if (f.endsWith('.js')) copyFileSync(join(CLI_ROOT, 'dist', f), join(dir, 'isolated', 'dist', f));
+  }
+});
+
+afterAll(() => removeDir(dir));
+
+function traced(args: string[], name: string): { status: number | null; urls: string[] } {
+  const trace = join(dir, `${name}.trace`);
+  writeFileSync(trace, '');
+  const r = keyfold(args, {
+    env: { KEYFOLD_TEST_TRACE: trace, NODE_OPTIONS: `--import=${pathToFileURL(join(dir, 'register.mjs')).href}` },
+  });
+  return { status: r.status, urls: readFileSync(trace, 'utf8').split('\n').filter((u) => u.length > 0) };
+}
+
+describe('start-up cost of keyfold --help', () => {
+  it('the loader hook sees provider and core packages when a command really runs (control)', () => {
+    const { urls } = traced(['inspect', '--in', BIN], 'control');
+    expect(urls.some((u) => u.includes('envelope-core'))).toBe(true);
+    expect(urls.some((u) => /\/inspect-[A-Z0-9]+\.js$/.test(u))).toBe(true);
+  });
+
+  for (const args of HELP_RUNS) {
+    it(`'keyfold ${args.join(' ')}' resolves only the entry chunks and node: builtins`, () => {
+      const { urls } = traced(args, args.join('_'));
+      expect(urls.length).toBeGreaterThan(0);
+      const loaded = urls.filter((u) => !u.startsWith('node:'));
+      for (const u of loaded) {
+        expect(u).not.toMatch(/provider-|envelope-core|@keyfold|node_modules/);
+        expect(u).not.toMatch(/\/(init|status|provider-probe|encrypt|decrypt|inspect|demo)-[A-Z0-9]+\.js$/);
+      }
+    });
+  }
+
+  it('help works from a copy of dist/ that cannot resolve any @keyfold package', () => {
+    const bin = join(dir, 'isolated', 'dist', 'bin.js');
+    // Control: a command that needs the core fails there, so the isolation is real.
+    const control = keyfold(['inspect', '--in', bin], { bin, cwd: dir });
+    expect(control.status).toBe(1);
+    expect(control.stderr).toContain('@keyfold/envelope-core');
+    for (const args of HELP_RUNS.filter((a) => a[0] !== 'bogus')) {
+      const r = keyfold(args, { bin, cwd: dir });
+      expect(r.status, `keyfold ${args.join(' ')}: ${r.stderr}`).toBe(0);
+    }
+  });
+});
