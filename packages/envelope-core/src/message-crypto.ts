@@ -76,15 +76,15 @@ export function openFrame(
   const decipher = createDecipheriv('aes-256-gcm', encKey, frameNonce(index), { authTagLength: TAG_LENGTH });
   decipher.setAAD(frameAad(core, index, final, ciphertext.length));
   decipher.setAuthTag(tag);
-  const out = new Uint8Array(ciphertext.length);
+  // node:crypto returns output in a buffer of its own (never a view into the shared Buffer pool), so it can be
+  // handed to the caller as is once the tag has verified, and wiped if it did not.
+  let out: Uint8Array | undefined;
   try {
-    const a = decipher.update(ciphertext);
-    out.set(a, 0);
-    a.fill(0);
+    out = decipher.update(ciphertext);
     decipher.final();
     return out;
   } catch (cause) {
-    out.fill(0);
+    out?.fill(0);
     throw new DecryptFailedError({ cause });
   }
 }

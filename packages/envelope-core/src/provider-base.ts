@@ -4,7 +4,7 @@
  * `Keyring.onEncrypt` -> `_onEncrypt` shape). A provider writes only its backend calls and `mapBackendError`.
  * @module
  */
-import { randomBytes } from 'node:crypto';
+import { randomOwnedBytes } from './aead.js';
 import { assertBytes, copyBytes, wipe } from './bytes.js';
 import { assertContext } from './context.js';
 import { KeyfoldError, ProviderError, UnwrapFailedError, type KeyfoldErrorCode } from './errors.js';
@@ -219,7 +219,7 @@ export abstract class BaseKeyProvider implements KeyProvider {
         throw this.#map(err);
       }
     }
-    const dataKey = new Uint8Array(randomBytes(DATA_KEY_LENGTH));
+    const dataKey = randomOwnedBytes(DATA_KEY_LENGTH);
     try {
       const wrapped = await this.wrapKey(dataKey, ctx);
       return { dataKey, wrapped };
@@ -268,7 +268,7 @@ export abstract class BaseKeyProvider implements KeyProvider {
   async probe(): Promise<ProbeResult> {
     const start = performance.now();
     const base = { kind: this.kind, keyId: this.keyId };
-    const probeKey = new Uint8Array(randomBytes(DATA_KEY_LENGTH));
+    const probeKey = randomOwnedBytes(DATA_KEY_LENGTH);
     let back: Uint8Array | undefined;
     try {
       const description = await this.describe();

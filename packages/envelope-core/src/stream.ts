@@ -29,17 +29,41 @@ export function createSealStream(frameSize: number, prepare: () => Promise<SealS
   let filled = 0;
   let index = 0;
 
-  const sealFrame = (s: SealState, t: Transform, len: number, final: boolean): void => {
+  /** Seals `plaintext` (one frame) and pushes length word, ciphertext and tag without copying them together. */
+  const sealFrame = (s: SealState, t: Transform, plaintext: Buffer, final: boolean): void => {
+    const len = plaintext.length;
     const cipher = createCipheriv('aes-256-gcm', s.keys.encKey, frameNonce(index), { authTagLength: TAG_LENGTH });
     cipher.setAAD(frameAad(s.core, index, final, len));
-    const out = Buffer.allocUnsafe(FRAME_HEADER_LENGTH + len + TAG_LENGTH);
-    out.writeUInt32BE((final ? FINAL_FRAME_BIT : 0) + len, 0);
-    let off = FRAME_HEADER_LENGTH;
-    off += cipher.update(frame.subarray(0, len)).copy(out, off);
-    off += cipher.final().copy(out, off);
-    cipher.getAuthTag().copy(out, off);
+    const word = Buffer.allocUnsafe(FRAME_HEADER_LENGTH);
+    word.writeUInt32BE((final ? FINAL_FRAME_BIT : 0) + len, 0);
+    t.push(word);
+    const ct = cipher.update(plaintext);
+    if (ct.length > 0) t.push(ct);
+    const rest = cipher.final();
+    if (rest.length > 0) t.push(rest);
+    t.push(cipher.getAuthTag());
     index++;
-    t.push(out);
+  };
+
+  const sealChunk = (s: SealState, t: Transform, chunk: Buffer): void => {
+    let pos = 0;
+    while (pos < chunk.length) {
+      // Keep the last full frame until more data arrives: only then do we know it is not final.
+      if (filled === frameSize) {
+        sealFrame(s, t, frame, false);
+        filled = 0;
+      }
+      if (filled === 0 && chunk.length - pos > frameSize) {
+        // A whole frame, with more data after it, straight from the chunk: no copy.
+        sealFrame(s, t, chunk.subarray(pos, pos + frameSize), false);
+        pos += frameSize;
+        continue;
+      }
+      const n = Math.min(frameSize - filled, chunk.length - pos);
+      chunk.copy(frame, filled, pos, pos + n);
+      filled += n;
+      pos += n;
+    }
   };
 
   const ensure = async (t: Transform): Promise<SealState> => {
@@ -57,21 +81,20 @@ export function createSealStream(frameSize: number, prepare: () => Promise<SealS
 
   return new Transform({
     transform(this: Transform, chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+      if (state) {
+        // Keys ready: stay synchronous (no promise per chunk).
+        try {
+          sealChunk(state, this, chunk);
+          cb();
+        } catch (err) {
+          cb(toError(err));
+        }
+        return;
+      }
       ensure(this).then(
         (s) => {
           try {
-            let pos = 0;
-            while (pos < chunk.length) {
-              // Keep the last full frame until more data arrives: only then do we know it is not final.
-              if (filled === frameSize) {
-                sealFrame(s, this, frameSize, false);
-                filled = 0;
-              }
-              const n = Math.min(frameSize - filled, chunk.length - pos);
-              chunk.copy(frame, filled, pos, pos + n);
-              filled += n;
-              pos += n;
-            }
+            sealChunk(s, this, chunk);
             cb();
           } catch (err) {
             cb(toError(err));
@@ -84,7 +107,7 @@ export function createSealStream(frameSize: number, prepare: () => Promise<SealS
       ensure(this).then(
         (s) => {
           try {
-            sealFrame(s, this, filled, true);
+            sealFrame(s, this, frame.subarray(0, filled), true);
             wipeAll();
             cb();
           } catch (err) {
@@ -192,7 +215,7 @@ export function createOpenStream(
       const tag = take(TAG_LENGTH);
       const pt = openFrame(keys.encKey, index, final, core, ct, tag);
       index++;
-      t.push(Buffer.from(pt.buffer, pt.byteOffset, pt.byteLength));
+      if (pt.length > 0) t.push(pt);
       if (final) done = true;
     }
     if (done && buffered > 0) throw new DecryptFailedError();
@@ -232,6 +255,18 @@ export function createOpenStream(
     transform(this: Transform, chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
       chunks.push(chunk);
       buffered += chunk.length;
+      if (header && keys) {
+        // Keys ready: stay synchronous (no promise per chunk).
+        try {
+          if (done) throw new DecryptFailedError();
+          processFrames(this, false);
+          cb();
+        } catch (err) {
+          wipeAll();
+          cb(toError(err));
+        }
+        return;
+      }
       step(this, false).then(
         () => cb(),
         (err: unknown) => {
