@@ -19,7 +19,7 @@ export interface RetryOptions {
 }
 
 export interface CircuitBreakerOptions {
-  /** Consecutive failures (UNAVAILABLE / TIMEOUT / THROTTLED) that open the circuit. Default 5. */
+  /** Consecutive failed calls (UNAVAILABLE / TIMEOUT / THROTTLED after their retries) that open the circuit. Default 5. */
   failureThreshold?: number;
   /** How long the circuit stays open before one trial call is let through. Default 5000 ms. */
   resetAfterMs?: number;
@@ -167,11 +167,14 @@ export class Resilience {
           }, deadlineMs);
     const onOuterAbort = (): void => controller.abort(outer?.reason);
     outer?.addEventListener('abort', onOuterAbort, { once: true });
+    // The breaker judges whole calls, not attempts: a call that succeeds after retries means the backend is up, so
+    // a flaky service that is still answering does not open the circuit. One admission per call.
+    let isTrial = false;
     try {
+      this.#admit(operation);
+      isTrial = this.#state === 'open';
+      if (isTrial) this.#trialInFlight = true;
       for (let attempt = 0; ; attempt++) {
-        this.#admit(operation);
-        const isTrial = this.#state === 'open';
-        if (isTrial) this.#trialInFlight = true;
         this.#stats.attempts++;
         try {
           const result = await raceAbort(fn(controller.signal), controller.signal);
@@ -180,14 +183,15 @@ export class Resilience {
         } catch (err) {
           if (timedOut) {
             this.#stats.timeouts++;
+            this.#stats.failures++;
             this.#onFailure(true);
             throw controller.signal.reason as TimeoutError;
           }
-          const failure = err instanceof KeyfoldError && (err.retryable || err.code === 'TIMEOUT');
-          this.#onFailure(failure);
+          const backendDown = err instanceof KeyfoldError && (err.retryable || err.code === 'TIMEOUT');
           const retry = err instanceof KeyfoldError && err.retryable && attempt + 1 < this.#maxAttempts;
           if (!retry || controller.signal.aborted) {
             this.#stats.failures++;
+            this.#onFailure(backendDown);
             throw err;
           }
           this.#stats.retries++;
@@ -195,17 +199,17 @@ export class Resilience {
             await this.#sleep(this.backoffMs(attempt), controller.signal);
           } catch {
             this.#stats.failures++;
+            this.#onFailure(true);
             if (timedOut) {
               this.#stats.timeouts++;
               throw controller.signal.reason as TimeoutError;
             }
             throw err;
           }
-        } finally {
-          if (isTrial) this.#trialInFlight = false;
         }
       }
     } finally {
+      if (isTrial) this.#trialInFlight = false;
       if (timer) clearTimeout(timer);
       outer?.removeEventListener('abort', onOuterAbort);
     }

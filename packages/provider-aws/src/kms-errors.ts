@@ -1,0 +1,82 @@
+/**
+ * Maps AWS SDK / KMS errors to Keyfold codes. The SDK names service errors by the `__type` KMS sent
+ * (`NotFoundException`, `ThrottlingException`, ...); connection failures carry a Node `code`. Ciphertext errors
+ * (InvalidCiphertextException, IncorrectKeyException, ValidationException) are deliberately not mapped: on unwrap the
+ * base class turns them into the one generic UNWRAP_FAILED.
+ * @module
+ */
+import { ConfigError, ProviderError, type KeyfoldError } from '@keyfold/envelope-core';
+
+const THROTTLING = new Set(['ThrottlingException', 'LimitExceededException', 'TooManyRequestsException', 'RequestLimitExceeded']);
+const UNAVAILABLE = new Set([
+  'KMSInternalException',
+  'KeyUnavailableException',
+  'DependencyTimeoutException',
+  'ServiceUnavailableException',
+  'ServiceUnavailable',
+  'InternalFailure',
+  'CloudHsmClusterNotActiveException',
+  'CustomKeyStoreInvalidStateException',
+]);
+const DENIED = new Set([
+  'AccessDeniedException',
+  'UnrecognizedClientException',
+  'InvalidSignatureException',
+  'IncompleteSignatureException',
+  'SignatureDoesNotMatch',
+  'ExpiredTokenException',
+  'ExpiredToken',
+  'InvalidClientTokenId',
+  'MissingAuthenticationTokenException',
+  'InvalidGrantTokenException',
+]);
+const NETWORK = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
+
+function statusOf(err: Error): number | undefined {
+  return (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+}
+
+/**
+ * Maps one error of a KMS call for key `arn`; `undefined` for errors this function does not recognise.
+ * @example
+ * ```ts
+ * mapKmsError(err, arn)?.code; // 'KEY_DISABLED' for a DisabledException
+ * ```
+ */
+export function mapKmsError(err: unknown, arn: string): KeyfoldError | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const name = err.name;
+  const cause = { cause: err };
+  if (name === 'NotFoundException') {
+    return new ProviderError('KEY_NOT_FOUND', `AWS KMS key ${arn} was not found (NotFoundException): check the key id, the region and the account`, cause);
+  }
+  if (name === 'DisabledException') {
+    return new ProviderError('KEY_DISABLED', `AWS KMS key ${arn} is disabled (DisabledException): enable it (aws kms enable-key) to use it`, cause);
+  }
+  if (name === 'KMSInvalidStateException') {
+    return new ProviderError('KEY_DISABLED', `AWS KMS key ${arn} is not usable in its current state (KMSInvalidStateException, e.g. pending deletion): ${err.message}`, cause);
+  }
+  if (THROTTLING.has(name) || statusOf(err) === 429) {
+    return new ProviderError('THROTTLED', `AWS KMS throttled the request for ${arn} (${name})`, cause);
+  }
+  if (DENIED.has(name)) {
+    return new ProviderError('ACCESS_DENIED', `AWS KMS refused the request for ${arn} (${name}): check the IAM policy, the key policy, grants and the credentials`, cause);
+  }
+  if (name === 'CredentialsProviderError') {
+    return new ConfigError(`no AWS credentials: the SDK's default chain found none (${err.message}); set AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or an IAM role, or pass credentials`, cause);
+  }
+  if (name === 'InvalidKeyUsageException' || name === 'UnsupportedOperationException') {
+    return new ConfigError(`AWS KMS key ${arn} cannot be used this way (${name}): it must be an ENCRYPT_DECRYPT key`, cause);
+  }
+  if (/region is missing/i.test(err.message)) {
+    return new ConfigError('no AWS region: pass region, or set AWS_REGION', cause);
+  }
+  if (UNAVAILABLE.has(name) || (statusOf(err) ?? 0) >= 500) {
+    return new ProviderError('UNAVAILABLE', `AWS KMS is unavailable for ${arn} (${name})`, cause);
+  }
+  const code = (err as { code?: unknown }).code;
+  if ((typeof code === 'string' && NETWORK.has(code)) || name === 'TimeoutError') {
+    return new ProviderError('UNAVAILABLE', `AWS KMS could not be reached for ${arn} (${typeof code === 'string' ? code : name})`, cause);
+  }
+  return undefined;
+}

@@ -1,0 +1,97 @@
+/**
+ * The Recipient hook for enclaves (AWS Nitro Enclaves, NitroTPM): Decrypt and GenerateDataKey are sent with
+ * `Recipient: { KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256', AttestationDocument }`, and KMS answers with
+ * `CiphertextForRecipient` (a CMS EnvelopedData for the enclave's public key) instead of `Plaintext`. The provider
+ * does not parse attestation documents or CMS itself: the caller (the `@keyfold/attestation` package) supplies both
+ * halves.
+ * @module
+ */
+import type { RecipientInfo } from '@aws-sdk/client-kms';
+import { ConfigError, ProviderError, assertBytes } from '@keyfold/envelope-core';
+
+/**
+ * How to act as a KMS Recipient.
+ * @example
+ * ```ts
+ * const recipient: KmsRecipient = {
+ *   attestationDocument: () => nsm.attest({ publicKey: enclaveKey.publicDer }),
+ *   decrypt: (cms) => openEnvelopedData(cms, enclaveKey.privateKey),
+ * };
+ * ```
+ */
+export interface KmsRecipient {
+  /**
+   * A fresh attestation document (COSE_Sign1) whose `public_key` is the enclave key that `decrypt` holds. Called
+   * for every Decrypt / GenerateDataKey, so the document is never older than the call.
+   */
+  readonly attestationDocument: () => Promise<Uint8Array> | Uint8Array;
+  /**
+   * Opens `CiphertextForRecipient` (CMS EnvelopedData, RSAES-OAEP-SHA-256 key transport, AES-256-CBC content)
+   * with the enclave's private key and returns the plaintext. The provider wipes the returned buffer after copying.
+   */
+  readonly decrypt: (ciphertextForRecipient: Uint8Array) => Promise<Uint8Array> | Uint8Array;
+  /**
+   * `true` (default): every Decrypt / GenerateDataKey must go through the recipient; if no attestation document
+   * can be had, or KMS answers with a plaintext anyway, the call fails. `false`: when `attestationDocument()`
+   * throws (running outside an enclave, in development), the provider falls back to a plain Decrypt.
+   */
+  readonly required?: boolean;
+}
+
+/** Validates the option. @throws TypeError for a malformed recipient. */
+export function assertRecipient(r: unknown): asserts r is KmsRecipient {
+  if (r === null || typeof r !== 'object') throw new TypeError('recipient must be an object with attestationDocument and decrypt');
+  const o = r as Record<string, unknown>;
+  if (typeof o.attestationDocument !== 'function') throw new TypeError('recipient.attestationDocument must be a function');
+  if (typeof o.decrypt !== 'function') throw new TypeError('recipient.decrypt must be a function');
+  if (o.required !== undefined && typeof o.required !== 'boolean') throw new TypeError('recipient.required must be a boolean');
+}
+
+/**
+ * The `Recipient` parameter for one call, or `undefined` to call without one (recipient absent, or not required
+ * and no attestation document available).
+ * @throws ConfigError (CONFIG_INVALID) when a required attestation document cannot be obtained.
+ */
+export async function recipientParameter(recipient: KmsRecipient | undefined): Promise<RecipientInfo | undefined> {
+  if (!recipient) return undefined;
+  let doc: Uint8Array;
+  try {
+    doc = await recipient.attestationDocument();
+    assertBytes(doc, undefined, 'the attestation document');
+  } catch (cause) {
+    if (recipient.required === false) return undefined;
+    throw new ConfigError('the KMS recipient has no attestation document (is this running inside the enclave?); set recipient.required to false to allow plain Decrypt outside it', { cause });
+  }
+  return { KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256', AttestationDocument: doc };
+}
+
+/**
+ * The plaintext of a Decrypt / GenerateDataKey answer: `CiphertextForRecipient` opened by the recipient when a
+ * Recipient was sent, else `Plaintext`. Always a fresh buffer the caller owns; the SDK's buffer is wiped.
+ * @throws ProviderError POLICY_VIOLATION when KMS returned a plaintext although a Recipient was sent;
+ *   an error of `recipient.decrypt`, or INTERNAL when the answer has neither field.
+ */
+export async function plaintextOf(
+  answer: { Plaintext?: Uint8Array | undefined; CiphertextForRecipient?: Uint8Array | undefined },
+  recipient: KmsRecipient | undefined,
+  sentRecipient: boolean,
+): Promise<Uint8Array> {
+  if (sentRecipient) {
+    if (answer.Plaintext) {
+      answer.Plaintext.fill(0);
+      throw new ProviderError('POLICY_VIOLATION', 'AWS KMS returned a plaintext although the request named a Recipient; refusing it');
+    }
+    const cms = answer.CiphertextForRecipient;
+    if (!cms || !recipient) throw new ProviderError('INTERNAL', 'AWS KMS returned no CiphertextForRecipient');
+    const opened = await recipient.decrypt(cms);
+    assertBytes(opened, undefined, 'the plaintext recipient.decrypt returned');
+    const out = new Uint8Array(opened);
+    opened.fill(0);
+    return out;
+  }
+  const pt = answer.Plaintext;
+  if (!pt) throw new ProviderError('INTERNAL', 'AWS KMS returned no Plaintext');
+  const out = new Uint8Array(pt);
+  pt.fill(0);
+  return out;
+}

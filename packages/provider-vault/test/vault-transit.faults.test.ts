@@ -1,0 +1,124 @@
+/**
+ * Fault injection through the emulator: 429 and 5xx are retried by Keyfold's shared resilience; an outage opens the
+ * circuit breaker and calls fail fast; a sealed Vault is UNAVAILABLE; a server slower than the deadline gives TIMEOUT.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createEnvelope, isKeyfoldError, type KeyfoldError } from '@keyfold/envelope-core';
+import { freshProvider, randomKey, vaultEmulator } from './helpers.js';
+
+const emu = await vaultEmulator();
+afterEach(() => {
+  emu.faults.clear();
+  emu.unseal();
+});
+
+async function rejection(p: Promise<unknown>): Promise<KeyfoldError> {
+  try {
+    await p;
+  } catch (err) {
+    if (isKeyfoldError(err)) return err;
+    throw err;
+  }
+  throw new Error('expected the call to fail');
+}
+
+async function pool<T>(n: number, width: number, fn: (i: number) => Promise<T>): Promise<T[]> {
+  const out = new Array<T>(n);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < n) {
+        const i = next++;
+        out[i] = await fn(i);
+      }
+    }),
+  );
+  return out;
+}
+
+describe('vault-transit under faults', () => {
+  // The 1,000-envelope workload on a plain key (encrypt / decrypt), and a shorter one on a derived key (datakey).
+  for (const [derivedKey, count] of [[false, 1000], [true, 200]] as const) {
+    it(`30% throttling and 10% 5xx: every seal and open of ${count} envelopes succeeds (${derivedKey ? 'derived' : 'plain'} key)`, async () => {
+      // 40% of attempts fail: the retry policy is sized for that rate (see the AWS test for the arithmetic).
+      const provider = await freshProvider(emu, {
+        derivedKey,
+        resilience: { retry: { maxAttempts: 20, baseDelayMs: 1, maxDelayMs: 20 }, circuitBreaker: { failureThreshold: 60 }, deadlineMs: 30_000 },
+      });
+      const envelope = createEnvelope({ providers: [provider], cache: false });
+      emu.faults.set({ throttleRatio: 0.3, serverErrorRatio: 0.1, seed: 1 });
+      emu.resetCounters();
+      const plaintexts = Array.from({ length: count }, (_, i) => new TextEncoder().encode(`record ${i}`));
+      const sealed = await pool(count, 32, (i) => envelope.seal(plaintexts[i]!, { row: String(i) }));
+      const opened = await pool(count, 32, (i) => envelope.open(sealed[i]!, { context: { row: String(i) } }));
+      opened.forEach((pt, i) => expect(Buffer.from(pt).equals(Buffer.from(plaintexts[i]!))).toBe(true));
+      const c = emu.counters;
+      expect(c.throttled).toBeGreaterThan(0);
+      expect(c.serverErrors).toBeGreaterThan(0);
+      expect(c.served).toBe(2 * count);
+      // Derived keys seal through datakey (native generateDataKey); plain keys through encrypt.
+      expect(c.byOperation[derivedKey ? 'datakey' : 'encrypt']! + c.byOperation.decrypt!).toBe(c.requests);
+      const stats = provider.resilienceStats()!;
+      expect(stats.failures).toBe(0);
+      expect(stats.retries).toBe(c.throttled + c.serverErrors);
+      await envelope.close();
+      await provider.close();
+    });
+  }
+
+  it('service down: UNAVAILABLE, then the breaker opens and fails fast, and recovers when it is back', async () => {
+    const provider = await freshProvider(emu, {
+      resilience: { retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 2 }, circuitBreaker: { failureThreshold: 4, resetAfterMs: 50 } },
+    });
+    const key = randomKey();
+    const wrapped = await provider.wrapKey(key, { a: '1' });
+    emu.faults.set({ outage: true });
+    for (let i = 0; i < 2; i++) {
+      const err = await rejection(provider.unwrapKey(wrapped, { a: '1' }));
+      expect(err.code).toBe('UNAVAILABLE');
+      expect((err.cause as Error).name).toBe('VaultConnectionError');
+    }
+    const before = emu.counters.requests;
+    const fast = await rejection(provider.unwrapKey(wrapped, { a: '1' }));
+    expect(fast.code).toBe('UNAVAILABLE');
+    expect((fast as { circuitOpen?: boolean }).circuitOpen).toBe(true);
+    expect(emu.counters.requests).toBe(before);
+    emu.faults.clear();
+    let back: Uint8Array | undefined;
+    for (let i = 0; i < 200 && !back; i++) {
+      back = await provider.unwrapKey(wrapped, { a: '1' }).catch(async (err: unknown) => {
+        if (!isKeyfoldError(err, 'UNAVAILABLE')) throw err;
+        await new Promise((r) => setTimeout(r, 10));
+        return undefined;
+      });
+    }
+    expect(back && Buffer.from(back).equals(Buffer.from(key))).toBe(true);
+    expect(provider.resilienceStats()!.circuit).toBe('closed');
+    await provider.close();
+  });
+
+  it('sealed Vault (503): UNAVAILABLE saying it is sealed; probe reports it; works again once unsealed', async () => {
+    const provider = await freshProvider(emu, { resilience: { retry: { maxAttempts: 2, baseDelayMs: 1 }, circuitBreaker: false } });
+    const wrapped = await provider.wrapKey(randomKey(), {});
+    emu.seal();
+    const err = await rejection(provider.unwrapKey(wrapped, {}));
+    expect(err.code).toBe('UNAVAILABLE');
+    expect(err.message).toMatch(/Vault is sealed \(503\)/);
+    expect((err.cause as { status?: number }).status).toBe(503);
+    expect(await provider.probe()).toMatchObject({ ok: false, error: { code: 'UNAVAILABLE' } });
+    emu.unseal();
+    expect(await provider.unwrapKey(wrapped, {})).toHaveLength(32);
+    await provider.close();
+  });
+
+  it('a server slower than the deadline: TIMEOUT naming the operation and the deadline', async () => {
+    const provider = await freshProvider(emu, { resilience: { deadlineMs: 100, circuitBreaker: false } });
+    emu.faults.set({ latency: { kind: 'exponential', meanMs: 5_000, capMs: 10_000 }, operations: ['encrypt'] });
+    const err = await rejection(provider.wrapKey(randomKey(), {}));
+    expect(err.code).toBe('TIMEOUT');
+    expect(err.message).toBe('vault-transit wrapKey did not finish within 100 ms');
+    emu.faults.clear();
+    expect((await provider.wrapKey(randomKey(), {})).keyVersion).toBe('1');
+    await provider.close();
+  });
+});

@@ -1,0 +1,30 @@
+/**
+ * Child-process entry for one streaming contender:
+ * `node --expose-gc stream-child.js '<spec json>' <bytes> <warmupBytes>`.
+ * Forked with an IPC channel it sends one `{ ok: true, result }` or `{ ok: false, error }` message; run by hand
+ * (e.g. under `--cpu-prof`) it prints the result as JSON.
+ * @module
+ */
+import { runStreamCase, type StreamSpec } from './stream-case.js';
+
+async function main(): Promise<void> {
+  const [specJson, bytes, warmup] = process.argv.slice(2);
+  if (!specJson || !bytes || !warmup) {
+    throw new Error(`usage: node --expose-gc stream-child.js '{"kind":"keyfold"}' <bytes> <warmupBytes>`);
+  }
+  const result = await runStreamCase(JSON.parse(specJson) as StreamSpec, Number(bytes), Number(warmup));
+  if (process.send) await new Promise<void>((resolve) => process.send!({ ok: true, result }, () => resolve()));
+  else process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    const error = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    if (process.send) process.send({ ok: false, error }, () => process.exit(1));
+    else {
+      process.stderr.write(`${error}\n`);
+      process.exit(1);
+    }
+  },
+);

@@ -1,0 +1,171 @@
+/**
+ * Recipient support of the AWS KMS emulator (Nitro Enclaves): reads the enclave's RSA public key from the
+ * attestation document (an untagged or tagged COSE_Sign1 whose CBOR payload has `public_key`), and returns the
+ * plaintext as `CiphertextForRecipient`: a CMS ContentInfo(EnvelopedData v2) with one KeyTransRecipientInfo v2
+ * (subjectKeyIdentifier), RSAES-OAEP with SHA-256 and MGF1-SHA-256, content AES-256-CBC with PKCS#7 padding — the
+ * shape real KMS sends, DER-encoded here (KMS uses BER indefinite lengths; a BER reader reads both).
+ *
+ * The emulator does not verify the document's signature or certificate chain: that is the job of real KMS (and of
+ * `@keyfold/attestation`'s own verifier), not of a test double.
+ * @module
+ */
+import { constants, createCipheriv, createHash, createPublicKey, publicEncrypt, randomBytes, type KeyObject } from 'node:crypto';
+import { KmsError } from './kms-errors.js';
+
+type Cbor = number | bigint | string | boolean | null | undefined | Uint8Array | Cbor[] | Map<Cbor, Cbor>;
+
+const invalidDocument = (why: string): KmsError => new KmsError('ValidationException', `The attestation document is not valid: ${why}`);
+
+/** A small CBOR reader: definite lengths, the types an attestation document uses. */
+function readCbor(buf: Uint8Array): Cbor {
+  let pos = 0;
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const need = (n: number): void => {
+    if (pos + n > buf.length) throw invalidDocument('truncated CBOR');
+  };
+  const length = (info: number): number => {
+    if (info < 24) return info;
+    const size = info === 24 ? 1 : info === 25 ? 2 : info === 26 ? 4 : info === 27 ? 8 : 0;
+    if (size === 0) throw invalidDocument('indefinite or reserved CBOR length');
+    need(size);
+    let v = 0;
+    for (let i = 0; i < size; i++) v = v * 256 + (buf[pos + i] as number);
+    pos += size;
+    if (!Number.isSafeInteger(v)) throw invalidDocument('CBOR length too large');
+    return v;
+  };
+  const item = (depth: number): Cbor => {
+    if (depth > 16) throw invalidDocument('CBOR nested too deeply');
+    need(1);
+    const head = buf[pos++] as number;
+    const major = head >> 5;
+    const info = head & 31;
+    switch (major) {
+      case 0:
+        return length(info);
+      case 1:
+        return -1 - length(info);
+      case 2: {
+        const n = length(info);
+        need(n);
+        const out = buf.slice(pos, pos + n);
+        pos += n;
+        return out;
+      }
+      case 3: {
+        const n = length(info);
+        need(n);
+        const s = Buffer.from(buf.subarray(pos, pos + n)).toString('utf8');
+        pos += n;
+        return s;
+      }
+      case 4: {
+        const n = length(info);
+        const arr: Cbor[] = [];
+        for (let i = 0; i < n; i++) arr.push(item(depth + 1));
+        return arr;
+      }
+      case 5: {
+        const n = length(info);
+        const map = new Map<Cbor, Cbor>();
+        for (let i = 0; i < n; i++) map.set(item(depth + 1), item(depth + 1));
+        return map;
+      }
+      case 6:
+        length(info);
+        return item(depth + 1);
+      default:
+        if (info === 20) return false;
+        if (info === 21) return true;
+        if (info === 22) return null;
+        if (info === 23) return undefined;
+        if (info === 25 || info === 26 || info === 27) {
+          const size = info === 25 ? 2 : info === 26 ? 4 : 8;
+          need(size);
+          const v = size === 2 ? view.getUint16(pos) : size === 4 ? view.getFloat32(pos) : view.getFloat64(pos);
+          pos += size;
+          return v;
+        }
+        throw invalidDocument('unsupported CBOR simple value');
+    }
+  };
+  const value = item(0);
+  if (pos !== buf.length) throw invalidDocument('trailing bytes after the COSE_Sign1');
+  return value;
+}
+
+/**
+ * The RSA public key (RSA 2048 or more) an attestation document names in `public_key`.
+ * @throws KmsError ValidationException for anything else.
+ */
+export function recipientPublicKey(document: Uint8Array): KeyObject {
+  const cose = readCbor(document);
+  if (!Array.isArray(cose) || cose.length !== 4 || !(cose[2] instanceof Uint8Array)) throw invalidDocument('not a COSE_Sign1');
+  const payload = readCbor(cose[2]);
+  if (!(payload instanceof Map)) throw invalidDocument('the payload is not a map');
+  const der = payload.get('public_key');
+  if (!(der instanceof Uint8Array) || der.length === 0) throw invalidDocument('no public_key');
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' });
+  } catch {
+    throw invalidDocument('public_key is not a DER SubjectPublicKeyInfo');
+  }
+  if (key.asymmetricKeyType !== 'rsa' || (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) {
+    throw invalidDocument('public_key must be an RSA key of at least 2048 bits');
+  }
+  return key;
+}
+
+// ---------------------------------------------------------------------------------------------------- DER writer
+
+function tlv(tag: number, content: Uint8Array): Buffer {
+  const n = content.length;
+  const len = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : n < 0x10000 ? [0x82, n >> 8, n & 0xff] : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
+  return Buffer.concat([Buffer.from([tag, ...len]), content]);
+}
+const seq = (...parts: Uint8Array[]): Buffer => tlv(0x30, Buffer.concat(parts));
+const set = (...parts: Uint8Array[]): Buffer => tlv(0x31, Buffer.concat(parts));
+const octets = (b: Uint8Array): Buffer => tlv(0x04, b);
+const int = (v: number): Buffer => tlv(0x02, Buffer.from([v]));
+const explicit = (n: number, inner: Uint8Array): Buffer => tlv(0xa0 + n, inner);
+
+function oid(dotted: string): Buffer {
+  const parts = dotted.split('.').map(Number);
+  const bytes: number[] = [(parts[0] as number) * 40 + (parts[1] as number)];
+  for (const p of parts.slice(2)) {
+    const chunk: number[] = [p & 0x7f];
+    for (let v = p >> 7; v > 0; v >>= 7) chunk.unshift((v & 0x7f) | 0x80);
+    bytes.push(...chunk);
+  }
+  return tlv(0x06, Buffer.from(bytes));
+}
+
+const OID = {
+  envelopedData: '1.2.840.113549.1.7.3',
+  data: '1.2.840.113549.1.7.1',
+  rsaesOaep: '1.2.840.113549.1.1.7',
+  mgf1: '1.2.840.113549.1.1.8',
+  sha256: '2.16.840.1.101.3.4.2.1',
+  aes256Cbc: '2.16.840.1.101.3.4.1.42',
+};
+
+/** `CiphertextForRecipient` for `plaintext`: CMS EnvelopedData to the recipient's RSA key. */
+export function envelopeForRecipient(key: KeyObject, plaintext: Uint8Array): Buffer {
+  const cek = randomBytes(32);
+  const iv = randomBytes(16);
+  try {
+    const cipher = createCipheriv('aes-256-cbc', cek, iv);
+    const content = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+    const encryptedKey = publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, cek);
+    const spki = key.export({ format: 'der', type: 'spki' });
+    const ski = createHash('sha1').update(spki).digest();
+    const sha256 = seq(oid(OID.sha256));
+    const oaepParams = seq(explicit(0, sha256), explicit(1, seq(oid(OID.mgf1), sha256)));
+    const ktri = seq(int(2), tlv(0x80, ski), seq(oid(OID.rsaesOaep), oaepParams), octets(encryptedKey));
+    const eci = seq(oid(OID.data), seq(oid(OID.aes256Cbc), octets(iv)), tlv(0x80, content));
+    return seq(oid(OID.envelopedData), explicit(0, seq(int(2), set(ktri), eci)));
+  } finally {
+    cek.fill(0);
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * Runtime fault injection and call counters, shared by both emulators. Tests and the bench change the settings while
+ * the emulator runs (`emu.faults.set({...})`); every request draws its fate from them before it is served.
+ * @module
+ */
+
+/** How long the emulator waits before it answers a request. */
+export type LatencySpec =
+  | { readonly kind: 'fixed'; readonly ms: number }
+  | { readonly kind: 'uniform'; readonly minMs: number; readonly maxMs: number }
+  /** Exponential with the given mean (a long tail), capped at `capMs` (default 10 x mean). */
+  | { readonly kind: 'exponential'; readonly meanMs: number; readonly capMs?: number };
+
+/** Fault settings. Ratios are probabilities in [0, 1], drawn independently per request in this order. */
+export interface FaultSettings {
+  /** Delay before answering (also before a fault answer). Default none. */
+  readonly latency?: LatencySpec | undefined;
+  /** Share of requests answered with the service's throttling error (KMS ThrottlingException 400, Vault 429). */
+  readonly throttleRatio?: number | undefined;
+  /** Share of requests answered with a 5xx (KMS 500 KMSInternalException, Vault 500 / 503). */
+  readonly serverErrorRatio?: number | undefined;
+  /** Share of requests whose connection is reset without an answer. */
+  readonly resetRatio?: number | undefined;
+  /** Full outage: every request's connection is reset without an answer (admin requests excepted). */
+  readonly outage?: boolean | undefined;
+  /** Only these operations (KMS `Encrypt`, Vault `encrypt`, ...) are subject to the ratios and latency. Default all. */
+  readonly operations?: readonly string[] | undefined;
+  /** Seed of the PRNG that draws the faults, for reproducible runs. Default: a fixed seed. */
+  readonly seed?: number | undefined;
+}
+
+/** What happens to one request. */
+export type FaultDecision = 'serve' | 'throttle' | 'server-error' | 'reset' | 'outage';
+
+/** Counters of one emulator; `byOperation` counts requests that reached an operation (faulted or not). */
+export interface CallCounters {
+  /** Every request received (admin requests excluded). */
+  requests: number;
+  /** Requests served by the emulated service (successful or with a service error). */
+  served: number;
+  /** Served requests that ended in a 4xx/5xx from the emulated service itself (not an injected fault). */
+  serviceErrors: number;
+  throttled: number;
+  serverErrors: number;
+  resets: number;
+  outageRejected: number;
+  byOperation: Record<string, number>;
+}
+
+function checkRatio(value: number | undefined, name: string): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !(value >= 0 && value <= 1)) throw new RangeError(`${name} must be a number in [0, 1]; got ${String(value)}`);
+}
+
+function checkLatency(l: LatencySpec | undefined): void {
+  if (l === undefined) return;
+  const nonNeg = (v: unknown, name: string): void => {
+    if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v)) throw new RangeError(`latency.${name} must be a finite number >= 0`);
+  };
+  switch (l.kind) {
+    case 'fixed':
+      nonNeg(l.ms, 'ms');
+      return;
+    case 'uniform':
+      nonNeg(l.minMs, 'minMs');
+      nonNeg(l.maxMs, 'maxMs');
+      if (l.maxMs < l.minMs) throw new RangeError('latency.maxMs must be >= latency.minMs');
+      return;
+    case 'exponential':
+      nonNeg(l.meanMs, 'meanMs');
+      if (l.capMs !== undefined) nonNeg(l.capMs, 'capMs');
+      return;
+    default:
+      throw new TypeError(`latency.kind must be fixed, uniform or exponential; got ${String((l as { kind?: unknown }).kind)}`);
+  }
+}
+
+/** mulberry32: a small, fast, seedable PRNG. Not for keys: only to decide which requests fail. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * The live fault settings of one emulator. `set` replaces them (validated), `clear` removes every fault.
+ * @example
+ * ```ts
+ * emu.faults.set({ throttleRatio: 0.3, serverErrorRatio: 0.1, latency: { kind: 'uniform', minMs: 1, maxMs: 5 } });
+ * emu.faults.clear();
+ * ```
+ */
+export class FaultController {
+  #settings: FaultSettings = {};
+  #random: () => number = prng(0x6b66);
+
+  /** The current settings. */
+  get settings(): FaultSettings {
+    return this.#settings;
+  }
+
+  /**
+   * Replaces the fault settings.
+   * @throws RangeError / TypeError for a ratio outside [0, 1] or a malformed latency.
+   */
+  set(settings: FaultSettings): void {
+    if (settings === null || typeof settings !== 'object') throw new TypeError('fault settings must be an object');
+    checkRatio(settings.throttleRatio, 'throttleRatio');
+    checkRatio(settings.serverErrorRatio, 'serverErrorRatio');
+    checkRatio(settings.resetRatio, 'resetRatio');
+    checkLatency(settings.latency);
+    if (settings.operations !== undefined && !Array.isArray(settings.operations)) throw new TypeError('operations must be an array of names');
+    this.#settings = { ...settings };
+    this.#random = prng(settings.seed ?? 0x6b66);
+  }
+
+  /** Removes every fault. */
+  clear(): void {
+    this.set({});
+  }
+
+  #applies(operation: string): boolean {
+    const ops = this.#settings.operations;
+    return ops === undefined || ops.includes(operation);
+  }
+
+  /** Draws the fate of one request for `operation`. */
+  decide(operation: string): FaultDecision {
+    const s = this.#settings;
+    if (s.outage) return 'outage';
+    if (!this.#applies(operation)) return 'serve';
+    if (s.resetRatio && this.#random() < s.resetRatio) return 'reset';
+    const r = this.#random();
+    const throttle = s.throttleRatio ?? 0;
+    if (r < throttle) return 'throttle';
+    if (r < throttle + (s.serverErrorRatio ?? 0)) return 'server-error';
+    return 'serve';
+  }
+
+  /** Delay for one request of `operation`, in ms (0 without a latency setting). */
+  latencyMs(operation: string): number {
+    const l = this.#settings.latency;
+    if (!l || !this.#applies(operation)) return 0;
+    switch (l.kind) {
+      case 'fixed':
+        return l.ms;
+      case 'uniform':
+        return l.minMs + this.#random() * (l.maxMs - l.minMs);
+      case 'exponential': {
+        const cap = l.capMs ?? l.meanMs * 10;
+        return Math.min(cap, -l.meanMs * Math.log(1 - this.#random()));
+      }
+    }
+  }
+}
+
+/** Fresh, zeroed counters. */
+export function newCounters(): CallCounters {
+  return { requests: 0, served: 0, serviceErrors: 0, throttled: 0, serverErrors: 0, resets: 0, outageRejected: 0, byOperation: {} };
+}
