@@ -65,7 +65,7 @@ describe('aws-kms under faults', () => {
 
   it('service down: calls fail with UNAVAILABLE, the breaker opens and fails fast, and recovers when it is back', async () => {
     const provider = await freshProvider(emu, 'SYMMETRIC_DEFAULT', {
-      resilience: { retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 2 }, circuitBreaker: { failureThreshold: 4, resetAfterMs: 50 } },
+      resilience: { retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 2 }, circuitBreaker: { failureThreshold: 2, resetAfterMs: 50 } },
     });
     const context = { tenant: 'acme' };
     const key = randomKey();

@@ -68,7 +68,7 @@ describe('vault-transit under faults', () => {
 
   it('service down: UNAVAILABLE, then the breaker opens and fails fast, and recovers when it is back', async () => {
     const provider = await freshProvider(emu, {
-      resilience: { retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 2 }, circuitBreaker: { failureThreshold: 4, resetAfterMs: 50 } },
+      resilience: { retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 2 }, circuitBreaker: { failureThreshold: 2, resetAfterMs: 50 } },
     });
     const key = randomKey();
     const wrapped = await provider.wrapKey(key, { a: '1' });
