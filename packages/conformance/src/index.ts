@@ -16,3 +16,4 @@ export {
   isKeyfoldErrorLike,
 } from './assert.js';
 export type { KeyfoldErrorLike } from './assert.js';
+export { keyStoreChecks, runKeyStoreCheck, runKeyStoreConformance, type ConformanceAuditEntry, type ConformanceDataKey, type ConformanceKeyStore, type KeyStoreCheck, type KeyStoreCheckName, type KeyStoreConformanceOptions, type KeyStoreConformanceTarget } from './keystore-checks.js';

@@ -1,0 +1,49 @@
+/**
+ * @keyfold/keystore: where a Keyfold installation keeps its wrapped keys. `openSqliteKeyStore` (one file, the
+ * embedded default) and `openPostgresKeyStore` (shared by several processes or machines) implement one `KeyStore`:
+ * install lock, KEK version registry, data keys with compare-and-swap, rotation checkpoints and a hash-chained
+ * audit log. `openKeyring` adds per-tenant keys, each usable as a `KeyProvider` of kind `tenant`;
+ * `backupStore` / `restoreStore` copy a store as wrapped material only.
+ * @packageDocumentation
+ */
+export type {
+  AuditEntry,
+  AuditHead,
+  AuditInput,
+  AuditProblemKind,
+  AuditQuery,
+  AuditVerification,
+  Checkpoint,
+  CheckpointUpdate,
+  DataKeyChange,
+  DataKeyFilter,
+  DataKeyRecord,
+  DataKeyState,
+  InstallLock,
+  JsonValue,
+  KekRef,
+  KekUsage,
+  KekVersionRecord,
+  KekVersionState,
+  KeyStore,
+  KeyStoreBackend,
+  LeaseRequest,
+  NewDataKey,
+  ProviderRef,
+  RewrapLease,
+  RewrapUpdate,
+  StoreRecords,
+} from './types.js';
+export { IntegrityError } from './errors.js';
+export { GENESIS_HASH, auditHash, verifyAuditChain } from './audit.js';
+export { SCHEMA_VERSION } from './schema.js';
+export { KEY_CHECK_LENGTH, dataKeyContext, kekName, keyCheckValue } from './records.js';
+export { SqliteKeyStore, openSqliteKeyStore } from './sqlite-store.js';
+export type { SqliteKeyStoreOptions } from './sqlite-store.js';
+export { PostgresKeyStore, openPostgresKeyStore } from './postgres-store.js';
+export type { PgClientLike, PgPoolLike, PostgresKeyStoreOptions } from './postgres-store.js';
+export { Keyring, TenantKeyProvider, assertTenantId, openKeyring, tenantKeyId, tenantOwner } from './keyring.js';
+export type { KeyringOptions, TenantInfo } from './keyring.js';
+export type { KeyCacheOptions } from './key-cache.js';
+export { BACKUP_FORMAT, BACKUP_VERSION, backupStore, restoreStore } from './backup.js';
+export type { BackupOptions, BackupSummary, RestoreOptions } from './backup.js';

@@ -1,0 +1,527 @@
+/**
+ * The keyring: per-tenant data keys kept wrapped in a {@link KeyStore} under the installation's KEK provider, each
+ * tenant exposed as a `KeyProvider` of kind `tenant` so that envelopes, rotation and multi-provider sealing all
+ * work on tenant keys unchanged.
+ *
+ * Security rules, and why they hold:
+ * - A tenant key is wrapped with the context `{ keyfold:store, keyfold:id, keyfold:owner }`, so a wrapped key moved
+ *   to another row or tenant does not unwrap; after unwrapping, its key check value is compared (constant time) with
+ *   the stored one before the key is used.
+ * - Unwrapped tenant keys live only in a bounded LRU with a time to live; they are wiped on eviction, expiry,
+ *   shred and close, and callers only ever get copies that are wiped after each wrap / unwrap.
+ * - `shredTenant` deletes every wrapped version in one audited transaction and wipes this process's cached copies;
+ *   other processes drop theirs within the cache TTL (default 60 s), after which the tenant's envelopes can never
+ *   be opened again, anywhere.
+ * - The keyring refuses a KEK provider that does not match the store's install lock (`PROVIDER_MISMATCH`), and the
+ *   memory provider in production.
+ * @module
+ */
+import {
+  BaseKeyProvider,
+  ProviderError,
+  UnwrapFailedError,
+  assertProvidersAllowed,
+  constantTimeEqual,
+  encodeContext,
+  localUnwrap,
+  localWrap,
+  localWrapAad,
+  randomOwnedBytes,
+  resolveSecurityMode,
+  wipe,
+  type EncryptionContext,
+  type KeyProvider,
+  type ProviderCapabilities,
+  type ProviderDescription,
+  type SecurityMode,
+  type WrappedKey,
+} from '@keyfold/envelope-core';
+import { IntegrityError } from './errors.js';
+import { KeyCache, type KeyCacheOptions } from './key-cache.js';
+import { assertName, dataKeyContext, kekName, keyCheckValue } from './records.js';
+import type { DataKeyRecord, KeyStore } from './types.js';
+
+/** Tenant ids: short, printable, stored in clear in every envelope. */
+const TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const VERSION = /^[1-9][0-9]{0,8}$/;
+const OWNER_PREFIX = 'tenant:';
+
+/**
+ * Asserts `id` is a valid tenant id: 1-64 characters of `A-Z a-z 0-9 . _ -`, starting with a letter or digit.
+ * @throws TypeError / RangeError.
+ * @example
+ * ```ts
+ * assertTenantId('acme'); // ok; assertTenantId('a b') throws RangeError
+ * ```
+ */
+export function assertTenantId(id: unknown): asserts id is string {
+  if (typeof id !== 'string') throw new TypeError(`tenant id must be a string; got ${typeof id}`);
+  if (!TENANT_ID.test(id)) {
+    throw new RangeError(`tenant id must be 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit; got ${JSON.stringify(id)}`);
+  }
+}
+
+/**
+ * The store owner of a tenant's keys.
+ * @example
+ * ```ts
+ * tenantOwner('acme'); // 'tenant:acme'
+ * ```
+ */
+export function tenantOwner(id: string): string {
+  return `${OWNER_PREFIX}${id}`;
+}
+
+/**
+ * The store id of one version of a tenant's key.
+ * @example
+ * ```ts
+ * tenantKeyId('acme', 2); // 'tenant:acme:2'
+ * ```
+ */
+export function tenantKeyId(id: string, version: number): string {
+  return `${OWNER_PREFIX}${id}:${version}`;
+}
+
+/**
+ * What the keyring reports about a tenant (no key material).
+ * @example
+ * ```ts
+ * const { id, activeVersion, versions, shredded } = await keyring.createTenant('acme');
+ * ```
+ */
+export interface TenantInfo {
+  readonly id: string;
+  /** The version new seals use (`undefined` once shredded). */
+  readonly activeVersion: number | undefined;
+  /** How many versions exist (destroyed ones included). */
+  readonly versions: number;
+  readonly shredded: boolean;
+}
+
+/**
+ * Options of {@link openKeyring}.
+ * @example
+ * ```ts
+ * const options: KeyringOptions = { store, provider, actor: 'billing-service', cache: { maxEntries: 500 } };
+ * ```
+ */
+export interface KeyringOptions {
+  store: KeyStore;
+  /** The installation's KEK provider; must match the store's install lock (recorded on first use). */
+  provider: KeyProvider;
+  /** Actor recorded in audit entries. Default `keyfold`. */
+  actor?: string;
+  /** The unwrapped tenant key cache (bounded LRU with TTL). */
+  cache?: KeyCacheOptions;
+  /** `production` (default) refuses the memory provider. */
+  securityMode?: SecurityMode;
+}
+
+interface Acquired {
+  /** A copy the caller wipes. */
+  readonly key: Uint8Array;
+  readonly version: number;
+}
+
+/**
+ * Per-tenant keys over a {@link KeyStore}. Create it with {@link openKeyring}.
+ * @example
+ * ```ts
+ * const keyring = await openKeyring({ store, provider });
+ * await keyring.createTenant('acme');
+ * const envelope = createEnvelope({ providers: [keyring.tenant('acme')] });
+ * ```
+ */
+export class Keyring {
+  readonly store: KeyStore;
+  readonly provider: KeyProvider;
+  readonly actor: string;
+  readonly #cache: KeyCache;
+  readonly #providers = new Map<string, TenantKeyProvider>();
+  /** Active version per tenant, with the time it was read (refreshed after the cache TTL). */
+  readonly #active = new Map<string, { version: number; at: number }>();
+  /** Bumped by shred / rotate, so a load that raced one is discarded. */
+  readonly #generation = new Map<string, number>();
+  readonly #knownKek = new Set<string>();
+  #closed = false;
+
+  /** @internal Use {@link openKeyring}. */
+  constructor(options: KeyringOptions, actor: string) {
+    this.store = options.store;
+    this.provider = options.provider;
+    this.actor = actor;
+    this.#cache = new KeyCache(options.cache);
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new ProviderError('PROVIDER_CLOSED', 'this keyring is closed');
+  }
+
+  #gen(id: string): number {
+    return this.#generation.get(id) ?? 0;
+  }
+
+  #bump(id: string): void {
+    this.#generation.set(id, this.#gen(id) + 1);
+    this.#active.delete(id);
+    this.#cache.deletePrefix(`${id}\u0000`);
+  }
+
+  async #recordKek(wrapped: WrappedKey): Promise<void> {
+    const name = kekName({ kind: wrapped.kind, keyId: wrapped.keyId, version: wrapped.keyVersion });
+    if (this.#knownKek.has(name)) return;
+    const known = await this.store.listKekVersions({ kind: wrapped.kind, keyId: wrapped.keyId });
+    const rec = known.find((k) => k.version === wrapped.keyVersion);
+    if (!rec || rec.state === 'retired') {
+      // Registered (a retired version is refused here: nothing new may be wrapped under it). Only the first version
+      // of a KEK becomes active this way; later activations are the rotation's (rotateKek), so processes rolling
+      // out a new version at different times do not flip the registry back and forth.
+      await this.store.recordKekVersion(
+        { kind: wrapped.kind, keyId: wrapped.keyId, version: wrapped.keyVersion },
+        { activate: !known.some((k) => k.state === 'active'), actor: this.actor },
+      );
+    }
+    this.#knownKek.add(name);
+  }
+
+  /** Generates and wraps a new tenant key; returns what to store (the key itself is wiped). */
+  async #newKey(id: string, version: number): Promise<{ wrapped: WrappedKey; keyCheck: Uint8Array; key: Uint8Array }> {
+    const key = randomOwnedBytes(32);
+    try {
+      const wrapped = await this.provider.wrapKey(key, dataKeyContext({ id: tenantKeyId(id, version), owner: tenantOwner(id) }));
+      await this.#recordKek(wrapped);
+      return { wrapped, keyCheck: keyCheckValue(key), key };
+    } catch (err) {
+      wipe(key);
+      throw err;
+    }
+  }
+
+  /**
+   * Creates tenant `id` with key version 1 (audited `tenant.create`).
+   * @throws KeyfoldError `ALREADY_EXISTS` when the tenant exists (or existed and was shredded); provider errors
+   *   when wrapping fails; TypeError / RangeError for a malformed id.
+   * @example
+   * ```ts
+   * await keyring.createTenant('acme');
+   * ```
+   */
+  async createTenant(id: string): Promise<TenantInfo> {
+    this.#assertOpen();
+    assertTenantId(id);
+    const { wrapped, keyCheck, key } = await this.#newKey(id, 1);
+    try {
+      await this.store.insertDataKeys(
+        [{ id: tenantKeyId(id, 1), owner: tenantOwner(id), version: 1, wrapped, keyCheck }],
+        { actor: this.actor, event: 'tenant.create', subject: tenantOwner(id), details: { tenant: id, version: 1, kek: kekName({ kind: wrapped.kind, keyId: wrapped.keyId, version: wrapped.keyVersion }) } },
+      );
+      this.#bump(id);
+      this.#cache.set(`${id}\u0000${1}`, key);
+      return { id, activeVersion: 1, versions: 1, shredded: false };
+    } finally {
+      wipe(key);
+    }
+  }
+
+  /**
+   * Adds a new version of the tenant's key and makes it the one new seals use; older versions keep opening what
+   * they sealed (audited `tenant.rotate`).
+   * @returns the tenant after the rotation.
+   * @throws ProviderError `KEY_NOT_FOUND` when the tenant does not exist or was shredded.
+   * @example
+   * ```ts
+   * const { activeVersion } = await keyring.rotateTenantKey('acme'); // 2
+   * ```
+   */
+  async rotateTenantKey(id: string): Promise<TenantInfo> {
+    this.#assertOpen();
+    assertTenantId(id);
+    const owner = tenantOwner(id);
+    const current = await this.#ownerInfo(id);
+    const version = current.versions + 1;
+    const { wrapped, keyCheck, key } = await this.#newKey(id, version);
+    try {
+      await this.store.addDataKeyVersion(
+        owner,
+        { id: tenantKeyId(id, version), version, wrapped, keyCheck },
+        { actor: this.actor, event: 'tenant.rotate', subject: owner, details: { tenant: id } },
+      );
+      this.#bump(id);
+      this.#cache.set(`${id}\u0000${version}`, key);
+      return { id, activeVersion: version, versions: version, shredded: false };
+    } finally {
+      wipe(key);
+    }
+  }
+
+  /**
+   * Destroys every version of the tenant's key (audited `tenant.shred`): every envelope sealed for the tenant can
+   * never be opened again. This process's cached copies are wiped at once; other processes drop theirs within the
+   * cache TTL.
+   * @returns how many key versions were destroyed.
+   * @throws ProviderError `KEY_NOT_FOUND` when the tenant does not exist.
+   * @example
+   * ```ts
+   * await keyring.shredTenant('acme'); // GDPR erasure: acme's data is now unreadable everywhere
+   * ```
+   */
+  async shredTenant(id: string): Promise<{ id: string; destroyed: number }> {
+    this.#assertOpen();
+    assertTenantId(id);
+    this.#bump(id);
+    const destroyed = await this.store.destroyOwner(tenantOwner(id), {
+      actor: this.actor,
+      event: 'tenant.shred',
+      subject: tenantOwner(id),
+      details: { tenant: id },
+    });
+    this.#bump(id);
+    return { id, destroyed };
+  }
+
+  async #ownerInfo(id: string): Promise<TenantInfo> {
+    const owners = await this.store.listOwners(tenantOwner(id));
+    const o = owners.find((x) => x.owner === tenantOwner(id));
+    if (!o) throw new ProviderError('KEY_NOT_FOUND', `tenant ${id} does not exist`);
+    if (o.destroyed) throw new ProviderError('KEY_NOT_FOUND', `tenant ${id} was shredded: its keys are destroyed`);
+    return { id, activeVersion: o.activeVersion, versions: o.versions, shredded: false };
+  }
+
+  /**
+   * The tenant's state, or `undefined` when it does not exist.
+   * @example
+   * ```ts
+   * const info = await keyring.getTenant('acme');
+   * ```
+   */
+  async getTenant(id: string): Promise<TenantInfo | undefined> {
+    this.#assertOpen();
+    assertTenantId(id);
+    const o = (await this.store.listOwners(tenantOwner(id))).find((x) => x.owner === tenantOwner(id));
+    return o ? { id, activeVersion: o.destroyed ? undefined : o.activeVersion, versions: o.versions, shredded: o.destroyed } : undefined;
+  }
+
+  /**
+   * Every tenant, in id order.
+   * @example
+   * ```ts
+   * for (const t of await keyring.listTenants()) console.log(t.id, t.activeVersion, t.shredded);
+   * ```
+   */
+  async listTenants(): Promise<TenantInfo[]> {
+    this.#assertOpen();
+    return (await this.store.listOwners(OWNER_PREFIX)).map((o) => ({
+      id: o.owner.slice(OWNER_PREFIX.length),
+      activeVersion: o.destroyed ? undefined : o.activeVersion,
+      versions: o.versions,
+      shredded: o.destroyed,
+    }));
+  }
+
+  /**
+   * The tenant as a `KeyProvider` (kind `tenant`, keyId = tenant id). The same object is returned for the same id
+   * until it is closed. Nothing is read until it is used.
+   * @throws TypeError / RangeError for a malformed id; PROVIDER_CLOSED after `close()`.
+   * @example
+   * ```ts
+   * const envelope = createEnvelope({ providers: [keyring.tenant('acme')] });
+   * const sealed = await envelope.seal('invoice #1');
+   * ```
+   */
+  tenant(id: string): TenantKeyProvider {
+    this.#assertOpen();
+    assertTenantId(id);
+    let p = this.#providers.get(id);
+    if (!p || p.closed) {
+      p = new TenantKeyProvider(this, id, {
+        acquire: (version) => this.#acquire(id, version),
+        describe: () => this.#ownerInfo(id),
+        rotate: async () => String((await this.rotateTenantKey(id)).activeVersion),
+      });
+      this.#providers.set(id, p);
+    }
+    return p;
+  }
+
+  async #activeVersion(id: string): Promise<number> {
+    const cached = this.#active.get(id);
+    if (cached && Date.now() - cached.at < this.#cache.ttlMs) return cached.version;
+    const rec = await this.store.findDataKey(tenantOwner(id));
+    if (!rec) {
+      await this.#ownerInfo(id); // throws the right KEY_NOT_FOUND
+      throw new ProviderError('KEY_NOT_FOUND', `tenant ${id} has no active key`);
+    }
+    this.#active.set(id, { version: rec.version, at: Date.now() });
+    return rec.version;
+  }
+
+  /** A copy of the tenant key of `version` (default: active), from the cache or unwrapped from the store. */
+  async #acquire(id: string, version: number | undefined): Promise<Acquired> {
+    this.#assertOpen();
+    const v = version ?? (await this.#activeVersion(id));
+    const slot = `${id}\u0000${v}`;
+    const hit = this.#cache.get(slot);
+    if (hit) return { key: hit, version: v };
+    const gen = this.#gen(id);
+    const rec = await this.store.findDataKey(tenantOwner(id), v);
+    // An unknown version is a bad wrapped key like any other: the one generic error (a destroyed one says so).
+    if (!rec) throw version === undefined ? new ProviderError('KEY_NOT_FOUND', `tenant ${id} has no key version ${v}`) : new UnwrapFailedError();
+    const key = await this.#unwrapRecord(id, rec);
+    if (this.#gen(id) !== gen || this.#closed) {
+      // Shredded, rotated or closed while we unwrapped: do not keep (or hand out) a stale key.
+      wipe(key);
+      if (this.#closed) throw new ProviderError('PROVIDER_CLOSED', 'this keyring is closed');
+      return this.#acquire(id, version);
+    }
+    this.#cache.set(slot, key);
+    return { key, version: v };
+  }
+
+  async #unwrapRecord(id: string, rec: DataKeyRecord): Promise<Uint8Array> {
+    if (rec.state === 'destroyed' || !rec.wrapped || !rec.keyCheck) {
+      throw new ProviderError('KEY_NOT_FOUND', `tenant ${id} was shredded: key version ${rec.version} is destroyed and can never be used again`);
+    }
+    const key = await this.provider.unwrapKey(rec.wrapped, dataKeyContext(rec));
+    const check = keyCheckValue(key);
+    if (!constantTimeEqual(check, rec.keyCheck)) {
+      wipe(key);
+      throw new IntegrityError(`the stored key ${rec.id} does not match its key check value: the store was tampered with`);
+    }
+    return key;
+  }
+
+  /**
+   * Wipes every cached tenant key and closes the tenant providers. The store and the KEK provider stay open (they
+   * are the caller's). Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#cache.clear();
+    const providers = [...this.#providers.values()];
+    this.#providers.clear();
+    await Promise.all(providers.map((p) => p.close()));
+  }
+
+  /** Cached key count (for tests and `status`). */
+  get cachedKeys(): number {
+    return this.#cache.size;
+  }
+}
+
+/** What a tenant provider needs from its keyring. */
+interface TenantBackend {
+  acquire(version: number | undefined): Promise<Acquired>;
+  describe(): Promise<TenantInfo>;
+  rotate(): Promise<string>;
+}
+
+/**
+ * One tenant's key as a `KeyProvider` (kind `tenant`). Get it from {@link Keyring.tenant}. Wraps with AES-256-GCM
+ * under the tenant's active key version, bound to the context, the tenant id and the version; unwraps any version
+ * that is not destroyed. Local work: no retries or circuit breaker.
+ * @example
+ * ```ts
+ * const acme = keyring.tenant('acme');
+ * const envelope = createEnvelope({ providers: [acme] });
+ * ```
+ */
+export class TenantKeyProvider extends BaseKeyProvider {
+  override readonly kind = 'tenant';
+  override readonly protection = 'software' as const;
+  override readonly keyId: string;
+  readonly #backend: TenantBackend;
+
+  /** @internal Use {@link Keyring.tenant}. */
+  constructor(readonly keyring: Keyring, id: string, backend: TenantBackend) {
+    super({ resilience: false });
+    this.keyId = id;
+    this.#backend = backend;
+  }
+
+  protected override async _wrapKey(dataKey: Uint8Array, context: EncryptionContext): Promise<WrappedKey> {
+    const { key, version } = await this.#backend.acquire(undefined);
+    try {
+      const keyVersion = String(version);
+      const ciphertext = localWrap(key, dataKey, localWrapAad(this.kind, this.keyId, keyVersion, encodeContext(context)));
+      return { kind: this.kind, keyId: this.keyId, keyVersion, ciphertext };
+    } finally {
+      wipe(key);
+    }
+  }
+
+  protected override async _unwrapKey(wrapped: WrappedKey, context: EncryptionContext): Promise<Uint8Array> {
+    if (!VERSION.test(wrapped.keyVersion)) throw new UnwrapFailedError();
+    const { key } = await this.#backend.acquire(Number(wrapped.keyVersion));
+    try {
+      const out = localUnwrap(key, wrapped.ciphertext, localWrapAad(this.kind, this.keyId, wrapped.keyVersion, encodeContext(context)));
+      if (!out) throw new UnwrapFailedError();
+      return out;
+    } finally {
+      wipe(key);
+    }
+  }
+
+  protected override async _describe(): Promise<ProviderDescription> {
+    const info = await this.#backend.describe();
+    const versions: string[] = [];
+    for (let v = 1; v <= info.versions; v++) versions.push(String(v));
+    return {
+      kind: this.kind,
+      keyId: this.keyId,
+      protection: this.protection,
+      activeVersion: String(info.activeVersion ?? ''),
+      versions,
+      capabilities: this.capabilities,
+      details: { kek: `${this.keyring.provider.kind}:${this.keyring.provider.keyId}`, store: this.keyring.store.location },
+    };
+  }
+
+  protected override get capabilities(): ProviderCapabilities {
+    return { ...super.capabilities, rotate: true };
+  }
+
+  /**
+   * Rotates this tenant's key (see {@link Keyring.rotateTenantKey}).
+   * @returns the new active version.
+   * @example
+   * ```ts
+   * const version = await keyring.tenant('acme').rotate(); // '2'
+   * ```
+   */
+  rotate(): Promise<string> {
+    this.assertOpen();
+    return this.#backend.rotate();
+  }
+}
+
+/**
+ * Opens a keyring over `store` with the installation's KEK `provider`: records the install lock on first use and
+ * refuses any other provider afterwards.
+ * @throws PolicyError `PROVIDER_MISMATCH` naming both providers when `provider` is not the one the store was
+ *   installed with; `POLICY_VIOLATION` for the memory provider in production; TypeError for bad options.
+ * @example
+ * ```ts
+ * import { createEnvelope } from '@keyfold/envelope-core';
+ * import { openKeyring, openSqliteKeyStore } from '@keyfold/keystore';
+ *
+ * const store = await openSqliteKeyStore({ path: './.keyfold/store.db' });
+ * const keyring = await openKeyring({ store, provider });
+ * await keyring.createTenant('acme');
+ * const sealed = await createEnvelope({ providers: [keyring.tenant('acme')] }).seal('hello');
+ * ```
+ */
+export async function openKeyring(options: KeyringOptions): Promise<Keyring> {
+  if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
+  if (!options.store || typeof options.store.ensureInstallLock !== 'function') throw new TypeError('store must be a KeyStore');
+  const p = options.provider as Partial<KeyProvider> | undefined;
+  if (!p || typeof p.kind !== 'string' || typeof p.keyId !== 'string' || typeof p.wrapKey !== 'function') {
+    throw new TypeError('provider must be a KeyProvider');
+  }
+  const actor = options.actor ?? 'keyfold';
+  assertName(actor, 'actor');
+  assertProvidersAllowed([options.provider], resolveSecurityMode(options.securityMode));
+  await options.store.ensureInstallLock(options.provider, actor);
+  return new Keyring(options, actor);
+}

@@ -1,0 +1,339 @@
+/**
+ * The `KeyStore` interface and the records that cross it. Both implementations (`SqliteKeyStore`,
+ * `PostgresKeyStore`) pass the one `runKeyStoreConformance` suite of `@keyfold/conformance`.
+ *
+ * A store holds wrapped material only: wrapped data keys, the install lock, the KEK version registry, rotation
+ * checkpoints and the audit log. No plaintext key ever reaches it.
+ * @module
+ */
+import type { WrappedKey } from '@keyfold/envelope-core';
+
+/** A KEK identity across its versions: the provider kind and key id (what the install lock records). */
+export interface ProviderRef {
+  readonly kind: string;
+  readonly keyId: string;
+}
+
+/** One version of one KEK. */
+export interface KekRef extends ProviderRef {
+  readonly version: string;
+}
+
+/** Which provider this installation was created with. Only a provider migration changes it. */
+export interface InstallLock extends ProviderRef {
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/** State of a KEK version in the registry. `retired` versions are refused by `recordKekVersion`-based wraps. */
+export type KekVersionState = 'active' | 'available' | 'retired';
+
+/** A row of the KEK version registry. Exactly one version per KEK (kind + keyId) is `active`. */
+export interface KekVersionRecord extends KekRef {
+  readonly state: KekVersionState;
+  readonly createdAt: string;
+  /** When it last became active (`undefined` if it never was). */
+  readonly activatedAt: string | undefined;
+  readonly retiredAt: string | undefined;
+}
+
+/** State of a data key: `active` (new wraps use it), `retired` (still opens old data), `destroyed` (shredded). */
+export type DataKeyState = 'active' | 'retired' | 'destroyed';
+
+/** A data key as stored: wrapped under one KEK version, never in plaintext. */
+export interface DataKeyRecord {
+  /** Unique id (`tenant:acme:1` for tenant keys). */
+  readonly id: string;
+  /** Who the key belongs to (`tenant:acme`, or a table name). */
+  readonly owner: string;
+  /** Version of the owner's key, 1, 2, ... */
+  readonly version: number;
+  readonly state: DataKeyState;
+  /** The wrapped key; `undefined` once destroyed. */
+  readonly wrapped: WrappedKey | undefined;
+  /**
+   * Key check value: the first 16 bytes of HMAC-SHA-256(dataKey, "keyfold/keystore/key-check/v1"). Lets a re-wrap
+   * or a verification prove that a wrapped key still yields the same data key; reveals nothing usable about the key.
+   * `undefined` once destroyed.
+   */
+  readonly keyCheck: Uint8Array | undefined;
+  /** Incremented by every change; the compare-and-swap token. Starts at 1. */
+  readonly revision: number;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/** What `insertDataKeys` takes. */
+export interface NewDataKey {
+  readonly id: string;
+  readonly owner: string;
+  readonly version: number;
+  readonly state?: 'active' | 'retired';
+  readonly wrapped: WrappedKey;
+  readonly keyCheck: Uint8Array;
+}
+
+/** A change applied by `updateDataKey` when the revision still matches. */
+export interface DataKeyChange {
+  readonly state?: DataKeyState;
+  /** New wrapped key; `null` deletes the wrapped material (only with `state: 'destroyed'`). */
+  readonly wrapped?: WrappedKey | null;
+}
+
+/** Filters of `listDataKeys` / `countDataKeys`. */
+export interface DataKeyFilter {
+  readonly owner?: string;
+  /** Owners starting with this prefix (`tenant:`). */
+  readonly ownerPrefix?: string;
+  readonly states?: readonly DataKeyState[];
+  /** Only keys wrapped under this KEK (all its versions when `version` is absent). */
+  readonly kek?: ProviderRef & { readonly version?: string };
+}
+
+/** How many data keys of a state each KEK version holds. */
+export interface KekUsage {
+  readonly kek: KekRef;
+  readonly state: DataKeyState;
+  readonly count: number;
+}
+
+/** A JSON value stored in checkpoints and audit details. */
+export type JsonValue = string | number | boolean | null | readonly JsonValue[] | { readonly [k: string]: JsonValue };
+
+/** A rotation checkpoint: where a run got to, so a killed run resumes. */
+export interface Checkpoint {
+  readonly name: string;
+  /** Last data key id whose batch committed. */
+  readonly cursor: string | undefined;
+  /** Data keys this checkpoint's runs have re-wrapped so far. */
+  readonly processed: number;
+  readonly data: { readonly [k: string]: JsonValue };
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/** What a checkpoint update inside a lease commit sets. */
+export interface CheckpointUpdate {
+  readonly name: string;
+  readonly cursor: string | undefined;
+  /** Added to `processed`. */
+  readonly processedDelta: number;
+  readonly data?: { readonly [k: string]: JsonValue };
+}
+
+/** What a caller gives to append an audit entry. Never key material. */
+export interface AuditInput {
+  /** Who did it (`cli:alice`, `rotation:worker-2`, `app`). */
+  readonly actor: string;
+  /** Dotted event name (`tenant.create`, `kek.rewrap`, `install.lock`). */
+  readonly event: string;
+  /** What it concerns (`tenant:acme`, `env:KEYFOLD_KEK@2`). */
+  readonly subject: string;
+  /** Non-secret details: ids, versions, counts. */
+  readonly details?: { readonly [k: string]: JsonValue };
+}
+
+/** An entry of the append-only audit log, hash-chained to the one before. */
+export interface AuditEntry {
+  /** 1, 2, 3, ... without gaps. */
+  readonly seq: number;
+  /** ISO 8601 UTC. */
+  readonly time: string;
+  readonly actor: string;
+  readonly event: string;
+  readonly subject: string;
+  readonly details: { readonly [k: string]: JsonValue };
+  /** `hash` of the previous entry (64 zeros for the first). */
+  readonly prevHash: string;
+  /** SHA-256 over the canonical encoding of every field above (hex). */
+  readonly hash: string;
+}
+
+/** The newest entry as the store's head pointer records it (updated in the same transaction as each append). */
+export interface AuditHead {
+  readonly seq: number;
+  readonly hash: string;
+}
+
+/** What kind of tampering `verifyAudit` found. */
+export type AuditProblemKind = 'edited' | 'deleted' | 'reordered' | 'inserted';
+
+/** The result of `verifyAudit()`. */
+export interface AuditVerification {
+  readonly ok: boolean;
+  /** Entries checked. */
+  readonly entries: number;
+  readonly head: AuditHead;
+  /** The first problem found, with the sequence number it concerns and a message for operators. */
+  readonly problem?: { readonly kind: AuditProblemKind; readonly seq: number; readonly message: string };
+}
+
+/** Options of `listAudit`. */
+export interface AuditQuery {
+  /** Entries with `seq` greater than this. */
+  readonly after?: number;
+  readonly limit?: number;
+  readonly event?: string;
+  readonly subject?: string;
+}
+
+/** One re-wrapped data key handed to `RewrapLease.commit`. */
+export interface RewrapUpdate {
+  readonly id: string;
+  /** The revision the key had when it was leased (compare-and-swap). */
+  readonly revision: number;
+  readonly wrapped: WrappedKey;
+}
+
+/**
+ * A batch of data keys not yet under a target KEK version. On PostgreSQL the rows are locked
+ * (`FOR UPDATE SKIP LOCKED`) until `commit` or `release`, so concurrent workers never lease the same key; on SQLite
+ * the batch is read without a lock and `commit` relies on compare-and-swap alone.
+ */
+export interface RewrapLease {
+  readonly keys: readonly DataKeyRecord[];
+  /**
+   * Writes the updates whose revision still matches, the checkpoint and the audit entry in one transaction, and
+   * ends the lease. `audit` is built from the ids actually applied (so the log names exactly what changed).
+   * @returns ids applied and ids whose revision had changed (someone else got there first).
+   */
+  commit(
+    updates: readonly RewrapUpdate[],
+    options?: { readonly checkpoint?: CheckpointUpdate; readonly audit?: (applied: readonly string[]) => AuditInput | undefined },
+  ): Promise<{ readonly applied: readonly string[]; readonly conflicts: readonly string[] }>;
+  /** Ends the lease without writing. Idempotent. */
+  release(): Promise<void>;
+}
+
+/** What `leaseForRewrap` takes. */
+export interface LeaseRequest {
+  /** Keys not under this exact KEK version (and not destroyed) are eligible. */
+  readonly target: KekRef;
+  /** Only ids greater than this (keyset pagination). */
+  readonly after?: string | undefined;
+  readonly limit: number;
+  /** Only keys under these KEKs (any version); default any. */
+  readonly from?: readonly ProviderRef[];
+  /**
+   * Only keys of one shard: a stable hash of the id, modulo `count`, equals `index`. Lets several processes share
+   * one rotation on SQLite (which has no row locks) without doing the same work twice.
+   */
+  readonly shard?: { readonly index: number; readonly count: number };
+}
+
+/** Which backend a store runs on. */
+export type KeyStoreBackend = 'sqlite' | 'postgres';
+
+/**
+ * Everything a Keyfold installation persists. Every method is atomic; every change that matters to an operator is
+ * audited in the same transaction. Implementations: `SqliteKeyStore`, `PostgresKeyStore`.
+ */
+export interface KeyStore {
+  readonly backend: KeyStoreBackend;
+  /** Where the store lives: a file path, or a PostgreSQL URL without its password. */
+  readonly location: string;
+  /** The schema version of the open store. */
+  readonly schemaVersion: number;
+
+  /** The install lock, or `undefined` for a store no provider has claimed yet. */
+  getInstallLock(): Promise<InstallLock | undefined>;
+  /**
+   * Records `provider` as the install lock when there is none (audited `install.lock`), else checks it matches.
+   * @throws PolicyError `PROVIDER_MISMATCH` naming both providers.
+   */
+  ensureInstallLock(provider: ProviderRef, actor?: string): Promise<InstallLock>;
+  /**
+   * Moves the install lock from `from` to `to` (provider migration): refused unless no data key is wrapped under
+   * `from` any more. Audited `install.migrate` in the same transaction.
+   * @throws PolicyError `PROVIDER_MISMATCH` when the lock is not `from`; `POLICY_VIOLATION` while keys remain.
+   */
+  changeInstallLock(from: ProviderRef, to: ProviderRef, actor: string, details?: AuditInput['details']): Promise<InstallLock>;
+
+  listKekVersions(filter?: ProviderRef): Promise<KekVersionRecord[]>;
+  /**
+   * Registers a KEK version (idempotent). With `activate`, it becomes the active version of its KEK and the
+   * previously active one becomes `available`. Audited when something changed.
+   * @throws KeyfoldError `KEY_VERSION_RETIRED` when the version was retired.
+   */
+  recordKekVersion(kek: KekRef, options: { readonly activate: boolean; readonly actor: string }): Promise<KekVersionRecord>;
+  /**
+   * Retires a KEK version: refused while any data key (in any state but destroyed) is wrapped under it, or while it
+   * is the active version. Audited `kek.retire`.
+   * @throws PolicyError `POLICY_VIOLATION` naming how many keys still reference it; ProviderError `KEY_NOT_FOUND`.
+   */
+  retireKekVersion(kek: KekRef, actor: string): Promise<KekVersionRecord>;
+  /** How many keys of each state every KEK version holds. */
+  kekUsage(): Promise<KekUsage[]>;
+
+  /**
+   * Inserts data keys (one transaction). `audit` is appended in the same transaction.
+   * @throws KeyfoldError `ALREADY_EXISTS` when an id, or an owner + version, exists (nothing is written).
+   */
+  insertDataKeys(keys: readonly NewDataKey[], audit?: AuditInput): Promise<void>;
+  /**
+   * Adds the next version of `owner`'s key as `active` and retires the previous active version, atomically.
+   * `key.version` must be the next version (highest + 1): the wrapped key is bound to its id, so a concurrent
+   * rotation that took the number makes this call fail with `UNAVAILABLE` and write nothing.
+   * @returns the new record.
+   * @throws ProviderError `KEY_NOT_FOUND` when the owner has no key or was destroyed; `UNAVAILABLE` as above.
+   */
+  addDataKeyVersion(owner: string, key: Omit<NewDataKey, 'owner' | 'state'>, audit: AuditInput): Promise<DataKeyRecord>;
+  getDataKey(id: string): Promise<DataKeyRecord | undefined>;
+  /** The given version of `owner`'s key, or its active version. */
+  findDataKey(owner: string, version?: number): Promise<DataKeyRecord | undefined>;
+  /** Keys in id order, `after` an id (keyset pagination). */
+  listDataKeys(options?: DataKeyFilter & { readonly after?: string; readonly limit?: number }): Promise<DataKeyRecord[]>;
+  countDataKeys(filter?: DataKeyFilter): Promise<number>;
+  /** Distinct owners with their versions (for `tenant list`). */
+  listOwners(ownerPrefix?: string): Promise<{ owner: string; versions: number; activeVersion: number | undefined; destroyed: boolean }[]>;
+  /**
+   * Compare-and-swap: applies `change` only when the key's revision is still `expectedRevision`, bumping it.
+   * @returns the new record, or `undefined` when the revision had changed (nothing written).
+   */
+  updateDataKey(id: string, expectedRevision: number, change: DataKeyChange, audit?: AuditInput): Promise<DataKeyRecord | undefined>;
+  /**
+   * Destroys every version of `owner`'s key (state `destroyed`, wrapped material deleted), atomically, audited.
+   * @returns how many versions were destroyed.
+   * @throws ProviderError `KEY_NOT_FOUND` when the owner has no key.
+   */
+  destroyOwner(owner: string, audit: AuditInput): Promise<number>;
+
+  /** Leases a batch of keys to re-wrap; see {@link RewrapLease}. */
+  leaseForRewrap(request: LeaseRequest): Promise<RewrapLease>;
+
+  getCheckpoint(name: string): Promise<Checkpoint | undefined>;
+  listCheckpoints(prefix?: string): Promise<Checkpoint[]>;
+  /** Creates or replaces a checkpoint. */
+  saveCheckpoint(update: CheckpointUpdate & { readonly processed?: number }): Promise<Checkpoint>;
+  deleteCheckpoint(name: string): Promise<void>;
+
+  /** Appends one audit entry (hash-chained, serialised across processes). */
+  appendAudit(input: AuditInput): Promise<AuditEntry>;
+  listAudit(query?: AuditQuery): Promise<AuditEntry[]>;
+  auditHead(): Promise<AuditHead>;
+  /**
+   * Recomputes the whole hash chain and compares it with the head pointer; names the first edited, deleted,
+   * reordered or inserted entry.
+   */
+  verifyAudit(): Promise<AuditVerification>;
+
+  /** True when the store holds nothing (no install lock, KEK version, data key or audit entry). */
+  isEmpty(): Promise<boolean>;
+  /**
+   * Writes records verbatim into an empty store, in one transaction (used by `restoreStore`, which verifies them
+   * first). @throws KeyfoldError `ALREADY_EXISTS` when the store is not empty.
+   */
+  importRecords(records: StoreRecords): Promise<void>;
+
+  /** Closes the store. Idempotent; later calls fail with `PROVIDER_CLOSED`. */
+  close(): Promise<void>;
+}
+
+/** Everything a store holds that a backup keeps (checkpoints are transient and are not kept). */
+export interface StoreRecords {
+  readonly installLock: InstallLock | undefined;
+  readonly kekVersions: readonly KekVersionRecord[];
+  readonly dataKeys: readonly DataKeyRecord[];
+  readonly audit: readonly AuditEntry[];
+  readonly auditHead: AuditHead;
+}

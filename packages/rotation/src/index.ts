@@ -1,0 +1,29 @@
+/**
+ * @keyfold/rotation: KEK rotation for a Keyfold key store. `rotateKek` re-wraps data keys (never data) with
+ * compare-and-swap, checkpoints and resume, alone or as one of several PostgreSQL workers; `rewrapEnvelopes` does the
+ * same for envelopes in your own tables; `verifyKek`, `retireKekVersion`, the rotation policy (`isDue`, `runIfDue`)
+ * and `migrateProvider` are built on it.
+ * @packageDocumentation
+ */
+export { checkpointName, rotateKek } from './rotate.js';
+export type { RotateKekOptions, RotationFailure, RotationProgress, RotationReport } from './rotate.js';
+export { verifyKek } from './verify.js';
+export type { VerifyKekOptions, VerifyKekReport } from './verify.js';
+export { retireKekVersion } from './retire.js';
+export type { RetireKekVersionOptions } from './retire.js';
+export { DEFAULT_GRACE_PERIOD_MS, DEFAULT_MAX_AGE_MS, isDue, runIfDue } from './policy.js';
+export type { DueStatus, IsDueOptions, RotationPolicy, RunIfDueOptions, RunIfDueResult } from './policy.js';
+export { migrateProvider } from './migrate.js';
+export type { MigrateProviderOptions, MigrationReport } from './migrate.js';
+export { postgresTableSource, rewrapEnvelopes, sqliteTableSource } from './table-source.js';
+export type {
+  EnvelopeReplacement,
+  EnvelopeRow,
+  EnvelopeSource,
+  PgQueryable,
+  PostgresTableSourceOptions,
+  RewrapEnvelopesOptions,
+  RewrapEnvelopesReport,
+  SqliteDatabaseLike,
+  SqliteTableSourceOptions,
+} from './table-source.js';

@@ -1,0 +1,384 @@
+/**
+ * `rotateKek`: re-wraps every data key of a key store under a target KEK version, without touching any data.
+ *
+ * Rules, and why they hold:
+ * - Never loses a key: a key is unwrapped with its current KEK, its key check value is compared, it is wrapped under
+ *   the target, and the new wrapped key is unwrapped again and compared (constant time) with the original before
+ *   it is written. Anything that fails is left as it was and reported.
+ * - Compare-and-swap: a write applies only if the key's revision is still the one read, so a concurrent writer
+ *   (another worker, a tenant rotation) is never overwritten.
+ * - Crash-safe and resumable: each batch's writes, its checkpoint and its audit entry commit in one transaction.
+ *   A killed run leaves whole batches only; the next run resumes from the checkpoint cursor and then makes a pass
+ *   from the start, so nothing behind the cursor is missed.
+ * - Idempotent: only keys not yet under the target are leased, so a second run finds nothing to do.
+ * - Several workers (PostgreSQL): leases use `FOR UPDATE SKIP LOCKED`, so workers re-wrap disjoint keys; each key
+ *   is re-wrapped exactly once.
+ * @module
+ */
+import {
+  ConfigError,
+  KeyfoldError,
+  PolicyError,
+  constantTimeEqual,
+  wipe,
+  type KeyProvider,
+  type WrappedKey,
+} from '@keyfold/envelope-core';
+import {
+  dataKeyContext,
+  kekName,
+  keyCheckValue,
+  type DataKeyRecord,
+  type KekRef,
+  type KeyStore,
+  type ProviderRef,
+  type RewrapUpdate,
+} from '@keyfold/keystore';
+
+/**
+ * Progress of a run, passed to `onProgress` after every batch.
+ * @example
+ * ```ts
+ * const onProgress = (p: RotationProgress) => bar.update(p.done / p.total, { rate: p.ratePerSecond });
+ * ```
+ */
+export interface RotationProgress {
+  readonly target: KekRef;
+  /** Keys that were not under the target when the run started. */
+  readonly total: number;
+  /** Keys this run has dealt with (re-wrapped, failed or found done by another worker). */
+  readonly done: number;
+  readonly rewrapped: number;
+  readonly failed: number;
+  readonly elapsedMs: number;
+  /** Keys dealt with per second so far. */
+  readonly ratePerSecond: number;
+}
+
+/** A key that could not be re-wrapped, with the code of the error. Never key material. */
+export interface RotationFailure {
+  readonly id: string;
+  readonly code: string;
+}
+
+/**
+ * What a run did.
+ * @example
+ * ```ts
+ * const { rewrapped, skipped, failed } = await rotateKek({ store, to: provider });
+ * ```
+ */
+export interface RotationReport {
+  readonly target: KekRef;
+  /** Keys looked at: `skipped` plus those this run leased. */
+  readonly scanned: number;
+  /** Keys re-wrapped by this run (in a dry run: keys that would be, each verified to unwrap). */
+  readonly rewrapped: number;
+  /** Keys already under the target when the run started, or re-wrapped first by another worker. */
+  readonly skipped: number;
+  readonly failed: readonly RotationFailure[];
+  readonly dryRun: boolean;
+  /** True when `signal` stopped the run; the checkpoint is kept so the next run resumes. */
+  readonly aborted: boolean;
+  /** True when the run resumed from a checkpoint a killed or aborted run left. */
+  readonly resumed: boolean;
+  readonly durationMs: number;
+}
+
+/**
+ * Options of {@link rotateKek}.
+ * @example
+ * ```ts
+ * const options: RotateKekOptions = { store, to: provider, batchSize: 1000, concurrency: 16, onProgress: console.log };
+ * ```
+ */
+export interface RotateKekOptions {
+  store: KeyStore;
+  /** The target: keys end up wrapped under this provider's active version. */
+  to: KeyProvider;
+  /**
+   * Providers that can unwrap the keys as they are now (matched by kind + keyId). Default `[to]`, which unwraps
+   * every version it still knows.
+   */
+  from?: readonly KeyProvider[];
+  /** Keys unwrapped / wrapped at once within a batch (matters for remote KMS). Default 16. */
+  concurrency?: number;
+  /** Keys per transaction (lease, writes, checkpoint, audit entry). Default 500. */
+  batchSize?: number;
+  /** Check every key unwraps and count what would change; write nothing. */
+  dryRun?: boolean;
+  /** Stops after the batch in progress; the report says `aborted`. */
+  signal?: AbortSignal;
+  onProgress?: (progress: RotationProgress) => void;
+  /** Audit actor. Default `rotation`. */
+  actor?: string;
+  /** Names this worker when several share one rotation (its own checkpoint, named in the audit). */
+  workerId?: string;
+  /**
+   * This worker's share of the keys, for several processes on one SQLite store (which has no row locks): keys whose
+   * id hashes to `index` modulo `count`. Run `count` processes with indexes 0..count-1. Not needed on PostgreSQL,
+   * where workers lease rows with `SKIP LOCKED`. Default: every key.
+   */
+  shard?: { readonly index: number; readonly count: number };
+  /** @internal Set by `migrateProvider`: `to` may differ from the install lock. */
+  allowProviderChange?: boolean;
+}
+
+const DEFAULT_BATCH = 500;
+const DEFAULT_CONCURRENCY = 16;
+const WORKER_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+function providerOf(value: unknown, name: string): KeyProvider {
+  const p = value as Partial<KeyProvider> | null;
+  if (p === null || typeof p !== 'object' || typeof p.kind !== 'string' || typeof p.keyId !== 'string' || typeof p.wrapKey !== 'function' || typeof p.unwrapKey !== 'function') {
+    throw new TypeError(`${name} must be a KeyProvider`);
+  }
+  return value as KeyProvider;
+}
+
+function positiveInt(value: unknown, fallback: number, name: string, max: number): number {
+  const v = value ?? fallback;
+  if (!Number.isSafeInteger(v) || (v as number) < 1 || (v as number) > max) throw new RangeError(`${name} must be an integer from 1 to ${max}; got ${JSON.stringify(v)}`);
+  return v as number;
+}
+
+function codeOf(err: unknown): string {
+  return err instanceof KeyfoldError ? err.code : err instanceof Error && typeof (err as { code?: unknown }).code === 'string' ? String((err as { code?: unknown }).code) : 'INTERNAL';
+}
+
+/** The target KEK version of a provider: its kind, key id and active version. */
+export async function targetOf(provider: KeyProvider): Promise<KekRef> {
+  const d = await provider.describe();
+  if (typeof d.activeVersion !== 'string' || d.activeVersion === '') {
+    throw new ConfigError(`the ${provider.kind} provider ${provider.keyId} reports no active version`);
+  }
+  return { kind: provider.kind, keyId: provider.keyId, version: d.activeVersion };
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight. */
+export async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/**
+ * Re-wraps one stored key: unwrap with its current provider, check its key check value, wrap under `to`, unwrap
+ * the result and compare. Returns the new wrapped key, or throws a coded error. The data key is wiped.
+ */
+export async function rewrapOne(key: DataKeyRecord, source: KeyProvider, to: KeyProvider, target: KekRef, dryRun: boolean): Promise<WrappedKey | undefined> {
+  const wrapped = key.wrapped as WrappedKey;
+  const context = dataKeyContext(key);
+  const dataKey = await source.unwrapKey(wrapped, context);
+  let back: Uint8Array | undefined;
+  try {
+    // The unwrap authenticated the key and its row (AEAD + context); the key check value is compared only on the
+    // paths that never see the old plaintext compared with the new one: a dry run (and verifyKek).
+    if (dryRun) {
+      if (key.keyCheck && !constantTimeEqual(keyCheckValue(dataKey), key.keyCheck)) {
+        throw new KeyfoldError('INTEGRITY_FAILED', `data key ${key.id} does not match its key check value`);
+      }
+      return undefined;
+    }
+    const next = await to.wrapKey(dataKey, context);
+    if (next.kind !== target.kind || next.keyId !== target.keyId || next.keyVersion !== target.version) {
+      throw new ConfigError(
+        `the active version of ${kekName(target)} changed during the rotation (a wrap came back under ${kekName({ kind: next.kind, keyId: next.keyId, version: next.keyVersion })}); run the rotation again`,
+      );
+    }
+    back = await to.unwrapKey(next, context);
+    if (!constantTimeEqual(back, dataKey)) throw new KeyfoldError('INTEGRITY_FAILED', `the re-wrapped key ${key.id} did not unwrap to the same key`);
+    return next;
+  } finally {
+    wipe(dataKey);
+    wipe(back);
+  }
+}
+
+/**
+ * Checkpoint name of a rotation to `target` (per worker). A checkpoint with this name means a run was interrupted.
+ * @example
+ * ```ts
+ * const pending = await store.getCheckpoint(checkpointName({ kind: 'env', keyId: 'KEYFOLD_KEK', version: '2' }));
+ * ```
+ */
+export function checkpointName(target: KekRef, workerId?: string): string {
+  return `rotate:${kekName(target)}${workerId === undefined ? '' : `#${workerId}`}`;
+}
+
+/**
+ * Re-wraps every data key of `store` that is not yet under `to`'s active version (see the module rules). Records
+ * the target as the active KEK version, writes a checkpoint per batch, one `kek.rewrap` audit entry per batch (with
+ * the ids it changed) and a `kek.rotate` summary at the end.
+ *
+ * @returns the report; keys that failed are listed with their error code, and stay as they were.
+ * @throws PolicyError `PROVIDER_MISMATCH` when `to` is not the install lock's provider (use `migrateProvider`);
+ *   ConfigError when `to`'s active version changes during the run; store errors (`UNAVAILABLE`, ...); TypeError /
+ *   RangeError for bad options.
+ * @example
+ * ```ts
+ * import { rotateKek } from '@keyfold/rotation';
+ *
+ * // KEYFOLD_KEK_V2 was added: move every key from V1 to V2.
+ * const report = await rotateKek({ store, to: createEnvProvider(), onProgress: (p) => console.log(p.done, '/', p.total) });
+ * if (report.failed.length > 0) console.error(report.failed);
+ * ```
+ */
+export async function rotateKek(options: RotateKekOptions): Promise<RotationReport> {
+  if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
+  const { store } = options;
+  if (!store || typeof store.leaseForRewrap !== 'function') throw new TypeError('store must be a KeyStore');
+  const to = providerOf(options.to, 'to');
+  const from = (options.from ?? [to]).map((p, i) => providerOf(p, `from[${i}]`));
+  if (from.length === 0) throw new TypeError('from must name at least one provider');
+  const batchSize = positiveInt(options.batchSize, DEFAULT_BATCH, 'batchSize', 10_000);
+  const concurrency = positiveInt(options.concurrency, DEFAULT_CONCURRENCY, 'concurrency', 1024);
+  const dryRun = options.dryRun ?? false;
+  const actor = options.actor ?? 'rotation';
+  const { signal, onProgress, shard } = options;
+  const workerId = options.workerId ?? (shard === undefined ? undefined : `shard-${shard.index}-of-${shard.count}`);
+  if (workerId !== undefined && (typeof workerId !== 'string' || !WORKER_ID.test(workerId))) {
+    throw new TypeError('workerId must be 1-64 characters of A-Z a-z 0-9 . _ -');
+  }
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError('onProgress must be a function');
+  const started = performance.now();
+
+  const target = await targetOf(to);
+  const lock = await store.getInstallLock();
+  if (!options.allowProviderChange) {
+    if (lock && (lock.kind !== to.kind || lock.keyId !== to.keyId)) {
+      throw new PolicyError(
+        'PROVIDER_MISMATCH',
+        `this store was installed with the ${lock.kind} provider "${lock.keyId}" but the rotation target is the ${to.kind} provider ` +
+          `"${to.keyId}"; to move to another provider use migrateProvider (keyfold migrate)`,
+      );
+    }
+    if (!lock && !dryRun) await store.ensureInstallLock(to, actor);
+  }
+  if (!dryRun) await store.recordKekVersion(target, { activate: true, actor: workerId === undefined ? actor : `${actor}:${workerId}` });
+
+  const sources = new Map<string, KeyProvider>(from.map((p) => [`${p.kind}\u0000${p.keyId}`, p]));
+  const fromRefs: ProviderRef[] | undefined = options.from === undefined ? undefined : from.map((p) => ({ kind: p.kind, keyId: p.keyId }));
+  const live = ['active', 'retired'] as const;
+  const all = await store.countDataKeys({ states: [...live] });
+  const onTarget = await store.countDataKeys({ states: [...live], kek: target });
+  const total = all - onTarget;
+  let skipped = onTarget;
+  let leased = 0;
+  let rewrapped = 0;
+  const failed: RotationFailure[] = [];
+  const failedIds = new Set<string>();
+
+  const name = checkpointName(target, workerId);
+  const checkpoint = dryRun ? undefined : await store.getCheckpoint(name);
+  const resumed = checkpoint !== undefined;
+  if (!dryRun && !checkpoint) {
+    await store.saveCheckpoint({ name, cursor: undefined, processedDelta: 0, data: { target: kekName(target), startedAt: new Date().toISOString(), worker: workerId ?? null } });
+  }
+  const auditActor = workerId === undefined ? actor : `${actor}:${workerId}`;
+  const progress = (): void => {
+    if (!onProgress) return;
+    const elapsedMs = performance.now() - started;
+    const done = rewrapped + failed.length + (skipped - onTarget);
+    onProgress({ target, total, done, rewrapped, failed: failed.length, elapsedMs, ratePerSecond: elapsedMs > 0 ? (done * 1000) / elapsedMs : 0 });
+  };
+
+  let cursor = checkpoint?.cursor;
+  let passFromStart = cursor === undefined;
+  let passDidWork = false;
+  let aborted = false;
+  for (;;) {
+    if (signal?.aborted) {
+      aborted = true;
+      break;
+    }
+    const lease = await store.leaseForRewrap({
+      target,
+      limit: batchSize,
+      ...(cursor === undefined ? {} : { after: cursor }),
+      ...(fromRefs ? { from: fromRefs } : {}),
+      ...(shard ? { shard } : {}),
+    });
+    if (lease.keys.length === 0) {
+      await lease.release();
+      // End of a pass. Another pass from the start catches keys behind the cursor (a resumed run, a worker that
+      // died holding a lease) unless this pass already started there and found nothing new.
+      // A dry run writes nothing, so a second pass would see the same keys again: one pass is the whole run.
+      if ((passFromStart && !passDidWork) || dryRun) break;
+      cursor = undefined;
+      passFromStart = true;
+      passDidWork = false;
+      continue;
+    }
+    const updates: RewrapUpdate[] = [];
+    try {
+      const work = lease.keys.filter((k) => !failedIds.has(k.id));
+      if (work.length > 0) passDidWork = true;
+      leased += work.length;
+      await mapLimit(work, concurrency, async (key) => {
+        const w = key.wrapped as WrappedKey;
+        const source = sources.get(`${w.kind}\u0000${w.keyId}`);
+        try {
+          if (!source) throw new KeyfoldError('NO_PROVIDER', `no provider given for ${w.kind}:${w.keyId}`);
+          const next = await rewrapOne(key, source, to, target, dryRun);
+          if (next) updates.push({ id: key.id, revision: key.revision, wrapped: next });
+          else rewrapped++; // dry run: verified, would be re-wrapped
+        } catch (err) {
+          if (err instanceof ConfigError) throw err;
+          failed.push({ id: key.id, code: codeOf(err) });
+          failedIds.add(key.id);
+        }
+      });
+      const last = (lease.keys[lease.keys.length - 1] as DataKeyRecord).id;
+      if (dryRun) {
+        await lease.release();
+      } else {
+        const result = await lease.commit(updates, {
+          checkpoint: { name, cursor: last, processedDelta: updates.length },
+          audit: (applied) =>
+            applied.length === 0
+              ? undefined
+              : {
+                  actor: auditActor,
+                  event: 'kek.rewrap',
+                  subject: kekName(target),
+                  details: { count: applied.length, ids: [...applied], ...(workerId === undefined ? {} : { worker: workerId }) },
+                },
+        });
+        rewrapped += result.applied.length;
+        skipped += result.conflicts.length;
+      }
+      cursor = last;
+    } catch (err) {
+      await lease.release();
+      throw err;
+    }
+    progress();
+  }
+
+  if (!dryRun && !aborted) {
+    await store.deleteCheckpoint(name);
+    await store.appendAudit({
+      actor: auditActor,
+      event: 'kek.rotate',
+      subject: kekName(target),
+      details: { rewrapped, skipped, failed: failed.length, resumed, ...(workerId === undefined ? {} : { worker: workerId }) },
+    });
+  }
+  return {
+    target,
+    scanned: onTarget + leased,
+    rewrapped,
+    skipped,
+    failed,
+    dryRun,
+    aborted,
+    resumed,
+    durationMs: performance.now() - started,
+  };
+}
