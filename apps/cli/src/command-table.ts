@@ -66,8 +66,8 @@ const CONTEXT_OPTION: OptionSpec = {
 
 const init: CommandSpec = {
   name: 'init',
-  summary: 'create a key-encryption key and the configuration in ./.keyfold',
-  usage: 'keyfold init [--provider file|env] [--kdf scrypt|pbkdf2] [--prefix NAME] [--dir DIR]',
+  summary: 'create or connect a key-encryption key and write the configuration in ./.keyfold',
+  usage: 'keyfold init [--provider file|env|aws-kms|vault-transit|gcp-kms|azure-kv|pkcs11] [provider options] [--dir DIR]',
   description: [
     'The default (file provider) creates DIR (mode 0700), a passphrase-sealed keyring in DIR/keys and DIR/config.json ' +
       '(mode 0600, no secrets). The passphrase comes from $KEYFOLD_PASSPHRASE or, on a terminal, from a hidden prompt ' +
@@ -75,22 +75,90 @@ const init: CommandSpec = {
     'With --provider env the key-encryption keys are versioned hex variables (KEYFOLD_KEK_V1, KEYFOLD_KEK_V2, ...) ' +
       "that you create (e.g. with 'openssl rand -hex 32') and pass to every keyfold run; init checks they are usable " +
       'and records the prefix and key id.',
-    'init refuses (exit 1, ALREADY_EXISTS) when DIR is already initialised, and then writes nothing.',
+    'With a key service or an HSM the key stays there: init opens it once to check it works and records how to reach ' +
+      'it (key id, address, labels), never a credential. aws-kms: --key-id, credentials from the AWS SDK default ' +
+      'chain. vault-transit: --key-name, the token in VAULT_TOKEN or AppRole (--auth approle) with ' +
+      'KEYFOLD_VAULT_ROLE_ID and KEYFOLD_VAULT_SECRET_ID. gcp-kms: --key-name, Application Default Credentials. ' +
+      'azure-kv: --key-id, DefaultAzureCredential. pkcs11: --library, --slot or --token-label, --key-label, and the ' +
+      'user PIN from --pin-env or --pin-file (there is no --pin); when the token holds no KEK with that label yet, ' +
+      'init creates version 1 inside it.',
+    'init refuses (exit 1, ALREADY_EXISTS) when DIR is already initialised, and then writes nothing. Credentials the ' +
+      'service or token refuses exit 3 (ACCESS_DENIED).',
   ],
   options: {
-    provider: { type: 'string', valueName: 'file|env', description: 'where the key-encryption key lives (default: file)' },
+    provider: {
+      type: 'string',
+      valueName: 'KIND',
+      description: 'where the key-encryption key lives: file (default), env, aws-kms, vault-transit, gcp-kms, azure-kv, pkcs11',
+    },
     kdf: {
       type: 'string',
       valueName: 'scrypt|pbkdf2',
-      description: 'passphrase key derivation for the file provider (default: the provider default)',
+      description: 'file: passphrase key derivation (default: the provider default)',
     },
     prefix: {
       type: 'string',
       valueName: 'NAME',
-      description: 'variable prefix for the env provider; versions are <prefix>1, <prefix>2, ... (default: KEYFOLD_KEK_V)',
+      description: 'env: variable prefix; versions are <prefix>1, <prefix>2, ... (default: KEYFOLD_KEK_V)',
     },
+    'key-id': {
+      type: 'string',
+      valueName: 'KEY',
+      description: 'aws-kms: key id, key ARN, alias/NAME or alias ARN; azure-kv: the key kid (versionless follows rotations)',
+    },
+    region: { type: 'string', valueName: 'REGION', description: "aws-kms: AWS region (default: the SDK's, e.g. AWS_REGION)" },
+    endpoint: {
+      type: 'string',
+      valueName: 'URL|HOST:PORT',
+      description: 'aws-kms: endpoint URL; gcp-kms: HOST:PORT (this machine: an emulator, plaintext, no credentials)',
+    },
+    'key-name': {
+      type: 'string',
+      valueName: 'NAME',
+      description: 'vault-transit: transit key name; gcp-kms: projects/P/locations/L/keyRings/R/cryptoKeys/K',
+    },
+    'vault-addr': { type: 'string', valueName: 'URL', description: 'vault-transit: Vault address (default: $VAULT_ADDR)' },
+    mount: { type: 'string', valueName: 'PATH', description: 'vault-transit: transit mount (default: transit)' },
+    namespace: { type: 'string', valueName: 'NS', description: 'vault-transit: namespace (default: $VAULT_NAMESPACE)' },
+    auth: {
+      type: 'string',
+      valueName: 'token|approle',
+      description: 'vault-transit: VAULT_TOKEN, or AppRole (default: approle when KEYFOLD_VAULT_ROLE_ID is set)',
+    },
+    transport: { type: 'string', valueName: 'grpc|rest', description: 'gcp-kms: transport (default: grpc)' },
+    insecure: {
+      type: 'boolean',
+      description: 'gcp-kms: plaintext without credentials to a non-local --endpoint (development mode only)',
+    },
+    algorithm: {
+      type: 'string',
+      valueName: 'RSA-OAEP-256|A256KW',
+      description: 'azure-kv: wrap algorithm (default RSA-OAEP-256; A256KW for Managed HSM oct-HSM keys)',
+    },
+    'ca-file': { type: 'string', valueName: 'FILE', description: 'azure-kv: PEM CA certificates to trust for the vault' },
+    library: { type: 'string', valueName: 'PATH', description: 'pkcs11: the PKCS#11 library (.so)' },
+    slot: { type: 'string', valueName: 'N', description: 'pkcs11: slot id of the token' },
+    'token-label': { type: 'string', valueName: 'LABEL', description: 'pkcs11: label of the token (instead of --slot)' },
+    'key-label': { type: 'string', valueName: 'LABEL', description: 'pkcs11: KEK label; versions are LABEL.v1, LABEL.v2, ...' },
+    mechanism: {
+      type: 'string',
+      valueName: 'AES_GCM|AES_KEY_WRAP_PAD',
+      description: 'pkcs11: how data keys are wrapped inside the token (default: AES_GCM)',
+    },
+    sessions: { type: 'string', valueName: 'N', description: 'pkcs11: session pool size, 1-64 (default: 4)' },
+    'pin-env': { type: 'string', valueName: 'NAME', description: 'pkcs11: environment variable holding the user PIN' },
+    'pin-file': { type: 'string', valueName: 'FILE', description: 'pkcs11: file holding the user PIN (mode 0600)' },
   },
-  examples: ['KEYFOLD_PASSPHRASE=... keyfold init', 'keyfold init --dir /etc/myapp/keyfold --kdf scrypt'],
+  examples: [
+    'KEYFOLD_PASSPHRASE=... keyfold init',
+    'keyfold init --dir /etc/myapp/keyfold --kdf scrypt',
+    'keyfold init --provider aws-kms --key-id alias/keyfold --region eu-west-1',
+    'VAULT_ADDR=https://vault:8200 VAULT_TOKEN=... keyfold init --provider vault-transit --key-name keyfold',
+    'keyfold init --provider gcp-kms --key-name projects/p/locations/global/keyRings/app/cryptoKeys/kek',
+    'keyfold init --provider azure-kv --key-id https://my-vault.vault.azure.net/keys/kek',
+    'keyfold init --provider pkcs11 --library /usr/lib/softhsm/libsofthsm2.so --token-label keyfold \\',
+    '    --key-label payments --pin-env KEYFOLD_HSM_PIN',
+  ],
   load: () => import('./commands/init.js'),
 };
 
@@ -98,6 +166,10 @@ const status: CommandSpec = {
   name: 'status',
   summary: 'show the configuration, the provider and its key versions',
   usage: 'keyfold status [--dir DIR] [--json]',
+  description: [
+    'Opens the provider and asks it to describe its key: kind, key id, protection, active and known versions, ' +
+      'capabilities and the latency of that call.',
+  ],
   options: {},
   examples: ['keyfold status', 'keyfold status --json | jq .provider.activeVersion'],
   load: () => import('./commands/status.js'),
@@ -107,10 +179,30 @@ const probe: CommandSpec = {
   name: 'provider probe',
   summary: 'check that the configured provider can wrap and unwrap a key',
   usage: 'keyfold provider probe [--dir DIR] [--json]',
-  description: ['Prints ok, latency and capabilities. Exit 1 when the provider is not healthy.'],
+  description: [
+    'Prints ok, latency and capabilities. Exit 1 when the provider is not healthy, including when it cannot be ' +
+      'reached or refuses the credentials. For pkcs11 it also lists the mechanisms the token offers (read without ' +
+      'the PIN) and which wrapping modes they allow.',
+  ],
   options: {},
   examples: ['keyfold provider probe --json'],
   load: () => import('./commands/provider-probe.js'),
+};
+
+const kekAdd: CommandSpec = {
+  name: 'kek add',
+  summary: 'add a new key-encryption key version and make it active',
+  usage: 'keyfold kek add [--dir DIR] [--json]',
+  description: [
+    'file: a new random version in the passphrase-sealed keyring. pkcs11: the next version (LABEL.v<N+1>) generated ' +
+      'inside the token, never extractable. New envelopes use the new version; older versions keep opening. Running ' +
+      'processes pick it up when they reopen the provider.',
+    'Key services (aws-kms, vault-transit, gcp-kms, azure-kv) rotate keys themselves: kek add says which command ' +
+      'of the service to use instead (exit 1, UNSUPPORTED); env: add the next <prefix><N> variable yourself.',
+  ],
+  options: {},
+  examples: ['keyfold kek add', 'keyfold kek add --json | jq .version'],
+  load: () => import('./commands/kek-add.js'),
 };
 
 const encrypt: CommandSpec = {
@@ -205,6 +297,11 @@ export const COMMANDS: Readonly<Record<string, CommandSpec | GroupSpec>> = {
     name: 'provider',
     summary: 'provider operations',
     subcommands: { probe },
+  },
+  kek: {
+    name: 'kek',
+    summary: 'key-encryption key versions',
+    subcommands: { add: kekAdd },
   },
   encrypt,
   decrypt,

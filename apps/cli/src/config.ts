@@ -22,28 +22,14 @@ import {
 } from '@keyfold/envelope-core';
 import type { CommandContext } from './command.js';
 import { CliError } from './exit-codes.js';
-import { readPassphrase } from './prompt.js';
+import { parseProviderConfig, type FileProviderConfig, type ProviderConfig } from './provider-config.js';
+
+export type { ProviderConfig } from './provider-config.js';
 
 export const CONFIG_FILE = 'config.json';
 export const CONFIG_VERSION = 1;
 /** Keyring directory of the file provider, relative to the configuration directory. */
 export const DEFAULT_KEYRING_DIR = 'keys';
-
-export interface FileProviderConfig {
-  readonly kind: 'file';
-  readonly keyId: string;
-  /** Keyring directory, relative to the configuration directory (or absolute). */
-  readonly keyring: string;
-}
-
-export interface EnvProviderConfig {
-  readonly kind: 'env';
-  readonly keyId: string;
-  /** Prefix of the versioned variables (`<prefix>_V1`, ...). */
-  readonly prefix: string;
-}
-
-export type ProviderConfig = FileProviderConfig | EnvProviderConfig;
 
 export interface KeyfoldConfig {
   readonly version: typeof CONFIG_VERSION;
@@ -84,18 +70,7 @@ export function parseConfig(raw: unknown, path: string): KeyfoldConfig {
   if (!nonEmptyString(raw.createdAt)) throw invalid(path, '"createdAt" must be a string');
   const p = raw.provider;
   if (!isRecord(p)) throw invalid(path, '"provider" must be an object');
-  if (!nonEmptyString(p.keyId)) throw invalid(path, '"provider.keyId" must be a non-empty string');
-  let provider: ProviderConfig;
-  if (p.kind === 'file') {
-    if (!nonEmptyString(p.keyring)) throw invalid(path, '"provider.keyring" must be a non-empty string');
-    provider = { kind: 'file', keyId: p.keyId, keyring: p.keyring };
-  } else if (p.kind === 'env') {
-    if (!nonEmptyString(p.prefix)) throw invalid(path, '"provider.prefix" must be a non-empty string');
-    provider = { kind: 'env', keyId: p.keyId, prefix: p.prefix };
-  } else {
-    throw invalid(path, `unknown "provider.kind" ${JSON.stringify(p.kind)}; this keyfold supports "file" and "env"`);
-  }
-  return { version: CONFIG_VERSION, provider, createdAt: raw.createdAt };
+  return { version: CONFIG_VERSION, provider: parseProviderConfig(p, path), createdAt: raw.createdAt };
 }
 
 /**
@@ -145,31 +120,51 @@ export function keyringDir(dir: string, provider: FileProviderConfig): string {
 }
 
 /**
- * Opens the configured provider (importing `@keyfold/provider-local` now). The file provider asks for its
- * passphrase through {@link readPassphrase} only when it needs it.
- * @throws PolicyError PROVIDER_MISMATCH when the provider's key id differs from the one recorded at init.
+ * Opens the provider `cfg` describes, importing its provider package (and vendor SDK) only now. No install-lock
+ * check: see {@link openProvider}.
+ */
+export async function openConfiguredProvider(ctx: CommandContext, loaded: LoadedConfig, cfg: ProviderConfig): Promise<KeyProvider> {
+  switch (cfg.kind) {
+    case 'file':
+    case 'env':
+      return (await import('./providers/local.js')).open(ctx, loaded, cfg);
+    case 'aws-kms':
+      return (await import('./providers/aws-kms.js')).open(ctx, loaded.securityMode, cfg);
+    case 'vault-transit':
+      return (await import('./providers/vault-transit.js')).open(ctx, loaded.securityMode, cfg);
+    case 'gcp-kms':
+      return (await import('./providers/gcp-kms.js')).open(ctx, loaded.securityMode, cfg);
+    case 'azure-kv':
+      return (await import('./providers/azure-kv.js')).open(ctx, loaded.securityMode, cfg);
+    case 'pkcs11':
+      return (await import('./providers/pkcs11.js')).open(ctx, loaded.securityMode, cfg);
+  }
+}
+
+/**
+ * Refuses a provider whose key id is not the one recorded at init (the install lock), closing it.
+ * @throws PolicyError PROVIDER_MISMATCH.
+ */
+export async function assertInstallLock(provider: KeyProvider, cfg: ProviderConfig, path: string): Promise<void> {
+  if (provider.keyId === cfg.keyId) return;
+  await provider.close();
+  throw new PolicyError(
+    'PROVIDER_MISMATCH',
+    `the ${cfg.kind} provider has key id ${JSON.stringify(provider.keyId)} but ${path} was initialised with ` +
+      `${JSON.stringify(cfg.keyId)}; data sealed under the recorded key would not open with this one`,
+  );
+}
+
+/**
+ * Opens the configured provider (importing its package now). Secrets (passphrase, tokens, PINs, cloud
+ * credentials) are read from the environment or asked for only here, never from the configuration.
+ * @throws PolicyError PROVIDER_MISMATCH when the provider's key id differs from the one recorded at init; the
+ *   provider's own errors (ACCESS_DENIED, UNAVAILABLE, KEY_NOT_FOUND, CONFIG_INVALID, ...) when it cannot open.
  */
 export async function openProvider(ctx: CommandContext, loaded: LoadedConfig): Promise<KeyProvider> {
-  const local = await import('@keyfold/provider-local');
   const cfg = loaded.config.provider;
-  let provider: KeyProvider;
-  if (cfg.kind === 'file') {
-    provider = await local.createFileProvider({
-      dir: keyringDir(loaded.dir, cfg),
-      passphrase: () => readPassphrase({ env: ctx.env, stdin: ctx.stdin, stderr: ctx.stderr, confirm: false, command: ctx.name }),
-      securityMode: loaded.securityMode,
-    });
-  } else {
-    provider = local.createEnvProvider({ prefix: cfg.prefix, env: ctx.env, securityMode: loaded.securityMode });
-  }
-  if (provider.keyId !== cfg.keyId) {
-    await provider.close();
-    throw new PolicyError(
-      'PROVIDER_MISMATCH',
-      `the ${cfg.kind} provider has key id ${JSON.stringify(provider.keyId)} but ${loaded.path} was initialised with ` +
-        `${JSON.stringify(cfg.keyId)}; data sealed under the recorded key would not open with this one`,
-    );
-  }
+  const provider = await openConfiguredProvider(ctx, loaded, cfg);
+  await assertInstallLock(provider, cfg, loaded.path);
   return provider;
 }
 

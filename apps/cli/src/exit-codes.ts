@@ -17,7 +17,10 @@ export const ExitCode = {
   FAILURE: 1,
   /** The command line was wrong: unknown command or flag, missing value, missing passphrase source. */
   USAGE: 2,
-  /** Integrity or authentication failure: tampered or foreign data, wrong context, wrong passphrase. */
+  /**
+   * Integrity or authentication failure: tampered or foreign data, wrong context, wrong passphrase, credentials the
+   * key service or HSM refuses (wrong token or PIN, ACCESS_DENIED).
+   */
   INTEGRITY: 3,
   /** Interrupted by the user (Ctrl-C at a prompt), the shell convention 128 + SIGINT. */
   INTERRUPTED: 130,
@@ -26,7 +29,7 @@ export const ExitCode = {
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
 /** Codes the CLI itself raises, in addition to the core's {@link KeyfoldErrorCode}s. */
-export type CliErrorCode = 'USAGE' | 'IO_ERROR' | 'PROBE_FAILED' | 'NOT_INITIALIZED' | 'INTERRUPTED';
+export type CliErrorCode = 'USAGE' | 'IO_ERROR' | 'PROBE_FAILED' | 'NOT_INITIALIZED' | 'INTERRUPTED' | 'UNSUPPORTED';
 
 /** Every code the CLI may print in `[CODE]` / `{"error":{"code"}}`. */
 export type ErrorCode = KeyfoldErrorCode | CliErrorCode;
@@ -47,7 +50,8 @@ const KEYFOLD_EXIT: Readonly<Record<KeyfoldErrorCode, ExitCode>> = {
   KEY_NOT_FOUND: ExitCode.FAILURE,
   KEY_DISABLED: ExitCode.FAILURE,
   KEY_VERSION_RETIRED: ExitCode.FAILURE,
-  ACCESS_DENIED: ExitCode.FAILURE,
+  // Refused credentials (a wrong Vault token or HSM PIN, an access key KMS denies): an authentication failure.
+  ACCESS_DENIED: ExitCode.INTEGRITY,
   THROTTLED: ExitCode.FAILURE,
   UNAVAILABLE: ExitCode.FAILURE,
   TIMEOUT: ExitCode.FAILURE,
@@ -67,6 +71,8 @@ const CLI_EXIT: Readonly<Record<CliErrorCode, ExitCode>> = {
   PROBE_FAILED: ExitCode.FAILURE,
   NOT_INITIALIZED: ExitCode.FAILURE,
   INTERRUPTED: ExitCode.INTERRUPTED,
+  // The installation's provider cannot do this (e.g. `kek add` where the service rotates keys itself).
+  UNSUPPORTED: ExitCode.FAILURE,
 };
 
 /** An error raised by the CLI itself, with its own code (and so its own exit status). */

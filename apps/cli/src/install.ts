@@ -1,18 +1,20 @@
 /**
  * Creating an installation: the configuration directory (0700), the provider's key material where the CLI owns
- * it (the file keyring), and `config.json` (0600, no secrets). Shared by `keyfold init` and `keyfold demo`.
+ * it (the file keyring), and `config.json` (0600, no secrets). Shared by `keyfold init` and `keyfold demo`. For the
+ * key services and HSMs the key lives in the backend: the installation records how to reach it.
  *
  * All or nothing: an existing installation is refused before anything is written, and whatever this run created
  * is removed again when a later step fails.
  * @module
  */
 import { mkdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import { assertPrivatePath, KeyfoldError, type SecurityMode } from '@keyfold/envelope-core';
+import { dirname, join } from 'node:path';
+import { assertPrivatePath, KeyfoldError, type KeyProvider, type Protection, type SecurityMode } from '@keyfold/envelope-core';
 import type { KdfDescription, KdfOptions } from '@keyfold/provider-local';
 import { CliError } from './exit-codes.js';
 import { ioError } from './io.js';
 import { CONFIG_VERSION, configPath, DEFAULT_KEYRING_DIR, saveNewConfig, type KeyfoldConfig, type ProviderConfig } from './config.js';
+import type { ProviderKind } from './provider-config.js';
 
 /** What an installation holds, without secrets. */
 export interface Installation {
@@ -20,7 +22,7 @@ export interface Installation {
   readonly configPath: string;
   readonly securityMode: SecurityMode;
   readonly provider: {
-    readonly kind: 'file' | 'env';
+    readonly kind: ProviderKind;
     readonly keyId: string;
     readonly activeVersion: string;
     readonly versions: readonly string[];
@@ -29,6 +31,12 @@ export interface Installation {
     readonly kdf?: KdfDescription;
     /** Env provider: the variable prefix. */
     readonly prefix?: string;
+    /** Key services and HSMs: what the provider reports. */
+    readonly protection?: Protection;
+    /** Key services and HSMs: the non-secret settings recorded in config.json (region, endpoint, labels, ...). */
+    readonly settings?: Readonly<Record<string, string | number | boolean>>;
+    /** PKCS#11: the KEK version init created inside the token (absent when one existed). */
+    readonly createdVersion?: string;
   };
 }
 
@@ -55,6 +63,14 @@ export async function assertNotInitialised(dir: string): Promise<void> {
   if (await exists(keyring)) {
     throw new KeyfoldError('ALREADY_EXISTS', `${keyring} already exists; it is never overwritten; nothing was changed`);
   }
+}
+
+/**
+ * Refuses a `dir` whose parent does not exist, before anything is created anywhere (a key in an HSM included).
+ * @throws CliError IO_ERROR.
+ */
+export async function assertParentExists(dir: string): Promise<void> {
+  if (!(await exists(dirname(dir)))) throw new CliError('IO_ERROR', `cannot create ${dir}: its parent directory does not exist`);
 }
 
 /**
@@ -176,6 +192,47 @@ export async function installEnv(options: EnvInstallOptions): Promise<Installati
       activeVersion: description.activeVersion,
       versions: description.versions,
       prefix: provider.prefix,
+    },
+  };
+}
+
+export interface OpenedInstallOptions {
+  readonly dir: string;
+  readonly securityMode: SecurityMode;
+  /** The provider opened from the command line (left open: the caller closes it). */
+  readonly provider: KeyProvider;
+  /** What to record; its keyId must be the provider's. */
+  readonly config: ProviderConfig;
+  readonly createdVersion?: string;
+}
+
+/**
+ * Records an installation for a provider whose key lives in a key service or an HSM: checks the provider answers
+ * (describe), then creates `dir` and writes `dir/config.json`.
+ */
+export async function installOpened(options: OpenedInstallOptions): Promise<Installation> {
+  const { dir, securityMode, provider, config } = options;
+  // The install lock recorded must be the key the provider really opened.
+  if (config.keyId !== provider.keyId) {
+    throw new KeyfoldError('INTERNAL', `the ${config.kind} provider opened ${provider.keyId}, not the key to record (${config.keyId})`);
+  }
+  await assertNotInitialised(dir);
+  const description = await provider.describe();
+  const createdDir = await prepareDir(dir, securityMode);
+  const path = await finish(dir, createdDir, config, () => Promise.resolve());
+  const { kind, keyId, ...settings } = config;
+  return {
+    dir,
+    configPath: path,
+    securityMode,
+    provider: {
+      kind,
+      keyId,
+      activeVersion: description.activeVersion,
+      versions: description.versions,
+      protection: description.protection,
+      settings,
+      ...(options.createdVersion === undefined ? {} : { createdVersion: options.createdVersion }),
     },
   };
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { keyfold } from './helpers.js';
 
-const COMMANDS = ['init', 'status', 'provider probe', 'encrypt', 'decrypt', 'inspect', 'demo', 'help'];
+const COMMANDS = ['init', 'status', 'provider probe', 'kek add', 'encrypt', 'decrypt', 'inspect', 'demo', 'help'];
 
 describe('keyfold help and usage', () => {
   it('prints the global help with every command, exit 0', () => {
@@ -29,10 +29,29 @@ describe('keyfold help and usage', () => {
     });
   }
 
-  it("'provider --help' lists the subcommands", () => {
+  it("'provider --help' and 'kek --help' list the subcommands", () => {
     const r = keyfold(['provider', '--help']);
     expect(r.status).toBe(0);
     expect(r.out).toContain('probe');
+    const k = keyfold(['kek', '--help']);
+    expect(k.status).toBe(0);
+    expect(k.out).toContain('add');
+  });
+
+  it("'init --help' documents every provider and never offers a PIN or token option", () => {
+    const r = keyfold(['init', '--help']);
+    for (const kind of ['aws-kms', 'vault-transit', 'gcp-kms', 'azure-kv', 'pkcs11']) expect(r.out).toContain(kind);
+    for (const flag of ['--pin-env', '--pin-file', '--key-id', '--key-name', '--library']) expect(r.out).toContain(flag);
+    expect(r.out).not.toMatch(/--pin\s/);
+    expect(r.out).not.toMatch(/--(token|secret-id|password)(?![-\w])/);
+  });
+
+  it('provider options that do not fit the provider are usage errors', () => {
+    expect(keyfold(['init', '--provider', 'aws-kms', '--key-id', 'k', '--library', '/x.so']).stderr).toContain(
+      '--library applies to the pkcs11 provider only',
+    );
+    expect(keyfold(['init', '--provider', 'vault-transit', '--key-id', 'k']).status).toBe(2);
+    expect(keyfold(['init', '--provider', 'aws-kms']).stderr).toContain('--provider aws-kms needs --key-id');
   });
 
   it('-h works like --help, even next to other flags', () => {

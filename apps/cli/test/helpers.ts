@@ -56,6 +56,32 @@ export function keyfold(args: readonly string[], options: RunOptions = {}): RunR
   return { status: r.status, stdout: r.stdout, stderr: r.stderr.toString('utf8'), out: r.stdout.toString('utf8') };
 }
 
+/**
+ * Like {@link keyfold} without blocking this process: for tests whose emulators run in this process (a synchronous
+ * spawn would stop them from answering the child).
+ */
+export function keyfoldAsync(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  const bin = options.bin ?? BIN;
+  if (!existsSync(bin)) return Promise.reject(new Error(`${bin} is missing: build first (turbo run build --filter=@keyfold/cli...)`));
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], {
+      cwd: options.cwd ?? CLI_ROOT,
+      env: baseEnv(options.env),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+    child.on('error', reject);
+    child.on('close', (status) => {
+      const stdout = Buffer.concat(out);
+      resolvePromise({ status, stdout, stderr: Buffer.concat(err).toString('utf8'), out: stdout.toString('utf8') });
+    });
+    child.stdin.end(options.input ?? '');
+  });
+}
+
 /** Like {@link keyfold} but asynchronous (for running the binary under `script` with a conversation). */
 export function spawnAsync(
   command: string,

@@ -34,6 +34,7 @@ describe('keyfold status', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.out).toMatch(/provider\s+file \(software\)/);
     expect(r.out).toMatch(/active version\s+1/);
+    expect(r.out).toMatch(/latency\s+[\d.]+ ms \(describe\)/);
     expect(r.out).toMatch(/security mode\s+production/);
   });
 

@@ -1,15 +1,55 @@
 /**
  * `keyfold init`: a new installation in the configuration directory. Default: the file provider (a random KEK
- * sealed under a passphrase in DIR/keys); `--provider env`: KEKs in versioned environment variables.
+ * sealed under a passphrase in DIR/keys); `--provider env`: KEKs in versioned environment variables; a key service
+ * (`aws-kms`, `vault-transit`, `gcp-kms`, `azure-kv`) or an HSM (`pkcs11`): the KEK stays there and config.json
+ * records how to reach it, never a credential.
  * @module
  */
-import { resolveSecurityMode } from '@keyfold/envelope-core';
+import { resolveSecurityMode, type SecurityMode } from '@keyfold/envelope-core';
 import type { KdfOptions } from '@keyfold/provider-local';
 import type { CommandContext } from '../command.js';
 import { UsageError } from '../exit-codes.js';
-import { assertNotInitialised, installEnv, installFile, type Installation } from '../install.js';
-import { formatCount, formatFields } from '../output.js';
+import { assertNotInitialised, assertParentExists, installEnv, installFile, installOpened, type Installation } from '../install.js';
+import { formatCount, formatFields, printable } from '../output.js';
 import { readPassphrase } from '../prompt.js';
+import { isProviderKind, PROVIDER_KINDS, type ProviderKind } from '../provider-config.js';
+import type { InitOpened } from '../providers/types.js';
+
+/** The providers each provider option applies to (an option given for another provider is a usage error). */
+const OPTION_PROVIDERS: Readonly<Record<string, readonly ProviderKind[]>> = {
+  kdf: ['file'],
+  prefix: ['env'],
+  'key-id': ['aws-kms', 'azure-kv'],
+  region: ['aws-kms'],
+  endpoint: ['aws-kms', 'gcp-kms'],
+  'key-name': ['vault-transit', 'gcp-kms'],
+  'vault-addr': ['vault-transit'],
+  mount: ['vault-transit'],
+  namespace: ['vault-transit'],
+  auth: ['vault-transit'],
+  transport: ['gcp-kms'],
+  insecure: ['gcp-kms'],
+  algorithm: ['azure-kv'],
+  'ca-file': ['azure-kv'],
+  library: ['pkcs11'],
+  slot: ['pkcs11'],
+  'token-label': ['pkcs11'],
+  'key-label': ['pkcs11'],
+  mechanism: ['pkcs11'],
+  sessions: ['pkcs11'],
+  'pin-env': ['pkcs11'],
+  'pin-file': ['pkcs11'],
+};
+
+function assertOptionsFit(ctx: CommandContext, kind: ProviderKind): void {
+  for (const [option, kinds] of Object.entries(OPTION_PROVIDERS)) {
+    const given = ctx.args.string(option) !== undefined || ctx.args.flag(option);
+    if (given && !kinds.includes(kind)) {
+      const which = kinds.length === 1 ? `the ${kinds[0] ?? ''} provider` : `--provider ${kinds.join(' or ')}`;
+      throw new UsageError(`--${option} applies to ${which} only`, ctx.name);
+    }
+  }
+}
 
 function kdfOption(ctx: CommandContext): KdfOptions | undefined {
   const kdf = ctx.args.string('kdf');
@@ -25,14 +65,23 @@ function describeKdf(kdf: NonNullable<Installation['provider']['kdf']>): string 
     : `scrypt, N=${formatCount(kdf.N)} r=${kdf.r} p=${kdf.p}`;
 }
 
-function render(ctx: CommandContext, inst: Installation): string {
+/** `caFile` -> `ca file`, `tokenLabel` -> `token label`. */
+function label(field: string): string {
+  return field.replace(/[A-Z]/g, (c) => ` ${c.toLowerCase()}`);
+}
+
+function render(ctx: CommandContext, inst: Installation, notes: readonly string[]): string {
   const p = inst.provider;
   const rows: [string, string][] = [
     ['config', `${inst.configPath} (mode 0600)`],
-    ['provider', p.kind],
-    ['key id', p.keyId],
-    ['active version', p.activeVersion],
+    ['provider', p.protection === undefined ? p.kind : `${p.kind} (${p.protection})`],
+    ['key id', printable(p.keyId)],
+    ['active version', printable(p.activeVersion)],
   ];
+  if (p.settings !== undefined) {
+    rows.push(['versions', p.versions.map(printable).join(', ')]);
+    for (const [k, v] of Object.entries(p.settings)) rows.push([label(k), printable(String(v))]);
+  }
   if (p.keyring !== undefined) rows.push(['keyring', `${p.keyring} (mode 0600)`]);
   if (p.kdf !== undefined) rows.push(['kdf', describeKdf(p.kdf)]);
   if (p.prefix !== undefined) rows.push(['variables', `${p.prefix}1, ${p.prefix}2, ...`]);
@@ -40,25 +89,70 @@ function render(ctx: CommandContext, inst: Installation): string {
   const lines = [`Initialised Keyfold in ${inst.dir}`, '', formatFields(rows, ctx.out.out), ''];
   if (p.kind === 'file') {
     lines.push('Keep the passphrase safe: without it nothing sealed with this keyring can be opened.');
-  } else {
+  } else if (p.kind === 'env') {
     lines.push(`Every keyfold run needs the ${p.prefix ?? ''}<N> variables; keep them out of shell history and logs.`);
   }
+  lines.push(...notes);
   lines.push('Next: keyfold encrypt --in FILE --out FILE.kf   (keyfold status shows this installation)');
   return lines.join('\n');
 }
 
+/** Opens the provider named on the command line, importing its module (and vendor SDK) only now. */
+async function openFromOptions(ctx: CommandContext, kind: ProviderKind, securityMode: SecurityMode): Promise<InitOpened> {
+  try {
+    switch (kind) {
+      case 'aws-kms':
+        return await (await import('../providers/aws-kms.js')).init(ctx, securityMode);
+      case 'vault-transit':
+        return await (await import('../providers/vault-transit.js')).init(ctx, securityMode);
+      case 'gcp-kms':
+        return await (await import('../providers/gcp-kms.js')).init(ctx, securityMode);
+      case 'azure-kv':
+        return await (await import('../providers/azure-kv.js')).init(ctx, securityMode);
+      case 'pkcs11':
+        return await (await import('../providers/pkcs11.js')).init(ctx, securityMode);
+      case 'file':
+      case 'env':
+        throw new UsageError(`the ${kind} provider is initialised by the CLI itself`, ctx.name);
+    }
+  } catch (err) {
+    // A malformed value the provider rejects (a bad key name, kid or label) is a caller mistake: a usage error.
+    if (err instanceof TypeError || err instanceof RangeError) throw new UsageError(err.message, ctx.name);
+    throw err;
+  }
+}
+
+async function initRemote(ctx: CommandContext, kind: ProviderKind, securityMode: SecurityMode): Promise<{ installation: Installation; notes: readonly string[] }> {
+  // Refuse an existing installation and a missing parent before contacting the service or creating a key.
+  await assertNotInitialised(ctx.dir);
+  await assertParentExists(ctx.dir);
+  const opened = await openFromOptions(ctx, kind, securityMode);
+  try {
+    const installation = await installOpened({
+      dir: ctx.dir,
+      securityMode,
+      provider: opened.provider,
+      config: opened.config,
+      ...(opened.createdVersion === undefined ? {} : { createdVersion: opened.createdVersion }),
+    });
+    return { installation, notes: opened.notes };
+  } finally {
+    await opened.provider.close();
+  }
+}
+
 export async function run(ctx: CommandContext): Promise<number | undefined> {
   const providerKind = ctx.args.string('provider') ?? 'file';
-  if (providerKind !== 'file' && providerKind !== 'env') {
-    throw new UsageError(`--provider must be "file" or "env"; got ${JSON.stringify(providerKind)}`, ctx.name);
+  if (!isProviderKind(providerKind)) {
+    throw new UsageError(`--provider must be one of ${PROVIDER_KINDS.join(', ')}; got ${JSON.stringify(providerKind)}`, ctx.name);
   }
+  assertOptionsFit(ctx, providerKind);
   const kdf = kdfOption(ctx);
   const prefix = ctx.args.string('prefix');
-  if (providerKind === 'env' && kdf !== undefined) throw new UsageError('--kdf applies to the file provider only', ctx.name);
-  if (providerKind === 'file' && prefix !== undefined) throw new UsageError('--prefix applies to the env provider only', ctx.name);
   const securityMode = resolveSecurityMode(undefined, ctx.env);
 
   let installation: Installation;
+  let notes: readonly string[] = [];
   if (providerKind === 'file') {
     // Refuse an existing installation before asking for a passphrase.
     await assertNotInitialised(ctx.dir);
@@ -70,7 +164,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
       command: ctx.name,
     });
     installation = await installFile({ dir: ctx.dir, passphrase, securityMode, ...(kdf === undefined ? {} : { kdf }) });
-  } else {
+  } else if (providerKind === 'env') {
     try {
       installation = await installEnv({ dir: ctx.dir, prefix, env: ctx.env, securityMode });
     } catch (err) {
@@ -78,7 +172,9 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
       if (err instanceof TypeError || err instanceof RangeError) throw new UsageError(err.message, ctx.name);
       throw err;
     }
+  } else {
+    ({ installation, notes } = await initRemote(ctx, providerKind, securityMode));
   }
-  ctx.out.result({ ok: true, ...installation }, () => render(ctx, installation));
+  ctx.out.result({ ok: true, ...installation }, () => render(ctx, installation, notes));
   return undefined;
 }

@@ -1,6 +1,6 @@
 /**
- * `keyfold status`: where the configuration is, which provider and key it uses, the key versions and the
- * security mode. Prints nothing secret.
+ * `keyfold status`: where the configuration is, which provider and key it uses, the key versions, capabilities,
+ * the latency of the describe call and the security mode. Prints nothing secret.
  * @module
  */
 import type { CommandContext } from '../command.js';
@@ -13,7 +13,9 @@ function yesNo(v: boolean): string {
 
 export async function run(ctx: CommandContext): Promise<number | undefined> {
   const status = await withProvider(ctx, async (provider, loaded) => {
+    const start = performance.now();
     const d = await provider.describe();
+    const latencyMs = performance.now() - start;
     return {
       config: { dir: loaded.dir, path: loaded.path, createdAt: loaded.config.createdAt },
       securityMode: loaded.securityMode,
@@ -24,6 +26,8 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
         activeVersion: d.activeVersion,
         versions: [...d.versions],
         capabilities: d.capabilities,
+        /** Round trip of the describe call, in ms. */
+        latencyMs,
         ...(d.details === undefined ? {} : { details: d.details }),
       },
     };
@@ -39,6 +43,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
       ['key id', printable(p.keyId)],
       ['active version', printable(p.activeVersion)],
       ['versions', p.versions.map(printable).join(', ')],
+      ['latency', `${p.latencyMs.toFixed(1)} ms (describe)`],
       [
         'capabilities',
         `generateDataKey ${yesNo(p.capabilities.generateDataKey)}, rewrapKey ${yesNo(p.capabilities.rewrapKey)}, ` +

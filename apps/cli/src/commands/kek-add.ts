@@ -1,0 +1,70 @@
+/**
+ * `keyfold kek add`: a new key-encryption key version, made active. The file keyring gets a random version sealed
+ * under the passphrase; a PKCS#11 token generates the next version inside itself. Key services rotate their keys
+ * themselves, so for them this command says which of the service's own commands to run instead.
+ * @module
+ */
+import type { CommandContext } from '../command.js';
+import { loadConfig } from '../config.js';
+import { CliError } from '../exit-codes.js';
+import { formatFields, printable } from '../output.js';
+import type { ProviderConfig } from '../provider-config.js';
+import type { KekAdded } from '../providers/types.js';
+
+/** Why `kek add` does not apply to `cfg`, and what to do instead. */
+async function unsupported(cfg: Exclude<ProviderConfig, { kind: 'file' | 'pkcs11' }>): Promise<CliError> {
+  let hint: string;
+  switch (cfg.kind) {
+    case 'env':
+      hint =
+        `the env provider's key-encryption keys are the variables ${cfg.prefix}1, ${cfg.prefix}2, ...: create the next ` +
+        "one yourself (64 hex characters, e.g. 'openssl rand -hex 32') and pass it to every run; the highest is active";
+      break;
+    case 'aws-kms':
+      hint = (await import('../providers/aws-kms.js')).rotationHint(cfg);
+      break;
+    case 'vault-transit':
+      hint = (await import('../providers/vault-transit.js')).rotationHint(cfg);
+      break;
+    case 'gcp-kms':
+      hint = (await import('../providers/gcp-kms.js')).rotationHint(cfg);
+      break;
+    case 'azure-kv':
+      hint = (await import('../providers/azure-kv.js')).rotationHint(cfg);
+      break;
+  }
+  return new CliError('UNSUPPORTED', `kek add is for the file and pkcs11 providers; ${hint}`);
+}
+
+export async function run(ctx: CommandContext): Promise<number | undefined> {
+  const loaded = await loadConfig(ctx);
+  const cfg = loaded.config.provider;
+  let added: KekAdded;
+  if (cfg.kind === 'file') {
+    added = await (await import('../providers/local.js')).addKekVersion(ctx, loaded, cfg);
+  } else if (cfg.kind === 'pkcs11') {
+    added = await (await import('../providers/pkcs11.js')).addKekVersion(loaded.securityMode, cfg);
+  } else {
+    throw await unsupported(cfg);
+  }
+
+  ctx.out.result({ ok: true, ...added }, () => {
+    const rows: [string, string][] = [
+      ['provider', printable(added.kind)],
+      ['key id', printable(added.keyId)],
+      ['new version', printable(added.version)],
+      ['active version', printable(added.activeVersion)],
+      ['versions', added.versions.map(printable).join(', ')],
+    ];
+    if (added.objectLabel !== undefined) rows.push(['token object', printable(added.objectLabel)]);
+    if (added.tokenLabel !== undefined) rows.push(['token', `${printable(added.tokenLabel)} (slot ${printable(added.slot ?? '')})`]);
+    return [
+      `Added KEK version ${printable(added.version)}`,
+      '',
+      formatFields(rows, ctx.out.out),
+      '',
+      'New envelopes use it; envelopes sealed under older versions still open. Running processes pick it up when they reopen the provider.',
+    ].join('\n');
+  });
+  return undefined;
+}
