@@ -34,8 +34,8 @@ export interface Table {
   readonly rows: readonly (readonly string[])[];
 }
 
-export type SectionId = 'roundtrip' | 'streaming' | 'overhead' | 'provider-calls' | 'cli-start' | 'kms-providers' | 'gcp-azure' | 'pkcs11';
-export const SECTION_IDS: readonly SectionId[] = ['roundtrip', 'streaming', 'overhead', 'provider-calls', 'cli-start', 'kms-providers', 'gcp-azure', 'pkcs11'];
+export type SectionId = 'roundtrip' | 'streaming' | 'overhead' | 'provider-calls' | 'cli-start' | 'kms-providers' | 'gcp-azure' | 'pkcs11' | 'rotation';
+export const SECTION_IDS: readonly SectionId[] = ['roundtrip', 'streaming', 'overhead', 'provider-calls', 'cli-start', 'kms-providers', 'gcp-azure', 'pkcs11', 'rotation'];
 
 export interface SectionResult {
   readonly id: SectionId;

@@ -14,6 +14,7 @@ import { runCliStart } from './sections/cli-start.js';
 import { runGcpAzure } from './sections/gcp-azure.js';
 import { runKmsProviders } from './sections/kms-providers.js';
 import { runPkcs11Section } from './sections/pkcs11.js';
+import { runRotation } from './sections/rotation.js';
 import { runOverhead } from './sections/overhead.js';
 import { runProviderCalls } from './sections/provider-calls.js';
 import { ROUNDTRIP_CONTENDERS, runRoundtrip } from './sections/roundtrip.js';
@@ -108,6 +109,7 @@ async function main(): Promise<void> {
     'gcp-azure': () => runGcpAzure(quick ? { warmupMs: 100, sliceMs: 300, rounds: 1 } : { warmupMs: 300, sliceMs: 1000, rounds: 3 }),
     pkcs11: () =>
       runPkcs11Section(quick ? { warmupMs: 100, sliceMs: 100, rounds: 3 } : { warmupMs: 500, sliceMs: 400, rounds: 7 }),
+    rotation: () => runRotation({ keys: quick ? 100_000 : 1_000_000, quick }),
   };
   const sections: SectionResult[] = [];
   for (const id of args.only) {
