@@ -5,6 +5,7 @@
  * @module
  */
 import type { CommandModule } from './command.js';
+import * as store from './store-command-table.js';
 
 /** One option, in the shape `node:util` `parseArgs` takes, plus its help text. */
 export interface OptionSpec {
@@ -82,6 +83,9 @@ const init: CommandSpec = {
       'azure-kv: --key-id, DefaultAzureCredential. pkcs11: --library, --slot or --token-label, --key-label, and the ' +
       'user PIN from --pin-env or --pin-file (there is no --pin); when the token holds no KEK with that label yet, ' +
       'init creates version 1 inside it.',
+    'init also creates the key store (tenant keys, KEK version registry, audit log): SQLite in DIR/keystore.db ' +
+      '(mode 0600) by default, or PostgreSQL with --store postgres://... (config.json records the URL without its ' +
+      'password). The store records the provider (the install lock): opening it with another one exits 3.',
     'init refuses (exit 1, ALREADY_EXISTS) when DIR is already initialised, and then writes nothing. Credentials the ' +
       'service or token refuses exit 3 (ACCESS_DENIED).',
   ],
@@ -148,6 +152,12 @@ const init: CommandSpec = {
     sessions: { type: 'string', valueName: 'N', description: 'pkcs11: session pool size, 1-64 (default: 4)' },
     'pin-env': { type: 'string', valueName: 'NAME', description: 'pkcs11: environment variable holding the user PIN' },
     'pin-file': { type: 'string', valueName: 'FILE', description: 'pkcs11: file holding the user PIN (mode 0600)' },
+    store: {
+      type: 'string',
+      valueName: 'URL|FILE',
+      description: 'key store: postgres://user@host/db (password from $KEYFOLD_DATABASE_URL or $PGPASSWORD) or an SQLite file (default: DIR/keystore.db; $KEYFOLD_DATABASE_URL also selects PostgreSQL)',
+    },
+    'store-schema': { type: 'string', valueName: 'NAME', description: 'PostgreSQL schema of the keyfold_* tables (default: public)' },
   },
   examples: [
     'KEYFOLD_PASSPHRASE=... keyfold init',
@@ -222,6 +232,7 @@ const encrypt: CommandSpec = {
       description: "write to FILE (replaced only when sealing succeeds); '-' or absent: stdout",
     },
     context: CONTEXT_OPTION,
+    tenant: { ...store.TENANT_OPTION, description: "seal under this tenant's key (keyfold tenant create) instead of the KEK" },
     armor: { type: 'boolean', short: 'a', description: "text output: 'kf1.' + base64url" },
   },
   examples: [
@@ -251,6 +262,7 @@ const decrypt: CommandSpec = {
       description: "write plaintext to FILE (mode 0600, replaced only on success); '-' or absent: stdout",
     },
     context: CONTEXT_OPTION,
+    tenant: { ...store.TENANT_OPTION, description: 'open an envelope sealed with --tenant ID (exit 3 once the tenant is shredded)' },
   },
   examples: [
     'keyfold decrypt --in report.pdf.kf --out report.pdf --context tenant=acme',
@@ -271,14 +283,16 @@ const inspect: CommandSpec = {
 
 const demo: CommandSpec = {
   name: 'demo',
-  summary: 'a self-contained tour: seal, open, tamper, wrong context, cache stats',
-  usage: 'keyfold demo [--json]',
+  summary: 'a self-contained tour: key store, tenants, 10,000 records, KEK rotation, shredding, audit',
+  usage: 'keyfold demo [--records N] [--json]',
   description: [
-    'Creates a throwaway file keyring in a temporary directory with a generated passphrase and a deliberately ' +
-      'cheap key derivation (demo only: real keyrings use the provider default), seals and opens sample records, ' +
-      'shows that a flipped byte and a wrong context are refused, prints a summary and removes the directory.',
+    'In a temporary directory: init (file KEK + SQLite key store) -> 3 tenants -> seal N records (default 10,000) ' +
+      'under tenant keys -> add a KEK version and rotate with progress -> verify every record opens -> rotate one ' +
+      "tenant key -> shred one tenant (its records refuse to open) -> verify the audit log -> a summary table. Also " +
+      'shows that a flipped byte and a wrong context are refused. The passphrase is random and the key derivation ' +
+      'deliberately cheap (demo only). The directory is removed at the end.',
   ],
-  options: {},
+  options: { records: { type: 'string', valueName: 'N', description: 'records to seal, 30-1000000 (default 10000)' } },
   load: () => import('./commands/demo.js'),
 };
 
@@ -301,8 +315,35 @@ export const COMMANDS: Readonly<Record<string, CommandSpec | GroupSpec>> = {
   kek: {
     name: 'kek',
     summary: 'key-encryption key versions',
-    subcommands: { add: kekAdd },
+    subcommands: {
+      list: store.kekList,
+      add: kekAdd,
+      verify: store.kekVerify,
+      rotate: store.kekRotate,
+      retire: store.kekRetire,
+    },
   },
+  tenant: {
+    name: 'tenant',
+    summary: 'per-tenant keys (create, list, rotate, shred)',
+    subcommands: { create: store.tenantCreate, list: store.tenantList, rotate: store.tenantRotate, shred: store.tenantShred },
+  },
+  rotate: store.rotate,
+  migrate: {
+    ...store.migrate,
+    // The new provider is described by the same options as init's (except the file keyring's and the store's).
+    options: {
+      ...Object.fromEntries(Object.entries(init.options).filter(([k]) => !['provider', 'kdf', 'store', 'store-schema'].includes(k))),
+      ...store.migrate.options,
+    },
+  },
+  audit: {
+    name: 'audit',
+    summary: 'the hash-chained audit log',
+    subcommands: { list: store.auditList, verify: store.auditVerify },
+  },
+  backup: store.backup,
+  restore: store.restore,
   encrypt,
   decrypt,
   inspect,

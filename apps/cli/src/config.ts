@@ -23,6 +23,7 @@ import {
 import type { CommandContext } from './command.js';
 import { CliError } from './exit-codes.js';
 import { parseProviderConfig, type FileProviderConfig, type ProviderConfig } from './provider-config.js';
+import { parseStoreConfig, type StoreConfig } from './store-config.js';
 
 export type { ProviderConfig } from './provider-config.js';
 
@@ -36,6 +37,8 @@ export interface KeyfoldConfig {
   readonly provider: ProviderConfig;
   /** ISO 8601 time of `keyfold init`. */
   readonly createdAt: string;
+  /** The key store (absent in installations made before key stores existed). */
+  readonly store?: StoreConfig;
 }
 
 export interface LoadedConfig {
@@ -70,7 +73,12 @@ export function parseConfig(raw: unknown, path: string): KeyfoldConfig {
   if (!nonEmptyString(raw.createdAt)) throw invalid(path, '"createdAt" must be a string');
   const p = raw.provider;
   if (!isRecord(p)) throw invalid(path, '"provider" must be an object');
-  return { version: CONFIG_VERSION, provider: parseProviderConfig(p, path), createdAt: raw.createdAt };
+  return {
+    version: CONFIG_VERSION,
+    provider: parseProviderConfig(p, path),
+    createdAt: raw.createdAt,
+    ...(raw.store === undefined ? {} : { store: parseStoreConfig(raw.store, path) }),
+  };
 }
 
 /**

@@ -19,7 +19,8 @@ export const ExitCode = {
   USAGE: 2,
   /**
    * Integrity or authentication failure: tampered or foreign data, wrong context, wrong passphrase, credentials the
-   * key service or HSM refuses (wrong token or PIN, ACCESS_DENIED).
+   * key service or HSM refuses (wrong token or PIN, ACCESS_DENIED), a provider other than the installation's
+   * (PROVIDER_MISMATCH), a damaged store or audit log (INTEGRITY_FAILED), a shredded key (KEY_DESTROYED).
    */
   INTEGRITY: 3,
   /** Interrupted by the user (Ctrl-C at a prompt), the shell convention 128 + SIGINT. */
@@ -29,7 +30,15 @@ export const ExitCode = {
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
 /** Codes the CLI itself raises, in addition to the core's {@link KeyfoldErrorCode}s. */
-export type CliErrorCode = 'USAGE' | 'IO_ERROR' | 'PROBE_FAILED' | 'NOT_INITIALIZED' | 'INTERRUPTED' | 'UNSUPPORTED';
+export type CliErrorCode =
+  | 'USAGE'
+  | 'IO_ERROR'
+  | 'PROBE_FAILED'
+  | 'NOT_INITIALIZED'
+  | 'INTERRUPTED'
+  | 'UNSUPPORTED'
+  | 'NO_STORE'
+  | 'KEY_DESTROYED';
 
 /** Every code the CLI may print in `[CODE]` / `{"error":{"code"}}`. */
 export type ErrorCode = KeyfoldErrorCode | CliErrorCode;
@@ -56,7 +65,8 @@ const KEYFOLD_EXIT: Readonly<Record<KeyfoldErrorCode, ExitCode>> = {
   UNAVAILABLE: ExitCode.FAILURE,
   TIMEOUT: ExitCode.FAILURE,
   PROVIDER_CLOSED: ExitCode.FAILURE,
-  PROVIDER_MISMATCH: ExitCode.FAILURE,
+  // The key store or configuration names another KEK provider than the one opened: data integrity is at stake.
+  PROVIDER_MISMATCH: ExitCode.INTEGRITY,
   NO_PROVIDER: ExitCode.FAILURE,
   CONFIG_INVALID: ExitCode.FAILURE,
   INSECURE_PERMISSIONS: ExitCode.FAILURE,
@@ -73,6 +83,10 @@ const CLI_EXIT: Readonly<Record<CliErrorCode, ExitCode>> = {
   INTERRUPTED: ExitCode.INTERRUPTED,
   // The installation's provider cannot do this (e.g. `kek add` where the service rotates keys itself).
   UNSUPPORTED: ExitCode.FAILURE,
+  // The installation has no key store (initialised before stores existed): re-run init in a new directory.
+  NO_STORE: ExitCode.FAILURE,
+  // The data's key was shredded (tenant shred): it can never be opened again.
+  KEY_DESTROYED: ExitCode.INTEGRITY,
 };
 
 /** An error raised by the CLI itself, with its own code (and so its own exit status). */

@@ -9,26 +9,39 @@ beforeAll(() => {
 afterAll(() => removeDir(tmp));
 
 describe('keyfold demo', () => {
-  it('exits 0, shows the tamper and context refusals and the summary, and removes its directory', () => {
+  it('exits 0: 10,000 records, KEK rotation, shredded-tenant refusals, audit, summary; removes its directory', () => {
     const r = keyfold(['demo'], { env: { TMPDIR: tmp } });
     expect(r.status, r.stderr).toBe(0);
+    expect(r.out).toContain('10,000 records');
+    expect(r.out).toMatch(/initech: every key version destroyed; 3,333 of its records refused \[KEY_NOT_FOUND\]/);
+    expect(r.out).toMatch(/opened after KEK rotation\s+10,000 of 10,000/);
     expect(r.out).toContain('refused [DECRYPT_FAILED]');
     expect(r.out).toContain('refused [CONTEXT_MISMATCH]');
-    expect(r.out).toMatch(/records sealed\s+5/);
-    expect(r.out).toMatch(/records opened\s+5/);
-    expect(r.out).toContain('provider calls');
-    expect(r.out).toContain('cache (encrypt)');
+    expect(r.out).toMatch(/audit log\s+\d+ entries, chain verified/);
+    expect(r.out).toContain('keys/s');
+    expect(r.out).toContain('KEK provider calls');
     expect(readdirSync(tmp)).toEqual([]);
   });
 
   it('--json prints the summary document', () => {
-    const r = keyfold(['demo', '--json'], { env: { TMPDIR: tmp } });
+    const r = keyfold(['demo', '--json', '--records', '300'], { env: { TMPDIR: tmp } });
     expect(r.status, r.stderr).toBe(0);
     const s = JSON.parse(r.out);
-    expect(s).toMatchObject({ records: 5, sealed: 5, opened: 5 });
+    expect(s).toMatchObject({
+      records: 300,
+      sealed: 300,
+      openedAfterRotation: 300,
+      kekRotation: { rewrapped: 3, verified: 3 },
+      tenantRotation: { tenant: 'globex', activeVersion: 2, oldRecordsOpen: true },
+      shred: { tenant: 'initech', refused: 100, code: 'KEY_NOT_FOUND', othersOpen: 200 },
+      audit: { ok: true },
+    });
     expect(s.refused.map((x: { code: string }) => x.code)).toEqual(['DECRYPT_FAILED', 'CONTEXT_MISMATCH']);
-    expect(s.overheadBytes).toBe(s.envelopeBytes - s.plaintextBytes);
-    expect(s.stats.cache.encryptHits).toBeGreaterThan(0);
+    expect(s.tenants.find((t: { id: string }) => t.id === 'initech').shredded).toBe(true);
     expect(readdirSync(tmp)).toEqual([]);
+  });
+
+  it('--records out of range is a usage error', () => {
+    expect(keyfold(['demo', '--records', '5']).status).toBe(2);
   });
 });

@@ -66,7 +66,7 @@ describe('keyfold status', () => {
     expect(r.stderr).toContain('[CONFIG_INVALID]');
   });
 
-  it('a config whose key id does not match the keyring: exit 1 PROVIDER_MISMATCH', () => {
+  it('a config whose key id does not match the keyring: exit 3 PROVIDER_MISMATCH', () => {
     const path = join(dir, 'config.json');
     const original = readFileSync(path, 'utf8');
     const config = JSON.parse(original);
@@ -74,7 +74,7 @@ describe('keyfold status', () => {
     writeFileSync(path, JSON.stringify(config));
     try {
       const r = keyfold(['status', '--dir', dir], { env: env() });
-      expect(r.status).toBe(1);
+      expect(r.status).toBe(3);
       expect(r.stderr).toContain('[PROVIDER_MISMATCH]');
     } finally {
       writeFileSync(path, original);

@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream';
 import { DEFAULT_LIMITS, FormatError, inspectEnvelope, type OpenOptions } from '@keyfold/envelope-core';
 import type { CommandContext } from '../command.js';
 import { withEnvelope } from '../config.js';
+import { withTenantEnvelope } from '../store.js';
 import { contextOption } from '../context-option.js';
 import {
   assertJsonOutput,
@@ -51,7 +52,7 @@ async function readHeader(input: Input): Promise<{ armored: boolean; text: strin
 
 async function open(ctx: CommandContext, input: Input, outPath: string | undefined, options: OpenOptions): Promise<Opened> {
   const { armored, text, stream } = await readHeader(input);
-  const bytesOut = await withEnvelope(ctx, (envelope) =>
+  const bytesOut = await withEnvelopeFor(ctx, (envelope) =>
     withOutput(ctx, outPath, 0o600, async (sink) => {
       if (text !== undefined) {
         const plaintext = await envelope.open(text, options);
@@ -94,4 +95,10 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
     isStdio(outPath) ? '' : `opened ${input.name} -> ${outPath} (${formatCount(opened.bytesOut)} bytes)`,
   );
   return undefined;
+}
+
+/** `--tenant ID`: an envelope over the tenant's key from the key store; else over the installation's KEK. */
+function withEnvelopeFor<T>(ctx: CommandContext, fn: Parameters<typeof withEnvelope<T>>[1]): Promise<T> {
+  const tenant = ctx.args.string('tenant');
+  return tenant === undefined ? withEnvelope(ctx, fn) : withTenantEnvelope(ctx, tenant, fn);
 }

@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import type { EncryptionContext } from '@keyfold/envelope-core';
 import type { CommandContext } from '../command.js';
 import { withEnvelope } from '../config.js';
+import { withTenantEnvelope } from '../store.js';
 import { contextOption } from '../context-option.js';
 import { assertJsonOutput, ByteCounter, isStdio, openInput, readAll, withOutput, writeAll, type Input } from '../io.js';
 import { formatContext, formatCount } from '../output.js';
@@ -17,7 +18,7 @@ interface Sealed {
 }
 
 function seal(ctx: CommandContext, input: Input, outPath: string | undefined, context: EncryptionContext, armored: boolean) {
-  return withEnvelope(ctx, (envelope) =>
+  return withEnvelopeFor(ctx, (envelope) =>
     withOutput(ctx, outPath, 0o666, async (sink): Promise<Sealed> => {
       if (armored) {
         const plaintext = await readAll(input.stream);
@@ -68,4 +69,10 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
         `context ${formatContext(context)})`,
   );
   return undefined;
+}
+
+/** `--tenant ID`: an envelope over the tenant's key from the key store; else over the installation's KEK. */
+function withEnvelopeFor<T>(ctx: CommandContext, fn: Parameters<typeof withEnvelope<T>>[1]): Promise<T> {
+  const tenant = ctx.args.string('tenant');
+  return tenant === undefined ? withEnvelope(ctx, fn) : withTenantEnvelope(ctx, tenant, fn);
 }

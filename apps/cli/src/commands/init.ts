@@ -14,6 +14,7 @@ import { formatCount, formatFields, printable } from '../output.js';
 import { readPassphrase } from '../prompt.js';
 import { isProviderKind, PROVIDER_KINDS, type ProviderKind } from '../provider-config.js';
 import type { InitOpened } from '../providers/types.js';
+import { attachStore, storeChoice, type StoreCreated } from '../store-init.js';
 
 /** The providers each provider option applies to (an option given for another provider is a usage error). */
 const OPTION_PROVIDERS: Readonly<Record<string, readonly ProviderKind[]>> = {
@@ -97,6 +98,13 @@ function render(ctx: CommandContext, inst: Installation, notes: readonly string[
   return lines.join('\n');
 }
 
+function storeNotes(store: StoreCreated): string[] {
+  const where = store.backend === 'sqlite' ? `${printable(store.location)} (SQLite, mode 0600)` : `${printable(store.location)} (PostgreSQL)`;
+  return [
+    `Key store: ${where}, schema ${store.schemaVersion}; install lock ${printable(store.installLock.kind)}:${printable(store.installLock.keyId)}.`,
+  ];
+}
+
 /** Opens the provider named on the command line, importing its module (and vendor SDK) only now. */
 async function openFromOptions(ctx: CommandContext, kind: ProviderKind, securityMode: SecurityMode): Promise<InitOpened> {
   try {
@@ -150,6 +158,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   const kdf = kdfOption(ctx);
   const prefix = ctx.args.string('prefix');
   const securityMode = resolveSecurityMode(undefined, ctx.env);
+  const storeCfg = storeChoice(ctx);
 
   let installation: Installation;
   let notes: readonly string[] = [];
@@ -175,6 +184,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   } else {
     ({ installation, notes } = await initRemote(ctx, providerKind, securityMode));
   }
-  ctx.out.result({ ok: true, ...installation }, () => render(ctx, installation, notes));
+  const store = await attachStore(ctx, installation, storeCfg, securityMode);
+  ctx.out.result({ ok: true, ...installation, store }, () => render(ctx, installation, [...storeNotes(store), ...notes]));
   return undefined;
 }

@@ -10,6 +10,7 @@ import { CliError } from '../exit-codes.js';
 import { formatFields, printable } from '../output.js';
 import type { ProviderConfig } from '../provider-config.js';
 import type { KekAdded } from '../providers/types.js';
+import { cliActor, openStoreAt } from '../store.js';
 
 /** Why `kek add` does not apply to `cfg`, and what to do instead. */
 async function unsupported(cfg: Exclude<ProviderConfig, { kind: 'file' | 'pkcs11' }>): Promise<CliError> {
@@ -39,16 +40,30 @@ async function unsupported(cfg: Exclude<ProviderConfig, { kind: 'file' | 'pkcs11
 export async function run(ctx: CommandContext): Promise<number | undefined> {
   const loaded = await loadConfig(ctx);
   const cfg = loaded.config.provider;
+  // The key store is opened (and checked) before the provider changes, so a store that refuses (permissions, damage,
+  // another provider's install lock) leaves the KEK untouched; then its version registry follows the provider.
+  const store = loaded.config.store === undefined ? undefined : await openStoreAt(ctx, loaded.dir, loaded.config.store, loaded);
   let added: KekAdded;
-  if (cfg.kind === 'file') {
-    added = await (await import('../providers/local.js')).addKekVersion(ctx, loaded, cfg);
-  } else if (cfg.kind === 'pkcs11') {
-    added = await (await import('../providers/pkcs11.js')).addKekVersion(loaded.securityMode, cfg);
-  } else {
-    throw await unsupported(cfg);
+  let recorded = false;
+  try {
+    if (store !== undefined) await store.ensureInstallLock({ kind: cfg.kind, keyId: cfg.keyId }, cliActor());
+    if (cfg.kind === 'file') {
+      added = await (await import('../providers/local.js')).addKekVersion(ctx, loaded, cfg);
+    } else if (cfg.kind === 'pkcs11') {
+      added = await (await import('../providers/pkcs11.js')).addKekVersion(loaded.securityMode, cfg);
+    } else {
+      throw await unsupported(cfg);
+    }
+    if (store !== undefined) {
+      // Audited kek.activate: the new version is the active one in the store's registry too.
+      await store.recordKekVersion({ kind: added.kind, keyId: added.keyId, version: added.version }, { activate: true, actor: cliActor() });
+      recorded = true;
+    }
+  } finally {
+    await store?.close();
   }
 
-  ctx.out.result({ ok: true, ...added }, () => {
+  ctx.out.result({ ok: true, ...added, recordedInStore: recorded }, () => {
     const rows: [string, string][] = [
       ['provider', printable(added.kind)],
       ['key id', printable(added.keyId)],
@@ -64,6 +79,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
       formatFields(rows, ctx.out.out),
       '',
       'New envelopes use it; envelopes sealed under older versions still open. Running processes pick it up when they reopen the provider.',
+      ...(recorded ? ["Next: 'keyfold kek rotate' re-wraps the key store's keys under it."] : []),
     ].join('\n');
   });
   return undefined;

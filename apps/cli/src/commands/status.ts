@@ -5,6 +5,7 @@
  */
 import type { CommandContext } from '../command.js';
 import { withProvider } from '../config.js';
+import { openStoreAt } from '../store.js';
 import { formatFields, printable } from '../output.js';
 
 function yesNo(v: boolean): string {
@@ -16,7 +17,9 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
     const start = performance.now();
     const d = await provider.describe();
     const latencyMs = performance.now() - start;
+    const store = loaded.config.store === undefined ? undefined : await storeStatus(ctx, loaded);
     return {
+      ...(store === undefined ? {} : { store }),
       config: { dir: loaded.dir, path: loaded.path, createdAt: loaded.config.createdAt },
       securityMode: loaded.securityMode,
       provider: {
@@ -51,7 +54,37 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
       ],
     ];
     for (const [k, v] of Object.entries(p.details ?? {})) rows.push([printable(k), printable(String(v))]);
+    const st = status.store;
+    if (st !== undefined) {
+      rows.push(['key store', `${printable(st.location)} (${st.backend}, schema ${st.schemaVersion})`]);
+      rows.push(['install lock', st.installLock === null ? '-' : printable(`${st.installLock.kind}:${st.installLock.keyId}`)]);
+      rows.push(['data keys', `${st.dataKeys.active} active, ${st.dataKeys.retired} retired, ${st.dataKeys.destroyed} destroyed`]);
+      rows.push(['audit', `${st.auditHead.seq} entries`]);
+      if (st.interruptedRotations.length > 0) {
+        rows.push(['rotation', `interrupted: ${st.interruptedRotations.map((c) => `${printable(c.name)} (${c.processed} done)`).join(', ')}; run 'keyfold kek rotate' to resume`]);
+      }
+    }
     return formatFields(rows, ctx.out.out);
   });
   return undefined;
+}
+
+/** The key store part of `status`: location, install lock, key counts, audit head, interrupted rotations. */
+async function storeStatus(ctx: CommandContext, loaded: Parameters<Parameters<typeof withProvider>[1]>[1]) {
+  const store = await openStoreAt(ctx, loaded.dir, loaded.config.store as NonNullable<typeof loaded.config.store>, loaded);
+  try {
+    const lock = await store.getInstallLock();
+    const count = (state: 'active' | 'retired' | 'destroyed') => store.countDataKeys({ states: [state] });
+    return {
+      backend: store.backend,
+      location: store.location,
+      schemaVersion: store.schemaVersion,
+      installLock: lock === undefined ? null : { kind: lock.kind, keyId: lock.keyId },
+      dataKeys: { active: await count('active'), retired: await count('retired'), destroyed: await count('destroyed') },
+      auditHead: await store.auditHead(),
+      interruptedRotations: (await store.listCheckpoints('rotate:')).map((c) => ({ name: c.name, processed: c.processed, updatedAt: c.updatedAt })),
+    };
+  } finally {
+    await store.close();
+  }
 }

@@ -1,0 +1,60 @@
+/**
+ * `keyfold kek rotate`: re-wraps every stored key under the provider's active KEK version (rotateKek), with a
+ * progress bar on a terminal, Ctrl-C stopping after the batch in progress (the next run resumes), and a report.
+ * @module
+ */
+import type { CommandContext } from '../command.js';
+import { ExitCode } from '../exit-codes.js';
+import { formatCount, formatFields, formatTable, printable } from '../output.js';
+import { ProgressBar, withInterrupt } from '../progress.js';
+import { concurrencyFor, intOption, withStoreAndProvider } from '../store.js';
+
+export async function run(ctx: CommandContext): Promise<number | undefined> {
+  const dryRun = ctx.args.flag('dry-run');
+  const batchSize = intOption(ctx, 'batch-size', 1, 10_000);
+  const report = await withStoreAndProvider(ctx, async ({ store, provider, actor }) => {
+    const { rotateKek } = await import('@keyfold/rotation');
+    const bar = new ProgressBar(ctx, dryRun ? 'checking' : 'rotating');
+    try {
+      return await withInterrupt(ctx, (signal) =>
+        rotateKek({
+          store,
+          to: provider,
+          concurrency: concurrencyFor(ctx, provider),
+          dryRun,
+          actor,
+          signal,
+          ...(batchSize === undefined ? {} : { batchSize }),
+          onProgress: (p) => bar.update(p),
+        }),
+      );
+    } finally {
+      bar.finish();
+    }
+  });
+  const ok = report.failed.length === 0 && !report.aborted;
+  const rate = report.durationMs > 0 ? (report.rewrapped * 1000) / report.durationMs : 0;
+  const result = { ok, ...report, failed: [...report.failed], keysPerSecond: rate };
+  ctx.out.result(result, () => {
+    const t = report.target;
+    const rows: [string, string][] = [
+      ['target', printable(`${t.kind}:${t.keyId} v${t.version}`)],
+      [dryRun ? 'would re-wrap' : 're-wrapped', formatCount(report.rewrapped)],
+      ['already on target', formatCount(report.skipped)],
+      ['failed', formatCount(report.failed.length)],
+      ['duration', `${report.durationMs.toFixed(0)} ms (${formatCount(Math.round(rate))} keys/s)`],
+    ];
+    if (report.resumed) rows.push(['resumed', 'yes (from the checkpoint of an interrupted run)']);
+    const lines = [formatFields(rows, ctx.out.out)];
+    if (report.failed.length > 0) {
+      lines.push('', formatTable([['key', 'error'], ...report.failed.slice(0, 50).map((f) => [printable(f.id), f.code])], ctx.out.out));
+      lines.push('Failed keys were left exactly as they were; fix the cause and run again.');
+    }
+    if (report.aborted) lines.push('', 'Interrupted: the batches done are saved; run the command again to resume.');
+    else if (dryRun) lines.push('', 'Dry run: nothing was written.');
+    else if (ok) lines.push('', report.rewrapped === 0 ? 'Nothing to do: every key is on the target version.' : 'Every key is on the target version.');
+    return lines.join('\n');
+  });
+  if (report.aborted) return ExitCode.INTERRUPTED;
+  return ok ? undefined : ExitCode.INTEGRITY;
+}

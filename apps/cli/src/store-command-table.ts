@@ -1,0 +1,209 @@
+/**
+ * Command table entries of the key store commands (`kek list|verify|rotate|retire`, `tenant ...`, `migrate`,
+ * `audit ...`, `rotate --if-due`, `backup`, `restore`). Data only, like `command-table.ts`: each command module is
+ * imported when the command runs, and `@keyfold/keystore` / `@keyfold/rotation` only inside those modules.
+ * @module
+ */
+import type { CommandModule } from './command.js';
+import type { CommandSpec, OptionSpec } from './command-table.js';
+
+const TENANT: OptionSpec = { type: 'string', short: 't', valueName: 'ID', description: 'tenant id (1-64 of A-Z a-z 0-9 . _ -)' };
+const BATCH: OptionSpec = { type: 'string', valueName: 'N', description: 'keys per transaction (default 500)' };
+const CONCURRENCY: OptionSpec = {
+  type: 'string',
+  valueName: 'N',
+  description: 'keys unwrapped/wrapped at once (default 1 for file/env, 16 for key services and HSMs)',
+};
+
+export const kekList: CommandSpec = {
+  name: 'kek list',
+  summary: 'list the KEK versions the key store knows, with how many keys each holds',
+  usage: 'keyfold kek list [--dir DIR] [--json]',
+  description: ['Reads the key store only: no passphrase or provider access.'],
+  options: {},
+  examples: ['keyfold kek list', 'keyfold kek list --json | jq ".versions[] | select(.state==\\"active\\")"'],
+  load: () => import('./commands/kek-list.js'),
+};
+
+export const kekVerify: CommandSpec = {
+  name: 'kek verify',
+  summary: 'prove every stored key still unwraps, to the key it was created with',
+  usage: 'keyfold kek verify [--kek-version V] [--dir DIR] [--json]',
+  description: [
+    'Unwraps every live data key with the configured provider and compares its key check value. Exit 3 ' +
+      '(INTEGRITY_FAILED) when any key fails, listing the ids and error codes. A progress bar is shown on a terminal.',
+  ],
+  options: {
+    'kek-version': { type: 'string', valueName: 'V', description: 'only keys under this KEK version' },
+    concurrency: CONCURRENCY,
+  },
+  examples: ['keyfold kek verify', 'keyfold kek verify --kek-version 1 --json'],
+  load: () => import('./commands/kek-verify.js'),
+};
+
+export const kekRotate: CommandSpec = {
+  name: 'kek rotate',
+  summary: "re-wrap every stored key under the provider's active KEK version",
+  usage: 'keyfold kek rotate [--dry-run] [--batch-size N] [--concurrency N] [--dir DIR] [--json]',
+  description: [
+    "Run 'keyfold kek add' (or add the version in your key service) first. Only data keys are re-wrapped, never " +
+      'data. Each key is verified to unwrap to the same key before it is written; batches commit with a checkpoint, ' +
+      'so Ctrl-C (or a crash) stops cleanly and the next run resumes. A second run re-wraps nothing. Exit 3 when ' +
+      'some keys failed (they are left as they were and listed).',
+  ],
+  options: {
+    'dry-run': { type: 'boolean', description: 'check every key unwraps and count what would change; write nothing' },
+    'batch-size': BATCH,
+    concurrency: CONCURRENCY,
+  },
+  examples: ['keyfold kek add && keyfold kek rotate', 'keyfold kek rotate --json | jq .rewrapped'],
+  load: () => import('./commands/kek-rotate.js'),
+};
+
+export const kekRetire: CommandSpec = {
+  name: 'kek retire',
+  summary: 'retire a KEK version nothing references any more',
+  usage: 'keyfold kek retire --kek-version V [--dir DIR] [--json]',
+  description: [
+    "Refused (exit 1, POLICY_VIOLATION) while any key is wrapped under the version or it is the active one: run 'keyfold " +
+      "kek rotate' first. After retiring, remove the version from the provider at your own pace.",
+  ],
+  options: { 'kek-version': { type: 'string', valueName: 'V', description: 'the version to retire' } },
+  examples: ['keyfold kek retire --kek-version 1'],
+  load: () => import('./commands/kek-retire.js'),
+};
+
+const tenantLoad = (): Promise<CommandModule> => import('./commands/tenant.js');
+
+export const tenantCreate: CommandSpec = {
+  name: 'tenant create',
+  summary: "create a tenant and its key (wrapped under the installation's KEK)",
+  usage: 'keyfold tenant create --tenant ID [--dir DIR] [--json]',
+  options: { tenant: TENANT },
+  examples: ['keyfold tenant create --tenant acme', 'keyfold encrypt --tenant acme --in a.pdf --out a.pdf.kf'],
+  load: tenantLoad,
+};
+
+export const tenantList: CommandSpec = {
+  name: 'tenant list',
+  summary: 'list tenants, their key versions and whether they were shredded',
+  usage: 'keyfold tenant list [--dir DIR] [--json]',
+  description: ['Reads the key store only: no passphrase or provider access.'],
+  options: {},
+  load: tenantLoad,
+};
+
+export const tenantRotate: CommandSpec = {
+  name: 'tenant rotate',
+  summary: "add a new version of a tenant's key (older versions keep opening)",
+  usage: 'keyfold tenant rotate --tenant ID [--dir DIR] [--json]',
+  options: { tenant: TENANT },
+  load: tenantLoad,
+};
+
+export const tenantShred: CommandSpec = {
+  name: 'tenant shred',
+  summary: "destroy every version of a tenant's key: its data can never be opened again",
+  usage: 'keyfold tenant shred --tenant ID --yes [--dir DIR] [--json]',
+  description: [
+    'Irreversible (crypto-shredding, e.g. for erasure requests): every envelope sealed for the tenant fails to open ' +
+      'from then on (decrypt exits 3, KEY_DESTROYED). Audited. Copies of the store made earlier (backups) still hold ' +
+      'the wrapped key: destroy those too.',
+  ],
+  options: { tenant: TENANT, yes: { type: 'boolean', short: 'y', description: 'confirm: this cannot be undone' } },
+  load: tenantLoad,
+};
+
+export const migrate: CommandSpec = {
+  name: 'migrate',
+  summary: 'move the installation to another KEK provider (e.g. file -> KMS -> HSM)',
+  usage: 'keyfold migrate --provider KIND [provider options as for init] [--dry-run] [--dir DIR] [--json]',
+  description: [
+    'Opens the new provider from the same options as init (env, aws-kms, vault-transit, gcp-kms, azure-kv, ' +
+      'pkcs11), re-wraps every stored key from the current provider to it, then moves the store install lock and ' +
+      'config.json to the new provider, atomically and audited. When any key fails nothing moves (exit 3); run it ' +
+      'again after fixing the cause. Envelopes sealed directly under the old provider (without a tenant) still need it.',
+  ],
+  options: {
+    provider: { type: 'string', valueName: 'KIND', description: 'the new provider: env, aws-kms, vault-transit, gcp-kms, azure-kv, pkcs11' },
+    'dry-run': { type: 'boolean', description: 'check every key unwraps; change nothing' },
+    'batch-size': BATCH,
+    concurrency: CONCURRENCY,
+  },
+  examples: ['KEYFOLD_KEK_V1=$(openssl rand -hex 32) keyfold migrate --provider env', 'keyfold migrate --provider aws-kms --key-id alias/keyfold'],
+  load: () => import('./commands/migrate.js'),
+};
+
+export const auditList: CommandSpec = {
+  name: 'audit list',
+  summary: 'show audit log entries (who did what, when; never key material)',
+  usage: 'keyfold audit list [--after SEQ] [--limit N] [--event NAME] [--subject S] [--dir DIR] [--json]',
+  options: {
+    after: { type: 'string', valueName: 'SEQ', description: 'entries after this sequence number' },
+    limit: { type: 'string', valueName: 'N', description: 'at most N entries (default 100)' },
+    event: { type: 'string', valueName: 'NAME', description: 'only this event (tenant.shred, kek.rotate, ...)' },
+    subject: { type: 'string', valueName: 'S', description: 'only this subject (tenant:acme, ...)' },
+  },
+  examples: ['keyfold audit list --event tenant.shred', 'keyfold audit list --after 100 --json'],
+  load: () => import('./commands/audit.js'),
+};
+
+export const auditVerify: CommandSpec = {
+  name: 'audit verify',
+  summary: "verify the audit log's hash chain",
+  usage: 'keyfold audit verify [--dir DIR] [--json]',
+  description: [
+    'Recomputes the SHA-256 chain and compares it with the head pointer. Exit 3 (INTEGRITY_FAILED) naming the first ' +
+      'edited, deleted, reordered or inserted entry. Anchor the printed head elsewhere to detect a rewritten tail.',
+  ],
+  options: {},
+  examples: ['keyfold audit verify --json | jq .head'],
+  load: () => import('./commands/audit.js'),
+};
+
+export const rotate: CommandSpec = {
+  name: 'rotate',
+  summary: 'apply the rotation policy: add a KEK version or re-wrap when due (for cron)',
+  usage: 'keyfold rotate --if-due [--max-age DAYS] [--grace-period HOURS] [--dir DIR] [--json]',
+  description: [
+    'Adds a new KEK version when the active one is older than --max-age (default 90 days; file and pkcs11 providers), ' +
+      'and re-wraps the stored keys once a new version has been active for --grace-period (default 24 hours). ' +
+      'Does nothing (exit 0) when nothing is due.',
+  ],
+  options: {
+    'if-due': { type: 'boolean', description: 'required: act only when the policy says so' },
+    'max-age': { type: 'string', valueName: 'DAYS', description: 'maximum age of the active KEK version (default 90)' },
+    'grace-period': { type: 'string', valueName: 'HOURS', description: 'wait after a new version before re-wrapping (default 24)' },
+  },
+  examples: ['0 3 * * * keyfold rotate --if-due --json >> /var/log/keyfold-rotate.json'],
+  load: () => import('./commands/rotate-if-due.js'),
+};
+
+export const backup: CommandSpec = {
+  name: 'backup',
+  summary: 'write a backup of the key store (wrapped keys only) to a file',
+  usage: 'keyfold backup --out FILE [--dir DIR] [--json]',
+  description: [
+    'Install lock, KEK versions, every wrapped data key and the audit log, with a digest; never a plaintext key. ' +
+      'Refused (exit 3) when the audit chain does not verify. FILE must not exist; it is written with mode 0600.',
+  ],
+  options: { out: { type: 'string', short: 'o', valueName: 'FILE', description: 'the backup file to create' } },
+  examples: ['keyfold backup --out /backups/keyfold-$(date +%F).ndjson'],
+  load: () => import('./commands/backup.js'),
+};
+
+export const restore: CommandSpec = {
+  name: 'restore',
+  summary: 'restore a backup into a new, empty key store',
+  usage: 'keyfold restore --in FILE [--dir DIR] [--json]',
+  description: [
+    "Restores into the store config.json names, which must not exist yet (SQLite) or be empty (PostgreSQL). The file's " +
+      'digest and audit chain are verified first: a truncated or tampered backup is refused with exit 3 and nothing ' +
+      'is written.',
+  ],
+  options: { in: { type: 'string', short: 'i', valueName: 'FILE', description: 'the backup file' } },
+  examples: ['keyfold restore --in /backups/keyfold-2025-01-31.ndjson'],
+  load: () => import('./commands/backup.js'),
+};
+
+export const TENANT_OPTION = TENANT;

@@ -1,0 +1,108 @@
+/**
+ * The key store part of `keyfold init`: which store to create (`--store`, else `KEYFOLD_DATABASE_URL`, else the
+ * embedded SQLite file `DIR/keystore.db`), creating it with the install lock and the active KEK version recorded,
+ * and recording its location in config.json (never a password).
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import type { SecurityMode } from '@keyfold/envelope-core';
+import type { CommandContext } from './command.js';
+import { configPath, DEFAULT_KEYRING_DIR } from './config.js';
+import { UsageError } from './exit-codes.js';
+import type { Installation } from './install.js';
+import { cliActor, openStoreAt } from './store.js';
+import { DATABASE_URL_ENV, DEFAULT_STORE_FILE, isPostgresUrl, redactUrl, type StoreConfig } from './store-config.js';
+
+/** The store init should create, from `--store` / `KEYFOLD_DATABASE_URL`. @throws UsageError for a bad value. */
+export function storeChoice(ctx: CommandContext): StoreConfig {
+  const given = ctx.args.string('store') ?? (ctx.env[DATABASE_URL_ENV] === '' ? undefined : ctx.env[DATABASE_URL_ENV]);
+  if (given === undefined) return { backend: 'sqlite', path: DEFAULT_STORE_FILE };
+  if (isPostgresUrl(given)) {
+    let url: string;
+    try {
+      url = redactUrl(given);
+    } catch (err) {
+      throw new UsageError((err as Error).message, ctx.name);
+    }
+    const schema = ctx.args.string('store-schema');
+    return { backend: 'postgres', url, ...(schema === undefined ? {} : { schema }) };
+  }
+  if (given.includes('://')) throw new UsageError('--store must be a postgres:// URL or the path of an SQLite file', ctx.name);
+  const abs = resolve(ctx.cwd, given);
+  const rel = relative(ctx.dir, abs);
+  // Inside the configuration directory: recorded relative, so the directory can be moved as a whole.
+  return { backend: 'sqlite', path: rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) ? rel : abs };
+}
+
+/** What init reports about the store (no password). */
+export interface StoreCreated {
+  readonly backend: 'sqlite' | 'postgres';
+  readonly location: string;
+  readonly schemaVersion: number;
+  readonly installLock: { readonly kind: string; readonly keyId: string };
+  readonly kekVersion: string;
+}
+
+/** Rewrites `<dir>/config.json` with `mutate` applied (mode 0600, via a temporary file and a rename). */
+export async function updateConfig(dir: string, mutate: (config: Record<string, unknown>) => void): Promise<void> {
+  const path = configPath(dir);
+  const config = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+  mutate(config);
+  const temp = join(dir, `.config.json.${randomBytes(6).toString('hex')}.keyfold-tmp`);
+  try {
+    await writeFile(temp, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+    await rename(temp, path);
+  } catch (err) {
+    await unlink(temp).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Creates (or claims) the key store for a fresh installation: install lock = the installation's provider, its
+ * active KEK version registered as active, then `store` added to config.json. When any step fails the
+ * installation's config.json (and a file keyring it just created) is removed again, so init stays all or nothing.
+ */
+export async function attachStore(
+  ctx: CommandContext,
+  inst: Installation,
+  cfg: StoreConfig,
+  securityMode: SecurityMode,
+): Promise<StoreCreated> {
+  const actor = cliActor();
+  let created = false;
+  try {
+    const store = await openStoreAt(ctx, inst.dir, cfg, { securityMode }, true);
+    created = true;
+    try {
+      const lock = await store.ensureInstallLock({ kind: inst.provider.kind, keyId: inst.provider.keyId }, actor);
+      await store.recordKekVersion(
+        { kind: inst.provider.kind, keyId: inst.provider.keyId, version: inst.provider.activeVersion },
+        { activate: true, actor },
+      );
+      await updateConfig(inst.dir, (c) => {
+        c.store = cfg;
+      });
+      return {
+        backend: cfg.backend,
+        location: store.location,
+        schemaVersion: store.schemaVersion,
+        installLock: { kind: lock.kind, keyId: lock.keyId },
+        kekVersion: inst.provider.activeVersion,
+      };
+    } finally {
+      await store.close();
+    }
+  } catch (err) {
+    await rm(configPath(inst.dir), { force: true });
+    if (inst.provider.kind === 'file') await rm(join(inst.dir, DEFAULT_KEYRING_DIR, 'keyring.json'), { force: true });
+    if (created && cfg.backend === 'sqlite' && cfg.path === DEFAULT_STORE_FILE) {
+      // Only a store this run created empty-handed is removed; an existing one that refused the lock stays.
+      const lockErr = (err as { code?: unknown }).code === 'PROVIDER_MISMATCH';
+      if (!lockErr) for (const s of ['', '-wal', '-shm']) await rm(join(inst.dir, DEFAULT_STORE_FILE + s), { force: true });
+    }
+    throw err;
+  }
+}

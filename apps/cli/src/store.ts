@@ -1,0 +1,170 @@
+/**
+ * Opening the installation's key store (`config.json` `store`) together with its KEK provider, for the store
+ * commands (`kek list|verify|rotate|retire`, `tenant ...`, `audit ...`, `migrate`, `rotate --if-due`, `backup`).
+ * `@keyfold/keystore` is imported here, on demand only.
+ *
+ * Security rules: the provider opened must match both the configuration's key id and the store's install lock
+ * (PROVIDER_MISMATCH, exit 3, naming both); in production a store file open to group or other is refused; a
+ * PostgreSQL password is taken from `KEYFOLD_DATABASE_URL` (or `PGPASSWORD`), never from config.json.
+ * @module
+ */
+import { userInfo } from 'node:os';
+import { resolve } from 'node:path';
+import type { Envelope, KeyProvider } from '@keyfold/envelope-core';
+import type { KeyStore } from '@keyfold/keystore';
+import type { CommandContext } from './command.js';
+import { loadConfig, openProvider, type LoadedConfig } from './config.js';
+import { CliError, UsageError } from './exit-codes.js';
+import { DATABASE_URL_ENV, redactUrl, type StoreConfig } from './store-config.js';
+
+/** Audit actor of CLI runs: `cli:<user>`. */
+export function cliActor(): string {
+  try {
+    const name = userInfo().username.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64);
+    return name === '' ? 'cli' : `cli:${name}`;
+  } catch {
+    return 'cli';
+  }
+}
+
+/** The connection string to use for a PostgreSQL store: `KEYFOLD_DATABASE_URL` when it names the same database. */
+export function postgresConnection(env: NodeJS.ProcessEnv, recorded: string): string {
+  const fromEnv = env[DATABASE_URL_ENV];
+  if (fromEnv !== undefined && fromEnv !== '' && redactUrl(fromEnv) === recorded) return fromEnv;
+  return recorded;
+}
+
+/** Absolute path of an SQLite store. */
+export function sqlitePath(dir: string, cfg: Extract<StoreConfig, { backend: 'sqlite' }>): string {
+  return resolve(dir, cfg.path);
+}
+
+/**
+ * Opens the store `cfg` describes (an SQLite file must exist unless `create`).
+ * @throws ConfigError when it is missing; PolicyError INSECURE_PERMISSIONS; IntegrityError INTEGRITY_FAILED for a
+ *   damaged file; UnsupportedFormatError FORMAT_UNSUPPORTED for a newer schema (nothing written in each case).
+ */
+export async function openStoreAt(
+  ctx: Pick<CommandContext, 'env'>,
+  dir: string,
+  cfg: StoreConfig,
+  loaded: Pick<LoadedConfig, 'securityMode'>,
+  create = false,
+): Promise<KeyStore> {
+  const keystore = await import('@keyfold/keystore');
+  if (cfg.backend === 'sqlite') {
+    return keystore.openSqliteKeyStore({ path: sqlitePath(dir, cfg), create, securityMode: loaded.securityMode });
+  }
+  return keystore.openPostgresKeyStore({
+    connectionString: postgresConnection(ctx.env, cfg.url),
+    ...(cfg.schema === undefined ? {} : { schema: cfg.schema }),
+  });
+}
+
+/** The installation's store configuration. @throws CliError NO_STORE when init recorded none. */
+export function storeConfig(loaded: LoadedConfig): StoreConfig {
+  const cfg = loaded.config.store;
+  if (cfg === undefined) {
+    throw new CliError(
+      'NO_STORE',
+      `${loaded.path} records no key store (it was initialised by an older keyfold); initialise a new directory with 'keyfold init'`,
+    );
+  }
+  return cfg;
+}
+
+export interface StoreSession {
+  readonly loaded: LoadedConfig;
+  readonly store: KeyStore;
+  readonly actor: string;
+}
+
+export interface ProviderSession extends StoreSession {
+  readonly provider: KeyProvider;
+}
+
+/** Loads the configuration and runs `fn` with the open store (no provider: no passphrase asked); closes it. */
+export async function withStore<T>(ctx: CommandContext, fn: (s: StoreSession) => Promise<T>): Promise<T> {
+  const loaded = await loadConfig(ctx);
+  const store = await openStoreAt(ctx, loaded.dir, storeConfig(loaded), loaded);
+  try {
+    return await fn({ loaded, store, actor: cliActor() });
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * Like {@link withStore}, with the configured provider open too and checked against the store's install lock.
+ * @throws PolicyError PROVIDER_MISMATCH (exit 3) naming both providers.
+ */
+export async function withStoreAndProvider<T>(ctx: CommandContext, fn: (s: ProviderSession) => Promise<T>): Promise<T> {
+  return withStore(ctx, async (s) => {
+    const provider = await openProvider(ctx, s.loaded);
+    try {
+      await s.store.ensureInstallLock(provider, s.actor);
+      return await fn({ ...s, provider });
+    } finally {
+      await provider.close();
+    }
+  });
+}
+
+/** An integer option within [min, max], or undefined when absent. @throws UsageError. */
+export function intOption(ctx: CommandContext, name: string, min: number, max: number): number | undefined {
+  const raw = ctx.args.string(name);
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < min || n > max) {
+    throw new UsageError(`--${name} must be an integer from ${min} to ${max}; got ${JSON.stringify(raw)}`, ctx.name);
+  }
+  return n;
+}
+
+/** A required string option. @throws UsageError naming it. */
+export function requiredOption(ctx: CommandContext, name: string, what: string): string {
+  const v = ctx.args.string(name);
+  if (v === undefined || v === '') throw new UsageError(`--${name} ${what} is required`, ctx.name);
+  return v;
+}
+
+/** Concurrency for rotation work: 1 for local providers (fastest), 16 for remote ones, unless given. */
+export function concurrencyFor(ctx: CommandContext, provider: KeyProvider): number {
+  return intOption(ctx, 'concurrency', 1, 1024) ?? (['file', 'env', 'memory'].includes(provider.kind) ? 1 : 16);
+}
+
+/**
+ * Runs `fn` with an envelope over tenant `tenant`'s key (`--tenant`): the store, the KEK provider and a keyring are
+ * opened and closed around it.
+ * @throws CliError KEY_DESTROYED (exit 3) when the tenant was shredded: its envelopes can never open again.
+ */
+export async function withTenantEnvelope<T>(ctx: CommandContext, tenant: string, fn: (envelope: Envelope) => Promise<T>): Promise<T> {
+  return withStoreAndProvider(ctx, async ({ store, provider, actor, loaded }) => {
+    const [{ openKeyring }, { createEnvelope }] = await Promise.all([import('@keyfold/keystore'), import('@keyfold/envelope-core')]);
+    const keyring = await openKeyring({ store, provider, actor, securityMode: loaded.securityMode });
+    try {
+      let tenantProvider;
+      try {
+        tenantProvider = keyring.tenant(tenant);
+      } catch (err) {
+        if (err instanceof TypeError || err instanceof RangeError) throw new UsageError(err.message, ctx.name);
+        throw err;
+      }
+      const envelope = createEnvelope({ providers: [tenantProvider], policy: { securityMode: loaded.securityMode } });
+      try {
+        return await fn(envelope);
+      } catch (err) {
+        if ((err as { code?: unknown }).code === 'KEY_NOT_FOUND' && (await keyring.getTenant(tenant))?.shredded === true) {
+          throw new CliError('KEY_DESTROYED', `tenant ${tenant} was shredded: its keys are destroyed and its data can never be opened again`, {
+            cause: err,
+          });
+        }
+        throw err;
+      } finally {
+        await envelope.close();
+      }
+    } finally {
+      await keyring.close();
+    }
+  });
+}
