@@ -36,6 +36,18 @@ export interface KmsRecipient {
    * throws (running outside an enclave, in development), the provider falls back to a plain Decrypt.
    */
   readonly required?: boolean;
+  /**
+   * Called each time `required: false` lets a call fall back to a plain Decrypt / GenerateDataKey, with the error of
+   * `attestationDocument()`; count and log it here. Default: one `console.warn` line naming the error class only
+   * (never the document or a key).
+   */
+  readonly onFallback?: (reason: unknown) => void;
+  /**
+   * Called when KMS rejects the attestation document (a ValidationException to a request carrying a Recipient), with
+   * the rejected document. When set, the provider then asks `attestationDocument()` again and retries the call once
+   * (e.g. after the recipient regenerated its key pair and fetched a new document); when absent, the error stands.
+   */
+  readonly onDocumentRejected?: (document: Uint8Array, error: unknown) => Promise<void> | void;
 }
 
 /** Validates the option. @throws TypeError for a malformed recipient. */
@@ -45,6 +57,8 @@ export function assertRecipient(r: unknown): asserts r is KmsRecipient {
   if (typeof o.attestationDocument !== 'function') throw new TypeError('recipient.attestationDocument must be a function');
   if (typeof o.decrypt !== 'function') throw new TypeError('recipient.decrypt must be a function');
   if (o.required !== undefined && typeof o.required !== 'boolean') throw new TypeError('recipient.required must be a boolean');
+  if (o.onFallback !== undefined && typeof o.onFallback !== 'function') throw new TypeError('recipient.onFallback must be a function');
+  if (o.onDocumentRejected !== undefined && typeof o.onDocumentRejected !== 'function') throw new TypeError('recipient.onDocumentRejected must be a function');
 }
 
 /**
@@ -59,10 +73,45 @@ export async function recipientParameter(recipient: KmsRecipient | undefined): P
     doc = await recipient.attestationDocument();
     assertBytes(doc, undefined, 'the attestation document');
   } catch (cause) {
-    if (recipient.required === false) return undefined;
+    if (recipient.required === false) {
+      reportFallback(recipient, cause);
+      return undefined;
+    }
     throw new ConfigError('the KMS recipient has no attestation document (is this running inside the enclave?); set recipient.required to false to allow plain Decrypt outside it', { cause });
   }
   return { KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256', AttestationDocument: doc };
+}
+
+function reportFallback(recipient: KmsRecipient, cause: unknown): void {
+  if (recipient.onFallback) {
+    recipient.onFallback(cause);
+    return;
+  }
+  const kind = cause instanceof Error ? cause.name : typeof cause;
+  console.warn(`keyfold/aws-kms: no attestation document (${kind}); falling back to a plain KMS call because recipient.required is false`);
+}
+
+/**
+ * Sends one KMS call with the `Recipient` parameter (see {@link recipientParameter}). When KMS rejects the
+ * attestation document (ValidationException) and the recipient has `onDocumentRejected`, that hook runs and the call
+ * is sent once more with a new document; never more than once, and never without a Recipient.
+ * @returns KMS's answer and the Recipient that was sent (undefined: none).
+ */
+export async function callWithRecipient<T>(
+  recipient: KmsRecipient | undefined,
+  send: (parameter: RecipientInfo | undefined) => Promise<T>,
+): Promise<{ answer: T; sent: RecipientInfo | undefined }> {
+  const first = await recipientParameter(recipient);
+  try {
+    return { answer: await send(first), sent: first };
+  } catch (err) {
+    const doc = first?.AttestationDocument;
+    if (!recipient?.onDocumentRejected || !doc || !(err instanceof Error) || err.name !== 'ValidationException') throw err;
+    await recipient.onDocumentRejected(doc, err);
+    const second = await recipientParameter(recipient);
+    if (!second) throw err;
+    return { answer: await send(second), sent: second };
+  }
 }
 
 /**

@@ -23,7 +23,7 @@ import {
   type WrappedKey,
 } from '@keyfold/envelope-core';
 import { AwsKmsProvider } from './aws-kms-provider.js';
-import { plaintextOf, recipientParameter } from './recipient.js';
+import { callWithRecipient, plaintextOf } from './recipient.js';
 
 const FORMAT = 0x01;
 const DOMAIN = Buffer.from('keyfold/aws-kms/rsa-oaep-sha256/v1', 'utf8');
@@ -91,16 +91,17 @@ export class RsaKmsProvider extends AwsKmsProvider {
   protected override async _unwrapKey(wrapped: WrappedKey, context: EncryptionContext, signal: AbortSignal): Promise<Uint8Array> {
     const { label } = await this.#public(signal);
     if (wrapped.keyVersion !== label || wrapped.ciphertext.length === 0) throw new UnwrapFailedError();
-    const recipient = await recipientParameter(this.recipient);
-    const out = await this.calls.decrypt(
-      {
-        KeyId: this.arn,
-        CiphertextBlob: wrapped.ciphertext,
-        EncryptionAlgorithm: 'RSAES_OAEP_SHA_256',
-        ...(recipient ? { Recipient: recipient } : {}),
-        ...this.grants(),
-      },
-      signal,
+    const { answer: out, sent: recipient } = await callWithRecipient(this.recipient, (r) =>
+      this.calls.decrypt(
+        {
+          KeyId: this.arn,
+          CiphertextBlob: wrapped.ciphertext,
+          EncryptionAlgorithm: 'RSAES_OAEP_SHA_256',
+          ...(r ? { Recipient: r } : {}),
+          ...this.grants(),
+        },
+        signal,
+      ),
     );
     const payload = await plaintextOf(out, this.recipient, recipient !== undefined);
     try {

@@ -26,7 +26,7 @@ import {
   type WrappedKey,
 } from '@keyfold/envelope-core';
 import { AwsKmsProvider, type AwsKmsProviderInit } from './aws-kms-provider.js';
-import { plaintextOf, recipientParameter } from './recipient.js';
+import { callWithRecipient, plaintextOf } from './recipient.js';
 
 /**
  * The version label when KMS reports no KeyMaterialId (a KMS-compatible service without it).
@@ -132,16 +132,17 @@ export class SymmetricKmsProvider extends AwsKmsProvider {
   protected override async _unwrapKey(wrapped: WrappedKey, context: EncryptionContext, signal: AbortSignal): Promise<Uint8Array> {
     if (wrapped.ciphertext.length === 0) throw new UnwrapFailedError();
     const encryptionContext = ctx(context);
-    const recipient = await recipientParameter(this.recipient);
-    const out = await this.calls.decrypt(
-      {
-        KeyId: this.arn,
-        CiphertextBlob: wrapped.ciphertext,
-        ...(encryptionContext ? { EncryptionContext: encryptionContext } : {}),
-        ...(recipient ? { Recipient: recipient } : {}),
-        ...this.grants(),
-      },
-      signal,
+    const { answer: out, sent: recipient } = await callWithRecipient(this.recipient, (r) =>
+      this.calls.decrypt(
+        {
+          KeyId: this.arn,
+          CiphertextBlob: wrapped.ciphertext,
+          ...(encryptionContext ? { EncryptionContext: encryptionContext } : {}),
+          ...(r ? { Recipient: r } : {}),
+          ...this.grants(),
+        },
+        signal,
+      ),
     );
     const key = await plaintextOf(out, this.recipient, recipient !== undefined);
     // The material KMS used must be the one the wrapped key claims (not checkable with a Recipient: KMS omits it).
@@ -158,16 +159,17 @@ export class SymmetricKmsProvider extends AwsKmsProvider {
     signal: AbortSignal,
   ): Promise<{ dataKey: Uint8Array; wrapped: WrappedKey }> {
     const encryptionContext = ctx(context);
-    const recipient = await recipientParameter(this.recipient);
-    const out = await this.calls.generateDataKey(
-      {
-        KeyId: this.arn,
-        KeySpec: 'AES_256',
-        ...(encryptionContext ? { EncryptionContext: encryptionContext } : {}),
-        ...(recipient ? { Recipient: recipient } : {}),
-        ...this.grants(),
-      },
-      signal,
+    const { answer: out, sent: recipient } = await callWithRecipient(this.recipient, (r) =>
+      this.calls.generateDataKey(
+        {
+          KeyId: this.arn,
+          KeySpec: 'AES_256',
+          ...(encryptionContext ? { EncryptionContext: encryptionContext } : {}),
+          ...(r ? { Recipient: r } : {}),
+          ...this.grants(),
+        },
+        signal,
+      ),
     );
     const dataKey = await plaintextOf(out, this.recipient, recipient !== undefined);
     try {

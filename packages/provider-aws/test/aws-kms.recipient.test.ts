@@ -48,4 +48,44 @@ describe('aws-kms recipient (enclaves)', () => {
     expect(Buffer.from(await lenient.unwrapKey(wrapped, {})).equals(Buffer.from(dataKey))).toBe(true);
     await lenient.close();
   });
+
+  it('not required: each fallback goes to onFallback (default console.warn); a rejected document is retried once via onDocumentRejected', async () => {
+    const reasons: unknown[] = [];
+    const missing = {
+      attestationDocument: (): Uint8Array => { throw new Error('no /dev/nsm'); },
+      decrypt: (): Uint8Array => new Uint8Array(),
+      required: false,
+      onFallback: (reason: unknown) => reasons.push(reason),
+    };
+    const lenient = await freshProvider(emu, 'SYMMETRIC_DEFAULT', { recipient: missing });
+    await lenient.generateDataKey({});
+    expect(reasons).toHaveLength(1);
+    await lenient.close();
+
+    const enclave = testEnclave();
+    const rejected: Uint8Array[] = [];
+    let first = true;
+    const flaky = {
+      attestationDocument: (): Uint8Array => {
+        if (!first) return enclave.attestationDocument();
+        first = false;
+        return new Uint8Array([0x84, 0x40, 0xa0, 0x40, 0x40]); // a COSE_Sign1 whose payload is not a map: KMS refuses it
+      },
+      decrypt: enclave.decrypt,
+      onDocumentRejected: (doc: Uint8Array) => void rejected.push(doc),
+    };
+    const provider = await freshProvider(emu, 'SYMMETRIC_DEFAULT', { recipient: flaky });
+    const { dataKey, wrapped } = await provider.generateDataKey({});
+    expect(rejected).toHaveLength(1);
+    expect(enclave.documents).toBe(1);
+    expect(Buffer.from(await provider.unwrapKey(wrapped, {})).equals(Buffer.from(dataKey))).toBe(true);
+    await provider.close();
+
+    const alwaysBad = { ...flaky, attestationDocument: (): Uint8Array => new Uint8Array([0x84, 0x40, 0xa0, 0x40, 0x40]) };
+    rejected.length = 0;
+    const stuck = await freshProvider(emu, 'SYMMETRIC_DEFAULT', { recipient: alwaysBad });
+    await expect(stuck.generateDataKey({})).rejects.toThrow();
+    expect(rejected).toHaveLength(1); // one retry, never a loop
+    await stuck.close();
+  });
 });

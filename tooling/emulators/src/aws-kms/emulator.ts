@@ -6,7 +6,7 @@
  * Decrypt, GenerateDataKey and GenerateRandom accept a Nitro `Recipient` and answer with CMS `CiphertextForRecipient`.
  * @module
  */
-import { randomBytes, randomUUID, type KeyObject } from 'node:crypto';
+import { X509Certificate, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { startServer, type EmulatorServer, type ServiceDefinition, type ServiceResponse } from '../http-server.js';
 import { KmsError } from './kms-errors.js';
@@ -36,6 +36,12 @@ export interface AwsKmsEmulatorOptions {
   readonly region?: string;
   /** Account id in ARNs. Default `111122223333`. */
   readonly accountId?: string;
+  /**
+   * Trusted roots (PEM or DER) for Recipient attestation documents. When set, the COSE_Sign1 signature and the
+   * certificate chain of every document are verified against them (a bad one is a ValidationException); when
+   * absent, documents are only parsed.
+   */
+  readonly attestationRoots?: readonly (string | Uint8Array)[];
 }
 
 /** Key metadata as DescribeKey returns it (timestamps in epoch seconds). */
@@ -141,7 +147,7 @@ function algorithm(body: Body, name: string, key: KmsKey): EncryptionAlgorithm {
 }
 
 /** The enclave key of a `Recipient` parameter, or undefined without one. */
-function recipientOf(body: Body): KeyObject | undefined {
+function recipientOf(body: Body, roots: readonly X509Certificate[] | undefined): KeyObject | undefined {
   const r = body.Recipient;
   if (r === undefined || r === null) return undefined;
   if (typeof r !== 'object' || Array.isArray(r)) throw new KmsError('SerializationException', 'Recipient must be a structure');
@@ -149,7 +155,7 @@ function recipientOf(body: Body): KeyObject | undefined {
   if (alg !== undefined && alg !== 'RSAES_OAEP_SHA_256') {
     throw validation(`Value ${JSON.stringify(alg)} at 'recipient.keyEncryptionAlgorithm' failed to satisfy constraint: Member must satisfy enum value set: [RSAES_OAEP_SHA_256]`);
   }
-  return recipientPublicKey(blob(r as Body, 'AttestationDocument', true, 16_384));
+  return recipientPublicKey(blob(r as Body, 'AttestationDocument', true, 16_384), roots);
 }
 
 function refuseRecipient(body: Body): void {
@@ -182,7 +188,7 @@ function metadata(k: KmsKey): KeyMetadataJson {
 /** One operation: validated body in, JSON body out. */
 type Operation = (body: Body) => Promise<Body> | Body;
 
-function operations(store: KeyStore): Record<string, Operation> {
+function operations(store: KeyStore, roots: readonly X509Certificate[] | undefined): Record<string, Operation> {
   const symmetricOnly = (key: KmsKey): void => {
     if (key.spec !== 'SYMMETRIC_DEFAULT') throw new KmsError('InvalidKeyUsageException', `${key.arn} key usage is not valid for this operation: the key is asymmetric`);
   };
@@ -235,7 +241,7 @@ function operations(store: KeyStore): Record<string, Operation> {
     return n;
   };
   const generate = (body: Body, withPlaintext: boolean): Body => {
-    const recipient = withPlaintext ? recipientOf(body) : (refuseRecipient(body), undefined);
+    const recipient = withPlaintext ? recipientOf(body, roots) : (refuseRecipient(body), undefined);
     grantTokens(body);
     const key = store.resolve(str(body, 'KeyId', true));
     const ctx = context(body, 'EncryptionContext');
@@ -321,7 +327,7 @@ function operations(store: KeyStore): Record<string, Operation> {
       return { CiphertextBlob: r.blob.toString('base64'), KeyId: key.arn, EncryptionAlgorithm: alg };
     },
     Decrypt(body) {
-      const recipient = recipientOf(body);
+      const recipient = recipientOf(body, roots);
       grantTokens(body);
       const ciphertext = blob(body, 'CiphertextBlob', true);
       const ctx = context(body, 'EncryptionContext');
@@ -385,7 +391,7 @@ function operations(store: KeyStore): Record<string, Operation> {
       };
     },
     GenerateRandom(body) {
-      const recipient = recipientOf(body);
+      const recipient = recipientOf(body, roots);
       const n = int(body, 'NumberOfBytes');
       if (n === undefined || n < 1 || n > 1024) throw validation("Value at 'numberOfBytes' failed to satisfy constraint: Member must have value between 1 and 1024");
       const random = randomBytes(n);
@@ -446,7 +452,13 @@ export async function startAwsKmsEmulator(options: AwsKmsEmulatorOptions = {}): 
   const accountId = options.accountId ?? '111122223333';
   if (!/^\d{12}$/.test(accountId)) throw new RangeError(`accountId must be 12 digits; got ${accountId}`);
   const store = new KeyStore(region, accountId);
-  const ops = operations(store);
+  let roots: X509Certificate[] | undefined;
+  try {
+    roots = options.attestationRoots?.map((r) => new X509Certificate(typeof r === 'string' ? r : Buffer.from(r)));
+  } catch (cause) {
+    throw new TypeError('attestationRoots must be PEM or DER X.509 certificates', { cause });
+  }
+  const ops = operations(store, roots);
   const denied = new Set<string>();
 
   const answer = (status: number, body: unknown): ServiceResponse => ({ status, headers: { 'x-amzn-requestid': randomUUID() }, body });

@@ -5,11 +5,17 @@
  * (subjectKeyIdentifier), RSAES-OAEP with SHA-256 and MGF1-SHA-256, content AES-256-CBC with PKCS#7 padding — the
  * shape real KMS sends, DER-encoded here (KMS uses BER indefinite lengths; a BER reader reads both).
  *
- * The emulator does not verify the document's signature or certificate chain: that is the job of real KMS (and of
- * `@keyfold/attestation`'s own verifier), not of a test double.
+ * With `attestationRoots` (option of `startAwsKmsEmulator`) the emulator also verifies the document as KMS does: the
+ * COSE_Sign1 ES384 signature over `Sig_structure` with the leaf certificate, and the chain leaf <- cabundle (root
+ * first, ignored) <- one of the roots, every certificate valid now. A bad document is a `ValidationException` (the
+ * error the emulator already used for malformed documents; real KMS's exact error for a badly signed document is not
+ * documented, and a 400 client error is what a caller must treat as "this document was refused"). Without
+ * `attestationRoots` the document is not verified (unsigned test documents keep working). This is a minimal check
+ * written here on purpose: the emulators package must not depend on `@keyfold/attestation` (whose tests use the
+ * emulator), which would make a workspace build cycle.
  * @module
  */
-import { constants, createCipheriv, createHash, createPublicKey, publicEncrypt, randomBytes, type KeyObject } from 'node:crypto';
+import { X509Certificate, constants, createCipheriv, createHash, createPublicKey, publicEncrypt, randomBytes, verify, type KeyObject } from 'node:crypto';
 import { KmsError } from './kms-errors.js';
 
 type Cbor = number | bigint | string | boolean | null | undefined | Uint8Array | Cbor[] | Map<Cbor, Cbor>;
@@ -94,15 +100,71 @@ function readCbor(buf: Uint8Array): Cbor {
   return value;
 }
 
+function cborHead(major: number, n: number): Buffer {
+  if (n < 24) return Buffer.from([(major << 5) | n]);
+  if (n < 0x100) return Buffer.from([(major << 5) | 24, n]);
+  if (n < 0x10000) return Buffer.from([(major << 5) | 25, n >> 8, n & 0xff]);
+  const b = Buffer.alloc(5);
+  b[0] = (major << 5) | 26;
+  b.writeUInt32BE(n, 1);
+  return b;
+}
+const cborBytes = (b: Uint8Array): Buffer => Buffer.concat([cborHead(2, b.length), b]);
+
+/** Certificates valid now, each signed by the next; the last signed by one of `roots`. */
+function verifyChain(chain: X509Certificate[], roots: readonly X509Certificate[]): void {
+  const now = Date.now();
+  const valid = (c: X509Certificate): boolean => now >= Date.parse(c.validFrom) && now <= Date.parse(c.validTo);
+  for (let i = 0; i < chain.length; i++) {
+    const cert = chain[i] as X509Certificate;
+    if (!valid(cert)) throw invalidDocument('a certificate of the chain is expired or not yet valid');
+    const issuer = chain[i + 1];
+    if (issuer && !(issuer.ca && cert.checkIssued(issuer) && cert.verify(issuer.publicKey))) throw invalidDocument('the certificate chain is broken');
+  }
+  const top = chain[chain.length - 1] as X509Certificate;
+  const root = roots.find((r) => r.ca && top.checkIssued(r) && top.verify(r.publicKey));
+  if (!root || !valid(root)) throw invalidDocument('the certificate chain does not lead to a trusted root');
+}
+
+/** COSE_Sign1 ES384 signature and certificate chain of a Nitro document. @throws KmsError ValidationException */
+function verifyDocument(cose: Cbor[], payload: Map<Cbor, Cbor>, roots: readonly X509Certificate[]): void {
+  const [protectedHeader, , body, signature] = cose;
+  if (!(protectedHeader instanceof Uint8Array) || !(body instanceof Uint8Array) || !(signature instanceof Uint8Array)) throw invalidDocument('not a COSE_Sign1');
+  const header = readCbor(protectedHeader);
+  if (!(header instanceof Map) || header.get(1) !== -35) throw invalidDocument('the algorithm must be ES384');
+  const leafDer = payload.get('certificate');
+  const bundle = payload.get('cabundle');
+  if (!(leafDer instanceof Uint8Array) || !Array.isArray(bundle) || bundle.length === 0 || !bundle.every((b) => b instanceof Uint8Array)) {
+    throw invalidDocument('no certificate or cabundle');
+  }
+  let chain: X509Certificate[];
+  try {
+    chain = [leafDer, ...(bundle as Uint8Array[]).slice(1).reverse()].map((der) => new X509Certificate(Buffer.from(der)));
+  } catch {
+    throw invalidDocument('a certificate is not DER X.509');
+  }
+  verifyChain(chain, roots);
+  const toBeSigned = Buffer.concat([Buffer.from([0x84]), cborHead(3, 10), Buffer.from('Signature1'), cborBytes(protectedHeader), Buffer.from([0x40]), cborBytes(body)]);
+  let ok = false;
+  try {
+    ok = signature.length === 96 && verify('sha384', toBeSigned, { key: (chain[0] as X509Certificate).publicKey, dsaEncoding: 'ieee-p1363' }, signature);
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw invalidDocument('the signature does not verify');
+}
+
 /**
- * The RSA public key (RSA 2048 or more) an attestation document names in `public_key`.
+ * The RSA public key (RSA 2048 or more) an attestation document names in `public_key`; with `roots`, the document's
+ * signature and certificate chain are verified first.
  * @throws KmsError ValidationException for anything else.
  */
-export function recipientPublicKey(document: Uint8Array): KeyObject {
+export function recipientPublicKey(document: Uint8Array, roots?: readonly X509Certificate[]): KeyObject {
   const cose = readCbor(document);
   if (!Array.isArray(cose) || cose.length !== 4 || !(cose[2] instanceof Uint8Array)) throw invalidDocument('not a COSE_Sign1');
   const payload = readCbor(cose[2]);
   if (!(payload instanceof Map)) throw invalidDocument('the payload is not a map');
+  if (roots) verifyDocument(cose, payload, roots);
   const der = payload.get('public_key');
   if (!(der instanceof Uint8Array) || der.length === 0) throw invalidDocument('no public_key');
   let key: KeyObject;
