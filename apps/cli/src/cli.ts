@@ -189,9 +189,11 @@ async function dispatch(argv: readonly string[], io: CommandIO, out: Output): Pr
     argv.filter((_, i) => !used.has(i)),
     spec.options,
     spec.name,
-    false,
+    spec.positionals === true,
   );
   const args = new ParsedArgs(parsed.values);
+  const rest = end === -1 ? [] : argv.slice(end + 1);
+  const positionals = parsed.positionals.slice(0, parsed.positionals.length - rest.length);
   const dirOption = args.string('dir') ?? io.env.KEYFOLD_DIR;
   if (dirOption === '') throw new UsageError('--dir (or KEYFOLD_DIR) must not be empty', spec.name);
   const dir = resolve(io.cwd, dirOption ?? '.keyfold');
@@ -203,6 +205,7 @@ async function dispatch(argv: readonly string[], io: CommandIO, out: Output): Pr
     args,
     out,
     dir,
+    ...(spec.positionals === true ? { positionals, rest } : {}),
     env: io.env,
     cwd: io.cwd,
     // Getters: touching process.stdin creates the stream, which only commands that read input need.

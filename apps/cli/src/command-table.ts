@@ -5,6 +5,7 @@
  * @module
  */
 import type { CommandModule } from './command.js';
+import * as secrets from './secrets-command-table.js';
 import * as store from './store-command-table.js';
 
 /** One option, in the shape `node:util` `parseArgs` takes, plus its help text. */
@@ -27,6 +28,8 @@ export interface CommandSpec {
   /** Paragraphs shown after the usage line. */
   readonly description?: readonly string[];
   readonly options: OptionSpecs;
+  /** The command takes positional arguments (and arguments after `--`), passed as `positionals` / `rest`. */
+  readonly positionals?: boolean;
   readonly examples?: readonly string[];
   /** Imports the module that runs the command. Absent only for `help`, which the dispatcher answers itself. */
   readonly load?: () => Promise<CommandModule>;
@@ -347,6 +350,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec | GroupSpec>> = {
   encrypt,
   decrypt,
   inspect,
+  secrets: secrets.group,
   demo,
   help,
 };

@@ -20,6 +20,10 @@ export interface CommandContext extends CommandIO {
   readonly out: Output;
   /** Absolute configuration directory (`--dir`, else `$KEYFOLD_DIR`, else `./.keyfold`). */
   readonly dir: string;
+  /** Positional arguments before `--` (only for commands whose spec sets `positionals`). */
+  readonly positionals?: readonly string[];
+  /** Arguments after `--`, verbatim (only for commands whose spec sets `positionals`). */
+  readonly rest?: readonly string[];
 }
 
 /** A command module exports `run`; it returns the exit status (0 when it returns nothing) or throws. */

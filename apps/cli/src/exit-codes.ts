@@ -38,7 +38,8 @@ export type CliErrorCode =
   | 'INTERRUPTED'
   | 'UNSUPPORTED'
   | 'NO_STORE'
-  | 'KEY_DESTROYED';
+  | 'KEY_DESTROYED'
+  | 'EDIT_FAILED';
 
 /** Every code the CLI may print in `[CODE]` / `{"error":{"code"}}`. */
 export type ErrorCode = KeyfoldErrorCode | CliErrorCode;
@@ -87,6 +88,8 @@ const CLI_EXIT: Readonly<Record<CliErrorCode, ExitCode>> = {
   NO_STORE: ExitCode.FAILURE,
   // The data's key was shredded (tenant shred): it can never be opened again.
   KEY_DESTROYED: ExitCode.INTEGRITY,
+  // `secrets edit`: the editor failed or the edited file does not parse; the encrypted file was left as it was.
+  EDIT_FAILED: ExitCode.FAILURE,
 };
 
 /** An error raised by the CLI itself, with its own code (and so its own exit status). */

@@ -12,10 +12,11 @@ import { BIN, CLI_ROOT, keyfold, makeTempDir, removeDir } from './helpers.js';
 const HELP_RUNS = [['--help'], ['help'], ['--version'], ['init', '--help'], ['status', '--help'], ['provider', 'probe', '--help'],
   ['kek', 'add', '--help'], ['encrypt', '--help'], ['decrypt', '--help'], ['inspect', '--help'], ['demo', '--help'], ['help', 'encrypt'],
   ['init', '--provider', 'pkcs11', '--help'], ['kek', 'rotate', '--help'], ['kek', '--help'], ['tenant', 'shred', '--help'],
-  ['audit', 'verify', '--help'], ['migrate', '--help'], ['rotate', '--help'], ['backup', '--help'], ['restore', '--help'], ['bogus']];
+  ['audit', 'verify', '--help'], ['migrate', '--help'], ['secrets', '--help'], ['secrets', 'exec', '--help'],
+  ['secrets', 'edit', 'x.env', '--help'], ['help', 'secrets', 'status'], ['rotate', '--help'], ['backup', '--help'], ['restore', '--help'], ['bogus']];
 
 /** Chunks of command modules and of the per-provider modules that import provider packages and vendor SDKs. */
-const LAZY_CHUNK = /\/(init|status|provider-probe|kek-add|encrypt|decrypt|inspect|demo|kek-list|kek-verify|kek-rotate|kek-retire|tenant|migrate|audit|rotate-if-due|backup|local|aws-kms|vault-transit|gcp-kms|azure-kv|pkcs11)-[A-Z0-9]+\.js$/;
+const LAZY_CHUNK = /\/(init|status|provider-probe|kek-add|encrypt|decrypt|inspect|demo|kek-list|kek-verify|kek-rotate|kek-retire|tenant|migrate|audit|rotate-if-due|backup|secrets-[a-z]+|local|aws-kms|vault-transit|gcp-kms|azure-kv|pkcs11)-[A-Z0-9]+\.js$/;
 
 let dir: string;
 

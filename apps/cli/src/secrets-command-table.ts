@@ -1,0 +1,168 @@
+/**
+ * Command table entries of `keyfold secrets ...` (encrypted config files: .env, JSON, YAML, TOML). Data only, like
+ * `command-table.ts`: each command module is imported when the command runs, and `@keyfold/secrets` only inside
+ * those modules.
+ * @module
+ */
+import type { CommandSpec, GroupSpec, OptionSpec } from './command-table.js';
+
+const FORMAT: OptionSpec = {
+  type: 'string',
+  valueName: 'dotenv|json|yaml|toml',
+  description: 'file format (default: from the extension: .env*, .json, .yaml/.yml, .toml)',
+};
+const IN_PLACE: OptionSpec = { type: 'boolean', short: 'w', description: 'rewrite FILE (atomically: temporary file + rename) instead of printing' };
+const FILE_NOTE =
+  'FILE is never modified when the command fails. A wrong key, a tampered value or MAC exit 3 (DECRYPT_FAILED, ' +
+  'INTEGRITY_FAILED); a malformed file exits 3 (FORMAT_INVALID).';
+
+const encrypt: CommandSpec = {
+  name: 'secrets encrypt',
+  summary: 'encrypt the values of a config file (keys and layout stay readable)',
+  usage: 'keyfold secrets encrypt FILE [--in-place] [--format F] [--dir DIR] [--json]',
+  description: [
+    'Encrypts every value (or those the .keyfold.yaml rules file, searched from the directory of FILE upwards, ' +
+      'selects) under a new data key wrapped by the configured provider, and prints the encrypted file. With ' +
+      '--in-place FILE is replaced. Re-encrypting an already encrypted FILE in place keeps the ciphertext of unchanged ' +
+      'values. Plaintext values that look secret are warned about on stderr.',
+    FILE_NOTE,
+  ],
+  options: { 'in-place': IN_PLACE, format: FORMAT },
+  positionals: true,
+  examples: ['keyfold secrets encrypt .env --in-place', 'keyfold secrets encrypt config.yaml > config.enc.yaml'],
+  load: () => import('./commands/secrets-encrypt.js'),
+};
+
+const decrypt: CommandSpec = {
+  name: 'secrets decrypt',
+  summary: 'print the decrypted file (or one value)',
+  usage: 'keyfold secrets decrypt FILE [--in-place | --extract PATH] [--format F] [--dir DIR]',
+  description: [
+    'Verifies the file MAC, then prints the plaintext file (exactly what was encrypted) to stdout. --extract prints ' +
+      'one value (a dotted path: db.password, 0.data.token for a YAML multi-document file). --in-place writes the ' +
+      'plaintext back to FILE.',
+    FILE_NOTE,
+  ],
+  options: {
+    'in-place': IN_PLACE,
+    extract: { type: 'string', valueName: 'PATH', description: 'print only this value (dotted path)' },
+    format: FORMAT,
+  },
+  positionals: true,
+  examples: ['keyfold secrets decrypt .env', 'keyfold secrets decrypt config.yaml --extract db.password'],
+  load: () => import('./commands/secrets-decrypt.js'),
+};
+
+const edit: CommandSpec = {
+  name: 'secrets edit',
+  summary: 'edit an encrypted file in $EDITOR',
+  usage: 'keyfold secrets edit FILE [--format F] [--dir DIR]',
+  description: [
+    'Decrypts FILE into a private temporary file (mode 0600, in a new 0700 directory under $TMPDIR), runs $EDITOR ' +
+      '(else $VISUAL, else vi), then re-encrypts, keeping the ciphertext of unchanged values. The temporary file is ' +
+      'overwritten with zeros and deleted in every case (editor failure, Ctrl-C, kill). An edited file that no ' +
+      'longer parses, or an editor that exits non-zero, leaves FILE untouched (exit 1).',
+  ],
+  options: { format: FORMAT },
+  positionals: true,
+  examples: ['EDITOR=nano keyfold secrets edit .env'],
+  load: () => import('./commands/secrets-edit.js'),
+};
+
+const set: CommandSpec = {
+  name: 'secrets set',
+  summary: 'set one value of an encrypted file',
+  usage: 'keyfold secrets set FILE PATH [VALUE | --stdin | --from-file F] [--format F] [--dir DIR]',
+  description: [
+    'The value comes from the argument (visible in the process list and shell history), --stdin (one trailing ' +
+      'newline removed) or --from-file. Strings only. Supported for .env and JSON files (JSON is re-indented); ' +
+      'use edit for YAML and TOML.',
+  ],
+  options: {
+    stdin: { type: 'boolean', description: 'read the value from stdin' },
+    'from-file': { type: 'string', valueName: 'F', description: 'read the value from file F' },
+    format: FORMAT,
+  },
+  positionals: true,
+  examples: ['printf %s "$TOKEN" | keyfold secrets set .env API_TOKEN --stdin'],
+  load: () => import('./commands/secrets-set.js'),
+};
+
+const unset: CommandSpec = {
+  name: 'secrets unset',
+  summary: 'remove one value from an encrypted file',
+  usage: 'keyfold secrets unset FILE PATH [--format F] [--dir DIR]',
+  description: ['Supported for .env and JSON files; use edit for YAML and TOML.'],
+  options: { format: FORMAT },
+  positionals: true,
+  examples: ['keyfold secrets unset .env OLD_TOKEN'],
+  load: () => import('./commands/secrets-set.js'),
+};
+
+const exec: CommandSpec = {
+  name: 'secrets exec',
+  summary: "run a command with the decrypted values in its environment only",
+  usage: 'keyfold secrets exec FILE [--pristine] [--format F] [--dir DIR] -- COMMAND [ARGS...]',
+  description: [
+    "The values are added to the child's environment (never to keyfold's own, never written to disk); the child " +
+      "inherits stdin/stdout/stderr and keyfold exits with the child's status (128 + signal number when it was " +
+      'killed). Names are the dotted paths with every character other than A-Z a-z 0-9 _ replaced by _ ' +
+      '(db.password -> db_password). --pristine gives the child only the secrets plus PATH (so the command can be ' +
+      'found); nothing else of the environment.',
+  ],
+  options: { pristine: { type: 'boolean', description: 'the child gets only the secrets and PATH' }, format: FORMAT },
+  positionals: true,
+  examples: ['keyfold secrets exec .env -- node server.js', 'keyfold secrets exec .env --pristine -- env'],
+  load: () => import('./commands/secrets-exec.js'),
+};
+
+const rotate: CommandSpec = {
+  name: 'secrets rotate',
+  summary: 'new data key: re-encrypt every value (FILE rewritten in place)',
+  usage: 'keyfold secrets rotate FILE [--format F] [--dir DIR] [--json]',
+  description: ['Every value gets a new ciphertext under a new data key, wrapped by the same providers (those given).'],
+  options: { format: FORMAT },
+  positionals: true,
+  load: () => import('./commands/secrets-keys.js'),
+};
+
+const updatekeys: CommandSpec = {
+  name: 'secrets updatekeys',
+  summary: "re-wrap the file's data key for the configured provider plus --add-provider-dir ones (in place)",
+  usage: 'keyfold secrets updatekeys FILE [--add-provider-dir DIR]... [--format F] [--dir DIR] [--json]',
+  description: [
+    'The rules file does not list providers, so the set of providers is: the one configured in --dir (or ' +
+      '$KEYFOLD_DIR, ./.keyfold) plus the provider of every other keyfold configuration directory given with ' +
+      '--add-provider-dir. Any of them must open the file now; afterwards exactly these wrap its data key (others ' +
+      'are removed). Values are untouched.',
+  ],
+  options: {
+    'add-provider-dir': {
+      type: 'string',
+      multiple: true,
+      valueName: 'DIR',
+      description: "another keyfold configuration directory whose provider should also open FILE (repeatable)",
+    },
+    format: FORMAT,
+  },
+  positionals: true,
+  examples: ['keyfold secrets updatekeys .env --add-provider-dir /etc/keyfold-kms'],
+  load: () => import('./commands/secrets-keys.js'),
+};
+
+const status: CommandSpec = {
+  name: 'secrets status',
+  summary: 'which values are encrypted and which providers open the file (no key access)',
+  usage: 'keyfold secrets status FILE [--format F] [--json]',
+  description: ['Reads the metadata only: no provider, passphrase or key is needed, nothing is decrypted.'],
+  options: { format: FORMAT },
+  positionals: true,
+  examples: ['keyfold secrets status .env --json'],
+  load: () => import('./commands/secrets-status.js'),
+};
+
+export const group: GroupSpec = {
+  name: 'secrets',
+  summary: 'encrypted config files (.env, JSON, YAML, TOML): encrypt, decrypt, edit, exec, ...',
+  subcommands: { encrypt, decrypt, edit, set, unset, exec, rotate, updatekeys, status },
+};
