@@ -5,7 +5,7 @@
  * @module
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomFillSync } from 'node:crypto';
-import { assertBytes, utf8Label } from './bytes.js';
+import { assertBytes, lengthPrefixed, utf8Label } from './bytes.js';
 
 export const GCM_IV_LENGTH = 12;
 export const GCM_TAG_LENGTH = 16;
@@ -104,16 +104,5 @@ const LOCAL_WRAP_LABEL = new TextEncoder().encode('keyfold/local-wrap/v1');
  * context, each length-prefixed, so a wrapped key moved to another key id, version or context fails to unwrap.
  */
 export function localWrapAad(kind: string, keyId: string, keyVersion: string, canonicalContext: Uint8Array): Uint8Array {
-  const parts = [LOCAL_WRAP_LABEL, utf8Label(kind), utf8Label(keyId), utf8Label(keyVersion), canonicalContext];
-  let len = 0;
-  for (const p of parts) len += 4 + p.length;
-  const out = new Uint8Array(len);
-  const view = new DataView(out.buffer);
-  let off = 0;
-  for (const p of parts) {
-    view.setUint32(off, p.length);
-    out.set(p, off + 4);
-    off += 4 + p.length;
-  }
-  return out;
+  return lengthPrefixed([LOCAL_WRAP_LABEL, utf8Label(kind), utf8Label(keyId), utf8Label(keyVersion), canonicalContext]);
 }

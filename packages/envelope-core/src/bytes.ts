@@ -109,3 +109,22 @@ export function utf8Label(text: string): Uint8Array {
 export function fromUtf8(bytes: Uint8Array): string {
   return textDecoder.decode(bytes);
 }
+
+/**
+ * Length-prefixed concatenation: a u32 big-endian length before each part (strings as UTF-8), so no two different
+ * part lists share an encoding. The building block of every AAD and MAC input that binds several fields.
+ */
+export function lengthPrefixed(parts: ReadonlyArray<string | Uint8Array>): Uint8Array {
+  const bytes = parts.map((p) => (typeof p === 'string' ? textEncoder.encode(p) : p));
+  let len = 0;
+  for (const p of bytes) len += 4 + p.length;
+  const out = new Uint8Array(len);
+  const view = new DataView(out.buffer);
+  let off = 0;
+  for (const p of bytes) {
+    view.setUint32(off, p.length);
+    out.set(p, off + 4);
+    off += 4 + p.length;
+  }
+  return out;
+}

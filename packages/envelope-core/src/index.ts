@@ -36,6 +36,7 @@ export {
   constantTimeEqual,
   copyBytes,
   fromBase64Url,
+  lengthPrefixed,
   toBase64Url,
   wipe,
 } from './bytes.js';

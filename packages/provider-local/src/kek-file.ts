@@ -39,6 +39,7 @@ import {
   UnsupportedFormatError,
   constantTimeEqual,
   fromBase64Url,
+  lengthPrefixed,
   localUnwrap,
   localWrap,
   toBase64Url,
@@ -207,29 +208,11 @@ export function sameKdf(a: KdfParams, b: KdfParams): boolean {
   return canonicalKdf(a) === canonicalKdf(b);
 }
 
-const encoder = new TextEncoder();
-
-/** Length-prefixed concatenation (u32 big-endian length before each part): no two part lists encode alike. */
-function lengthPrefixed(parts: ReadonlyArray<string | Uint8Array>): Uint8Array {
-  const bytes = parts.map((p) => (typeof p === 'string' ? encoder.encode(p) : p));
-  let len = 0;
-  for (const b of bytes) len += 4 + b.length;
-  const out = new Uint8Array(len);
-  const view = new DataView(out.buffer);
-  let off = 0;
-  for (const b of bytes) {
-    view.setUint32(off, b.length);
-    out.set(b, off + 4);
-    off += 4 + b.length;
-  }
-  return out;
-}
-
 const KEK_LABEL = 'keyfold/file-keyring/v1 kek';
 const MAC_LABEL = 'keyfold/file-keyring/v1 mac';
 const CHECK_LABEL = 'keyfold/file-keyring/v1 check';
-const SEAL_INFO = encoder.encode('keyfold/file-keyring/v1 seal key');
-const MAC_INFO = encoder.encode('keyfold/file-keyring/v1 mac key');
+const SEAL_INFO = new TextEncoder().encode('keyfold/file-keyring/v1 seal key');
+const MAC_INFO = new TextEncoder().encode('keyfold/file-keyring/v1 mac key');
 
 function kekAad(keyId: string, kdf: KdfParams, version: string, createdAt: string): Uint8Array {
   return lengthPrefixed([KEK_LABEL, String(KEYRING_FORMAT), keyId, canonicalKdf(kdf), version, createdAt]);

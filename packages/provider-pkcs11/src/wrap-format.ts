@@ -23,6 +23,7 @@
  * @module
  */
 import { createHmac } from 'node:crypto';
+import { lengthPrefixed } from '@keyfold/envelope-core';
 import { utf8 } from './utf8.js';
 
 export const FORMAT_AES_GCM = 0x01;
@@ -56,18 +57,7 @@ export function wrapAad(mechanism: Pkcs11WrapMechanism, kind: string, keyId: str
 
 /** Everything of {@link wrapAad} before the context: fixed per mode, provider and version, so providers cache it. */
 export function aadPrefix(mechanism: Pkcs11WrapMechanism, kind: string, keyId: string, version: string): Uint8Array {
-  const parts = [AAD_LABEL[mechanism], utf8(kind), utf8(keyId), utf8(version)];
-  let len = 0;
-  for (const p of parts) len += 4 + p.length;
-  const out = new Uint8Array(len);
-  const view = new DataView(out.buffer);
-  let off = 0;
-  for (const p of parts) {
-    view.setUint32(off, p.length);
-    out.set(p, off + 4);
-    off += 4 + p.length;
-  }
-  return out;
+  return lengthPrefixed([AAD_LABEL[mechanism], kind, keyId, version]);
 }
 
 /** `prefix || u32(len) || canonicalContext`: the AAD from a cached {@link aadPrefix}. */
