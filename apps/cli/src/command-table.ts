@@ -13,7 +13,7 @@ export interface OptionSpec {
   readonly type: 'string' | 'boolean';
   readonly short?: string;
   readonly multiple?: boolean;
-  /** Placeholder for the value in help (`FILE`, `k=v`). */
+  /** Name shown for the value in help (`FILE`, `k=v`). */
   readonly valueName?: string;
   readonly description: string;
 }

@@ -171,7 +171,7 @@ function seal(plan: SealPlan): EncryptResult {
   }
   const body = applyEdits(plan.content, edits);
   const lastModified = plan.now().toISOString();
-  // The MAC is computed over the leaves as the final file shows them: insert metadata with a placeholder MAC of
+  // The MAC is computed over the leaves as the final file shows them: insert metadata with a dummy MAC of
   // the same length first, because a value's source span can depend on what follows it (YAML block scalars).
   const meta = { version: '1', dataKey: plan.armored, mac: 'A'.repeat(43), lastModified };
   meta.mac = computeMac(plan.keys, lastModified, macEntries(adapter.parse(adapter.setMetadata(body, meta)).leaves));
