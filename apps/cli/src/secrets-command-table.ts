@@ -75,8 +75,9 @@ const set: CommandSpec = {
   usage: 'keyfold secrets set FILE PATH [VALUE | --stdin | --from-file F] [--format F] [--dir DIR]',
   description: [
     'The value comes from the argument (visible in the process list and shell history), --stdin (one trailing ' +
-      'newline removed) or --from-file. Strings only. Supported for .env and JSON files (JSON is re-indented); ' +
-      'use edit for YAML and TOML.',
+      'newline removed) or --from-file. Strings only. PATH is dotted (a.b.c). JSON is re-indented; YAML keeps its ' +
+      'comments (spacing inside a line may be normalised); TOML is edited in place, and a change it cannot make ' +
+      'that way (inside an array or inline table) exits 1 (UNSUPPORTED): use edit.',
   ],
   options: {
     stdin: { type: 'boolean', description: 'read the value from stdin' },
@@ -92,7 +93,7 @@ const unset: CommandSpec = {
   name: 'secrets unset',
   summary: 'remove one value from an encrypted file',
   usage: 'keyfold secrets unset FILE PATH [--format F] [--dir DIR]',
-  description: ['Supported for .env and JSON files; use edit for YAML and TOML.'],
+  description: ['Removes the value at the dotted PATH (.env, JSON, YAML, TOML); a missing PATH exits 1.'],
   options: { format: FORMAT },
   positionals: true,
   examples: ['keyfold secrets unset .env OLD_TOKEN'],

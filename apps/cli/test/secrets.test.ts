@@ -175,6 +175,49 @@ describe('keyfold secrets', () => {
     expect(read('s.env')).toBe(sealed);
   });
 
+  it('set and unset on YAML keep comments and the other ciphertexts', () => {
+    const sealed = encryptInPlace('sy.yaml', YAML);
+    const portCipher = /port: ("ENC\[[^\]]+\]")/.exec(sealed)?.[1];
+    expect(portCipher).toBeDefined();
+    const s = run(['secrets', 'set', 'sy.yaml', 'services.db.password', '--stdin'], { input: 'new: pass\n' });
+    expect(s.status, s.stderr).toBe(0);
+    expect(run(['secrets', 'set', 'sy.yaml', 'services.cache.url', 'redis://c']).status).toBe(0);
+    expect(run(['secrets', 'unset', 'sy.yaml', 'services.list']).status).toBe(0);
+    const after = read('sy.yaml');
+    expect(after).not.toMatch(/new: pass|redis:\/\/c/);
+    expect(after).toContain('# the password');
+    expect(after).toContain(`port: ${portCipher as string}`); // unchanged value, same ciphertext
+    expect(run(['secrets', 'decrypt', 'sy.yaml']).out).toBe(
+      'services:\n  db:\n    # the password\n    password: "new: pass" # keep\n    port: 5432\n  cache:\n    url: redis://c\n',
+    );
+    expect(run(['secrets', 'unset', 'sy.yaml', 'services.nope']).status).toBe(1);
+    expect(run(['secrets', 'set', 'sy.yaml', 'services.db.port.x', 'v']).status).toBe(1);
+    expect(read('sy.yaml')).toBe(after);
+  });
+
+  it('set and unset on TOML edit in place; changes inside arrays are refused', () => {
+    const TOML = '# top\ntitle = "app"\n\n[db]\n# the password\npassword = "s3cret" # keep\nport = 5432\n\n[[srv]]\nports = [1, 2]\n';
+    const sealed = encryptInPlace('st.toml', TOML);
+    const titleCipher = /title = ("ENC\[[^\]]+\]")/.exec(sealed)?.[1];
+    expect(titleCipher).toBeDefined();
+    const s = run(['secrets', 'set', 'st.toml', 'db.password', 'new "pass"']);
+    expect(s.status, s.stderr).toBe(0);
+    expect(run(['secrets', 'set', 'st.toml', 'db.user', 'admin']).status).toBe(0);
+    expect(run(['secrets', 'set', 'st.toml', 'cache.url', 'redis://c']).status).toBe(0);
+    expect(run(['secrets', 'unset', 'st.toml', 'db.port']).status).toBe(0);
+    const after = read('st.toml');
+    expect(after).not.toMatch(/new "pass"|admin|redis:\/\/c/);
+    expect(after).toContain(`title = ${titleCipher as string}`);
+    expect(run(['secrets', 'decrypt', 'st.toml']).out).toBe(
+      '# top\ntitle = "app"\n\n[db]\n# the password\npassword = "new \\"pass\\"" # keep\nuser = "admin"\n\n[[srv]]\nports = [1, 2]\n\n[cache]\nurl = "redis://c"\n',
+    );
+    const refused = run(['secrets', 'unset', 'st.toml', 'srv.0.ports.1']);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain('UNSUPPORTED');
+    expect(run(['secrets', 'unset', 'st.toml', 'db.nope']).status).toBe(1);
+    expect(read('st.toml')).toBe(after);
+  });
+
   it('rotate changes every ciphertext; status --json lists values and providers without key access', () => {
     const before = encryptInPlace('r.env', DOTENV);
     const r = run(['secrets', 'rotate', 'r.env']);

@@ -20,5 +20,7 @@ export type { EncryptionRule, RulesFile, SecretWarning, SelectionOptions } from 
 export { formatFromFileName } from './formats/index.js';
 export type { SecretValue, SecretsFormat } from './formats/types.js';
 export { DOTENV_META_PREFIX } from './formats/dotenv.js';
+export { editYamlText } from './formats/yaml.js';
+export { editTomlText } from './formats/toml.js';
 export { IntegrityFailedError, KeyfoldError, DecryptFailedError, FormatError, isKeyfoldError } from './errors.js';
 export type { KeyfoldErrorCode } from './errors.js';

@@ -1,11 +1,12 @@
 /**
  * `keyfold secrets set FILE PATH [VALUE|--stdin|--from-file F]` and `keyfold secrets unset FILE PATH`: change one
- * value of an encrypted .env or JSON file (decrypt, change the plaintext, re-encrypt with the old file as `previous`
- * so the other values keep their ciphertext). YAML and TOML: use `edit`.
+ * value of an encrypted .env, JSON, YAML or TOML file (decrypt, change the plaintext, re-encrypt with the old file as
+ * `previous` so the other values keep their ciphertext). YAML goes through the `yaml` Document API (comments kept);
+ * TOML is edited in place (a change that needs more than that, say inside an array, exits UNSUPPORTED: use `edit`).
  * @module
  */
 import { readFile } from 'node:fs/promises';
-import { decryptSecrets, type SecretsFormat } from '@keyfold/secrets';
+import { decryptSecrets, editTomlText, editYamlText, FormatError, type SecretsFormat } from '@keyfold/secrets';
 import type { CommandContext } from '../command.js';
 import { CliError, UsageError } from '../exit-codes.js';
 import { ioError, readAll } from '../io.js';
@@ -98,7 +99,20 @@ function change(format: SecretsFormat, text: string, path: string, value: string
   }
   if (format === 'dotenv') return changeDotenv(text, path, value);
   if (format === 'json') return changeJson(text, path, value);
-  throw new CliError('UNSUPPORTED', `${command} supports .env and JSON files; use 'keyfold secrets edit' for ${format}`);
+  return changeStructured(format, text, path, value);
+}
+
+/** YAML and TOML, through the @keyfold/secrets editors; a path they cannot change is an error, not a bad file. */
+function changeStructured(format: 'yaml' | 'toml', text: string, path: string, value: string | undefined): string {
+  let changed: string | undefined;
+  try {
+    changed = format === 'yaml' ? editYamlText(text, path, value) : editTomlText(text, path, value);
+  } catch (err) {
+    if (!(err instanceof FormatError)) throw err;
+    throw new CliError(err.message.includes("'keyfold secrets edit'") ? 'UNSUPPORTED' : 'IO_ERROR', err.message);
+  }
+  if (changed === undefined) throw new CliError('IO_ERROR', `there is no ${path} to unset`);
+  return changed;
 }
 
 async function valueFrom(ctx: CommandContext, positional: string | undefined): Promise<string> {
@@ -122,9 +136,6 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   const { file, rest } = unset ? positionalArgs(ctx, 2, 2, 'FILE PATH') : positionalArgs(ctx, 2, 3, 'FILE PATH [VALUE]');
   const path = rest[0] as string;
   const format = formatOf(ctx, file);
-  if (format !== 'dotenv' && format !== 'json') {
-    throw new CliError('UNSUPPORTED', `${ctx.name} supports .env and JSON files; use 'keyfold secrets edit' for ${format}`);
-  }
   const value = unset ? undefined : await valueFrom(ctx, rest[1]);
   const content = await readText(file);
   await withProviders(ctx, async (providers) => {

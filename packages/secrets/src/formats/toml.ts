@@ -4,6 +4,7 @@
  * validates the whole file first and reads scalar values. Metadata is a `[keyfold]` table at the end of the file.
  * @module
  */
+import { isDeepStrictEqual } from 'node:util';
 import { FormatError } from '@keyfold/envelope-core';
 import { parse } from 'smol-toml';
 import type { SecretPath } from '../value-crypto.js';
@@ -196,3 +197,102 @@ export const tomlFormat: FormatAdapter = {
     return insertBlock(out, metaSpan ? Math.min(metaSpan[0], out.length) : out.length, renderMeta(meta));
   },
 };
+
+const BARE_KEY_ONLY = /^[A-Za-z0-9_-]+$/;
+const HEADER = /^[ \t]*\[[ \t]*([A-Za-z0-9_-]+(?:[ \t]*\.[ \t]*[A-Za-z0-9_-]+)*)[ \t]*\][ \t]*(?:#.*)?$/;
+const ANY_HEADER = /^[ \t]*\[/;
+
+function tomlKey(key: string): string {
+  return BARE_KEY_ONLY.test(key) ? key : JSON.stringify(key);
+}
+
+/** `root` with the value at `segments` set to `value` or removed (undefined); false when unsetting a missing path. */
+function applyPlain(root: Record<string, unknown>, segments: readonly string[], value: string | undefined): boolean {
+  let node: Record<string, unknown> = root;
+  for (const seg of segments.slice(0, -1)) {
+    const next = Array.isArray(node) ? (node as unknown[])[Number(seg)] : node[seg];
+    if (next === undefined && value !== undefined) node[seg] = Object.create(null) as Record<string, unknown>; // as smol-toml's tables
+    else if (next === null || typeof next !== 'object') return false;
+    node = (Array.isArray(node) ? (node as unknown[])[Number(seg)] : node[seg]) as Record<string, unknown>;
+  }
+  const last = segments[segments.length - 1] as string;
+  if (value !== undefined) node[last] = value;
+  else if (!Object.prototype.hasOwnProperty.call(node, last)) return false;
+  else delete node[last];
+  return true;
+}
+
+/** Where a new `key = value` line for the table `table` (bare keys; [] for the root) goes, or undefined. */
+function insertionLine(lines: readonly string[], table: readonly string[]): number | undefined {
+  let start: number | undefined;
+  if (table.length === 0) start = 0;
+  else {
+    for (let n = 0; n < lines.length; n++) {
+      const m = HEADER.exec(lines[n] as string);
+      if (m && !(lines[n] as string).trimStart().startsWith('[[') && isDeepStrictEqual((m[1] as string).split('.').map((k) => k.trim()), table)) {
+        start = n + 1;
+        break;
+      }
+    }
+    if (start === undefined) return undefined;
+  }
+  let end = start;
+  while (end < lines.length && !ANY_HEADER.test(lines[end] as string)) end++;
+  // Before the blank lines and comments that lead into the next table.
+  while (end > start && /^[ \t]*(#.*)?\r?$/.test(lines[end - 1] as string)) end--;
+  return end;
+}
+
+/**
+ * Sets (`value` a string) or removes (`value` undefined) the value at the dotted `path` of a plaintext TOML file by
+ * editing its text in place: an existing value is replaced inside its span; a `key = value` line is removed; a new key
+ * is added as a line at the end of its `[table]` (a bare-key table header; the table is appended when missing). The
+ * result is parsed again and must equal the original with exactly that change, else nothing is returned.
+ * @returns the new text, or undefined when unsetting a path that is not there
+ * @throws FormatError when the text does not parse, or the change cannot be made by a safe in-place edit
+ */
+export function editTomlText(text: string, path: string, value: string | undefined): string | undefined {
+  const { leaves } = scan(text);
+  const segments = path.split('.');
+  const expected = parse(text) as Record<string, unknown>;
+  if (!applyPlain(expected, segments, value)) {
+    if (value === undefined) return undefined;
+    fail(`${JSON.stringify(path)} does not lead to a table`);
+  }
+  const leaf = leaves.find((l) => l.path.length === segments.length && l.path.every((p, n) => String(p) === segments[n]));
+  let out: string | undefined;
+  if (leaf !== undefined) {
+    if (value !== undefined) out = text.slice(0, leaf.start) + JSON.stringify(value) + text.slice(leaf.end);
+    else {
+      const lineStart = text.lastIndexOf('\n', leaf.start - 1) + 1;
+      const nl = text.indexOf('\n', leaf.end);
+      const lineEnd = nl === -1 ? text.length : nl + 1;
+      const before = text.slice(lineStart, leaf.start);
+      const after = text.slice(leaf.end, nl === -1 ? text.length : nl);
+      if (/^[ \t]*[^=\[\]{},]+=[ \t]*$/.test(before) && /^[ \t]*(#.*)?\r?$/.test(after)) out = text.slice(0, lineStart) + text.slice(lineEnd);
+    }
+  } else if (value !== undefined) {
+    const eol = text.includes('\r\n') ? '\r\n' : '\n';
+    const lines = text.split('\n');
+    const table = segments.slice(0, -1);
+    const line = `${tomlKey(segments[segments.length - 1] as string)} = ${JSON.stringify(value)}${eol === '\r\n' ? '\r' : ''}`;
+    const at = table.every((k) => BARE_KEY_ONLY.test(k)) ? insertionLine(lines, table) : undefined;
+    if (at !== undefined) {
+      lines.splice(at, 0, line);
+      out = lines.join('\n');
+    } else {
+      const body = text.length === 0 || text.endsWith('\n') ? text : text + eol;
+      out = `${body}${body.trim() === '' ? '' : eol}[${table.map(tomlKey).join('.')}]${eol}${line.replace(/\r$/, '')}${eol}`;
+    }
+  }
+  let result: unknown;
+  try {
+    result = out === undefined ? undefined : parse(out);
+  } catch {
+    result = undefined;
+  }
+  if (out === undefined || !isDeepStrictEqual(result, expected)) {
+    fail(`cannot ${value === undefined ? 'remove' : 'set'} ${JSON.stringify(path)} by an in-place edit (an array, inline table or dotted key?): use 'keyfold secrets edit'`);
+  }
+  return out;
+}

@@ -5,7 +5,7 @@
  * @module
  */
 import { FormatError } from '@keyfold/envelope-core';
-import { isAlias, isMap, isPair, isScalar, isSeq, parseAllDocuments, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, parseAllDocuments, parseDocument, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import type { SecretPath } from '../value-crypto.js';
 import { META_KEYS, META_SECTION, insertBlock, metadataFrom, removeBlock, type FormatAdapter, type Leaf, type Metadata, type SecretValue } from './types.js';
 
@@ -130,3 +130,58 @@ export const yamlFormat: FormatAdapter = {
     return insertBlock(text, at, indent + renderMeta(meta, indent));
   },
 };
+
+/**
+ * Sets (`value` a string) or removes (`value` undefined) the value at the dotted `path` of a plaintext YAML document
+ * through the `yaml` Document API, so comments and the other entries stay (the document is re-serialised: spacing
+ * inside a line may be normalised). A path segment under a sequence is an index. Missing mappings are created on set.
+ * @returns the new text, or undefined when unsetting a path that is not there
+ * @throws FormatError when the text does not parse (or holds several documents) or `path` crosses a non-collection
+ */
+export function editYamlText(text: string, path: string, value: string | undefined): string | undefined {
+  const doc = parseDocument(text, { uniqueKeys: true });
+  const err = doc.errors[0];
+  if (err) throw new FormatError(`YAML: ${err.message}`, { cause: err });
+  const segments = path.split('.');
+  const keys: (string | number)[] = [];
+  let node: unknown = doc.contents;
+  for (const [i, seg] of segments.entries()) {
+    const last = i === segments.length - 1;
+    if (node === null || node === undefined) {
+      if (value === undefined) return undefined;
+      keys.push(seg);
+      continue;
+    }
+    if (isSeq(node)) {
+      if (!/^(0|[1-9][0-9]*)$/.test(seg)) fail(`${JSON.stringify(path)}: ${JSON.stringify(seg)} is not a sequence index`);
+      const index = Number(seg);
+      if (index > node.items.length || (index === node.items.length && value === undefined)) {
+        if (value === undefined) return undefined;
+        fail(`${JSON.stringify(path)}: index ${index} is past the end of the sequence`);
+      }
+      keys.push(index);
+      node = node.items[index];
+    } else if (isMap(node)) {
+      if (!node.has(seg)) {
+        if (value === undefined) return undefined;
+        keys.push(seg);
+        node = undefined;
+        continue;
+      }
+      keys.push(seg);
+      node = node.get(seg, true);
+    } else {
+      fail(`${JSON.stringify(path)} does not lead to a mapping or sequence`);
+    }
+    if (!last && (isScalar(node) || isAlias(node))) fail(`${JSON.stringify(path)} does not lead to a mapping or sequence`);
+  }
+  if (value === undefined) {
+    doc.deleteIn(keys);
+  } else if (doc.contents === null) {
+    doc.contents = doc.createNode({}) as unknown as typeof doc.contents;
+    doc.setIn(keys, value);
+  } else {
+    doc.setIn(keys, value);
+  }
+  return doc.toString({ lineWidth: 0, flowCollectionPadding: false });
+}
