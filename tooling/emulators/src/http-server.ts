@@ -103,6 +103,50 @@ function reset(res: ServerResponse): void {
   if (socket && !socket.destroyed) socket.resetAndDestroy();
 }
 
+/** A server listening on 127.0.0.1, with a close that also ends open keep-alive connections. */
+export interface LoopbackListener {
+  readonly port: number;
+  /** Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Listens on 127.0.0.1 only (never another address), tracks connections so `close()` ends keep-alive sockets at
+ * once, and drops connections that send malformed HTTP. `connectionEvent` is `secureConnection` for HTTPS.
+ * @throws the listen error (EADDRINUSE, ...).
+ */
+export async function listenOnLoopback(
+  server: Server,
+  port: number,
+  connectionEvent: 'connection' | 'secureConnection' = 'connection',
+): Promise<LoopbackListener> {
+  const sockets = new Set<Socket>();
+  server.on(connectionEvent, (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  server.on('clientError', (_e, s: Socket) => s.destroy());
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: '127.0.0.1', port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  let closing: Promise<void> | undefined;
+  return {
+    port: (server.address() as AddressInfo).port,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}
+
 /**
  * Starts an emulated service on 127.0.0.1.
  * @throws the listen error (EADDRINUSE, ...).
@@ -110,7 +154,6 @@ function reset(res: ServerResponse): void {
 export async function startServer(service: ServiceDefinition, options: ListenOptions = {}): Promise<EmulatorServer> {
   const faults = new FaultController();
   let counters = newCounters();
-  const sockets = new Set<Socket>();
 
   const onRequest = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const body = await readBody(req);
@@ -185,23 +228,8 @@ export async function startServer(service: ServiceDefinition, options: ListenOpt
       send(res, { status: 500, body: { message: `emulator failure: ${err instanceof Error ? err.message : String(err)}` } }, 'application/json');
     });
   });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  server.on('clientError', (_err, socket) => {
-    socket.destroy();
-  });
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: options.port ?? 0 }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
-  let closing: Promise<void> | undefined;
+  const listener = await listenOnLoopback(server, options.port ?? 0);
+  const port = listener.port;
 
   return {
     url: `http://127.0.0.1:${port}`,
@@ -213,13 +241,6 @@ export async function startServer(service: ServiceDefinition, options: ListenOpt
     resetCounters() {
       counters = newCounters();
     },
-    close() {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-        server.closeAllConnections();
-      });
-      return closing;
-    },
+    close: () => listener.close(),
   };
 }

@@ -8,8 +8,8 @@
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
 import { FaultController, newCounters, type CallCounters } from '../faults.js';
+import { listenOnLoopback } from '../http-server.js';
 import { KvError, type KeyBundleView, type KvState } from './kv-state.js';
 
 const MAX_BODY = 1024 * 1024;
@@ -281,29 +281,5 @@ export async function startKvListener(service: KvService, port: number, tls?: { 
     });
   };
   const server: Server = tls ? createHttpsServer({ key: tls.key, cert: tls.cert, keepAlive: true }, onRequest) : createHttpServer({ keepAlive: true }, onRequest);
-  const sockets = new Set<Socket>();
-  server.on(tls ? 'secureConnection' : 'connection', (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  server.on('clientError', (_e, s: Socket) => s.destroy());
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  let closing: Promise<void> | undefined;
-  return {
-    port: (server.address() as AddressInfo).port,
-    close() {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-        server.closeAllConnections();
-      });
-      return closing;
-    },
-  };
+  return listenOnLoopback(server, port, tls ? 'secureConnection' : 'connection');
 }

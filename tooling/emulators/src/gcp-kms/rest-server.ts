@@ -7,9 +7,9 @@
  * @module
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { Code, KmsError, codeName, type DecryptOutput, type EncryptOutput, type KeyView, type VersionView } from './kms-state.js';
 import type { KmsService, Rpc, RpcRequest } from './service.js';
+import { listenOnLoopback } from '../http-server.js';
 
 const MAX_BODY = 1024 * 1024;
 const SEG = '[^/:]+';
@@ -245,7 +245,6 @@ export interface RestListener {
  * @throws the listen error.
  */
 export async function startRestServer(service: KmsService, port = 0): Promise<RestListener> {
-  const sockets = new Set<Socket>();
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const raw = await readBody(req);
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
@@ -288,28 +287,5 @@ export async function startRestServer(service: KmsService, port = 0): Promise<Re
       sendError(res, new KmsError(Code.INTERNAL, `emulator failure: ${err instanceof Error ? err.message : String(err)}`));
     });
   });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  server.on('clientError', (_e, s) => s.destroy());
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  let closing: Promise<void> | undefined;
-  return {
-    port: (server.address() as AddressInfo).port,
-    close() {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-        server.closeAllConnections();
-      });
-      return closing;
-    },
-  };
+  return listenOnLoopback(server, port);
 }
