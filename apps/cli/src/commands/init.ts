@@ -15,6 +15,7 @@ import { readPassphrase } from '../prompt.js';
 import { isProviderKind, PROVIDER_KINDS, type ProviderKind } from '../provider-config.js';
 import type { InitOpened } from '../providers/types.js';
 import { attachStore, storeChoice, type StoreCreated } from '../store-init.js';
+import { initServiceProvider } from '../providers/init-service.js';
 
 /** The providers each provider option applies to (an option given for another provider is a usage error). */
 const OPTION_PROVIDERS: Readonly<Record<string, readonly ProviderKind[]>> = {
@@ -107,27 +108,8 @@ function storeNotes(store: StoreCreated): string[] {
 
 /** Opens the provider named on the command line, importing its module (and vendor SDK) only now. */
 async function openFromOptions(ctx: CommandContext, kind: ProviderKind, securityMode: SecurityMode): Promise<InitOpened> {
-  try {
-    switch (kind) {
-      case 'aws-kms':
-        return await (await import('../providers/aws-kms.js')).init(ctx, securityMode);
-      case 'vault-transit':
-        return await (await import('../providers/vault-transit.js')).init(ctx, securityMode);
-      case 'gcp-kms':
-        return await (await import('../providers/gcp-kms.js')).init(ctx, securityMode);
-      case 'azure-kv':
-        return await (await import('../providers/azure-kv.js')).init(ctx, securityMode);
-      case 'pkcs11':
-        return await (await import('../providers/pkcs11.js')).init(ctx, securityMode);
-      case 'file':
-      case 'env':
-        throw new UsageError(`the ${kind} provider is initialised by the CLI itself`, ctx.name);
-    }
-  } catch (err) {
-    // A malformed value the provider rejects (a bad key name, kid or label) is a caller mistake: a usage error.
-    if (err instanceof TypeError || err instanceof RangeError) throw new UsageError(err.message, ctx.name);
-    throw err;
-  }
+  if (kind === 'file' || kind === 'env') throw new UsageError(`the ${kind} provider is initialised by the CLI itself`, ctx.name);
+  return initServiceProvider(ctx, kind, securityMode);
 }
 
 async function initRemote(ctx: CommandContext, kind: ProviderKind, securityMode: SecurityMode): Promise<{ installation: Installation; notes: readonly string[] }> {

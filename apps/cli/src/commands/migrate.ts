@@ -11,6 +11,7 @@ import { formatCount, formatFields, printable } from '../output.js';
 import { ProgressBar, withInterrupt } from '../progress.js';
 import { isProviderKind, type ProviderConfig, type ProviderKind } from '../provider-config.js';
 import type { InitOpened } from '../providers/types.js';
+import { initServiceProvider } from '../providers/init-service.js';
 import { updateConfig } from '../store-init.js';
 import { concurrencyFor, intOption, withStoreAndProvider } from '../store.js';
 
@@ -25,15 +26,11 @@ async function openTarget(ctx: CommandContext, kind: ProviderKind, securityMode:
         return { provider, config: { kind: 'env', keyId: provider.keyId, prefix: provider.prefix }, notes: [] };
       }
       case 'aws-kms':
-        return await (await import('../providers/aws-kms.js')).init(ctx, securityMode);
       case 'vault-transit':
-        return await (await import('../providers/vault-transit.js')).init(ctx, securityMode);
       case 'gcp-kms':
-        return await (await import('../providers/gcp-kms.js')).init(ctx, securityMode);
       case 'azure-kv':
-        return await (await import('../providers/azure-kv.js')).init(ctx, securityMode);
       case 'pkcs11':
-        return await (await import('../providers/pkcs11.js')).init(ctx, securityMode);
+        return await initServiceProvider(ctx, kind, securityMode);
       case 'file':
         throw new UsageError('migrating to a new file keyring is not supported: choose env, a key service or an HSM', ctx.name);
     }
