@@ -61,3 +61,4 @@ export type {
 export { armor, dearmor, isArmored, DEFAULT_LIMITS, FORMAT_VERSION, ARMOR_PREFIX } from './format.js';
 export type { FormatLimits } from './format.js';
 export type { CacheOptions, CacheCounters } from './cache.js';
+export { RefreshingValue } from './refreshing-value.js';

@@ -21,6 +21,7 @@ import {
   type ProviderDescription,
   type Protection,
   type WrappedKey,
+  RefreshingValue,
 } from '@keyfold/envelope-core';
 import {
   createDefaultClients,
@@ -114,9 +115,7 @@ export class AzureKeyVaultProvider extends BaseKeyProvider {
   readonly algorithm: AzureWrapAlgorithm;
   readonly #kid: ParsedKid;
   readonly #clients: AzureKeyVaultClients;
-  readonly #refreshMs: number;
-  #current: { version: string; fetchedAt: number } | undefined;
-  #currentLoading: Promise<string> | undefined;
+  readonly #current: RefreshingValue<string>;
   readonly #versionClients = new Map<string, CryptographyClientLike>();
   readonly #keyType: string;
   readonly #keySize: number | undefined;
@@ -136,9 +135,16 @@ export class AzureKeyVaultProvider extends BaseKeyProvider {
     this.#keyType = key.keyType ?? '';
     this.#keySize = key.key?.n instanceof Uint8Array ? key.key.n.length * 8 : undefined;
     this.protection = this.#keyType.endsWith('-HSM') ? 'hsm' : 'kms';
-    this.#refreshMs = options.versionRefreshMs ?? DEFAULT_VERSION_REFRESH_MS;
+    this.#current = new RefreshingValue(async () => {
+      const latest = await this.#clients.keyClient.getKey(this.#kid.name);
+      const version = latest.properties.version;
+      if (typeof version !== 'string' || !VERSION.test(version)) {
+        throw new ProviderError('INTERNAL', `Key Vault returned no version for ${this.keyId}`);
+      }
+      return version;
+    }, options.versionRefreshMs ?? DEFAULT_VERSION_REFRESH_MS);
     const version = kid.version ?? key.properties.version;
-    if (typeof version === 'string' && VERSION.test(version)) this.#current = { version, fetchedAt: performance.now() };
+    if (typeof version === 'string' && VERSION.test(version)) this.#current.set(version);
   }
 
   /** The version new wraps are pinned to, when the provider was created with a versioned kid. */
@@ -188,24 +194,9 @@ export class AzureKeyVaultProvider extends BaseKeyProvider {
    * every wrap waiting for it, so it is not cancelled by one caller's deadline (each caller still stops waiting at
    * its own deadline).
    */
-  async #currentVersion(forceRefresh = false): Promise<string> {
-    if (this.#kid.version !== undefined) return this.#kid.version;
-    const cached = this.#current;
-    if (!forceRefresh && cached && performance.now() - cached.fetchedAt < this.#refreshMs) return cached.version;
-    this.#currentLoading ??= (async () => {
-      try {
-        const latest = await this.#clients.keyClient.getKey(this.#kid.name);
-        const version = latest.properties.version;
-        if (typeof version !== 'string' || !VERSION.test(version)) {
-          throw new ProviderError('INTERNAL', `Key Vault returned no version for ${this.keyId}`);
-        }
-        this.#current = { version, fetchedAt: performance.now() };
-        return version;
-      } finally {
-        this.#currentLoading = undefined;
-      }
-    })();
-    return this.#currentLoading;
+  #currentVersion(forceRefresh = false): Promise<string> {
+    if (this.#kid.version !== undefined) return Promise.resolve(this.#kid.version);
+    return this.#current.get(forceRefresh);
   }
 
   protected async _wrapKey(dataKey: Uint8Array, context: EncryptionContext, signal: AbortSignal): Promise<WrappedKey> {
@@ -217,7 +208,7 @@ export class AzureKeyVaultProvider extends BaseKeyProvider {
       // A cached current version may have been disabled since it was read (a rotation made elsewhere): read the
       // key again, once, and use its new current version if there is one.
       const code = mapAzureError(err, this.keyId)?.code;
-      const wasCached = this.#kid.version === undefined && (this.#current?.fetchedAt ?? startedAt) < startedAt;
+      const wasCached = this.#kid.version === undefined && (this.#current.fetchedAt ?? startedAt) < startedAt;
       if ((code === 'KEY_DISABLED' || code === 'KEY_NOT_FOUND') && wasCached) {
         const fresh = await this.#currentVersion(true);
         if (fresh !== version) return this.#wrap(dataKey, context, fresh, signal);
@@ -263,7 +254,7 @@ export class AzureKeyVaultProvider extends BaseKeyProvider {
     if (typeof active !== 'string' || !VERSION.test(active)) {
       throw new ProviderError('INTERNAL', `Key Vault returned no version for ${this.keyId}`);
     }
-    if (this.#kid.version === undefined) this.#current = { version: active, fetchedAt: performance.now() };
+    if (this.#kid.version === undefined) this.#current.set(active);
     const found: { version: string; created: number }[] = [];
     for await (const props of this.#clients.keyClient.listPropertiesOfKeyVersions(this.#kid.name, { abortSignal: signal })) {
       if (props.enabled === false || typeof props.version !== 'string' || !VERSION.test(props.version)) continue;
@@ -317,7 +308,7 @@ export class AzureKeyVaultProvider extends BaseKeyProvider {
         if (typeof version !== 'string' || !VERSION.test(version)) {
           throw new ProviderError('INTERNAL', `Key Vault returned no version for the new version of ${this.keyId}`);
         }
-        this.#current = { version, fetchedAt: performance.now() };
+        this.#current.set(version);
         return version;
       });
     } catch (err) {
@@ -327,7 +318,7 @@ export class AzureKeyVaultProvider extends BaseKeyProvider {
 
   protected override _close(): Promise<void> {
     this.#versionClients.clear();
-    this.#current = undefined;
+    this.#current.clear();
     return Promise.resolve();
   }
 }

@@ -33,6 +33,7 @@ import {
   type ProviderDescription,
   type Protection,
   type WrappedKey,
+  RefreshingValue,
 } from '@keyfold/envelope-core';
 import { crc32c } from './crc32c.js';
 import { ChecksumMismatchError, mapGcpError } from './gcp-errors.js';
@@ -157,9 +158,7 @@ export class GcpKmsProvider extends BaseKeyProvider {
   readonly protection: Protection;
   readonly #client: GcpKmsClient;
   readonly #ownsClient: boolean;
-  readonly #refreshMs: number;
-  #primary: PrimaryVersion | undefined;
-  #primaryLoading: Promise<PrimaryVersion> | undefined;
+  readonly #primary: RefreshingValue<PrimaryVersion>;
 
   /** @internal Use {@link createGcpKmsProvider}. */
   constructor(
@@ -172,10 +171,18 @@ export class GcpKmsProvider extends BaseKeyProvider {
     this.keyId = options.keyName;
     this.#client = client;
     this.#ownsClient = ownsClient;
-    this.#refreshMs = options.primaryRefreshMs ?? DEFAULT_PRIMARY_REFRESH_MS;
+    this.#primary = new RefreshingValue(async () => {
+      const [key] = await this.#client.getCryptoKey({ name: this.keyId }, callOptions());
+      const primary = this.#primaryFrom(key);
+      if (!primary) {
+        throw new ProviderError('KEY_DISABLED', `Cloud KMS key ${this.keyId} has no enabled primary version: create one or set a primary`);
+      }
+      return primary;
+    }, options.primaryRefreshMs ?? DEFAULT_PRIMARY_REFRESH_MS);
     const level = enumName(key.primary?.protectionLevel ?? key.versionTemplate?.protectionLevel, PROTECTION_LEVELS);
     this.protection = protectionOf(level);
-    this.#primary = this.#primaryFrom(key);
+    const primary = this.#primaryFrom(key);
+    if (primary) this.#primary.set(primary);
   }
 
   protected override get capabilities(): ProviderDescription['capabilities'] {
@@ -203,25 +210,8 @@ export class GcpKmsProvider extends BaseKeyProvider {
    * by every wrap waiting for it, so it is not cancelled by one caller's deadline (each caller still stops waiting at
    * its own deadline).
    */
-  async #primaryVersion(forceRefresh = false): Promise<PrimaryVersion> {
-    const cached = this.#primary;
-    if (!forceRefresh && cached && performance.now() - cached.fetchedAt < this.#refreshMs) return cached;
-    if (!this.#primaryLoading) {
-      this.#primaryLoading = (async () => {
-        try {
-          const [key] = await this.#client.getCryptoKey({ name: this.keyId }, callOptions());
-          const primary = this.#primaryFrom(key);
-          if (!primary) {
-            throw new ProviderError('KEY_DISABLED', `Cloud KMS key ${this.keyId} has no enabled primary version: create one or set a primary`);
-          }
-          this.#primary = primary;
-          return primary;
-        } finally {
-          this.#primaryLoading = undefined;
-        }
-      })();
-    }
-    return this.#primaryLoading;
+  #primaryVersion(forceRefresh = false): Promise<PrimaryVersion> {
+    return this.#primary.get(forceRefresh);
   }
 
   protected async _wrapKey(dataKey: Uint8Array, context: EncryptionContext, signal: AbortSignal): Promise<WrappedKey> {
@@ -315,7 +305,7 @@ export class GcpKmsProvider extends BaseKeyProvider {
     if (!primary) {
       throw new ProviderError('KEY_DISABLED', `Cloud KMS key ${this.keyId} has no enabled primary version: create one or set a primary`);
     }
-    this.#primary = primary;
+    this.#primary.set(primary);
     const [list] = await callWithSignal(
       this.#client.listCryptoKeyVersions({ parent: this.keyId, filter: 'state=ENABLED' }, callOptions()),
       signal,
@@ -370,7 +360,7 @@ export class GcpKmsProvider extends BaseKeyProvider {
           this.#client.updateCryptoKeyPrimaryVersion({ name: this.keyId, cryptoKeyVersionId: id }, callOptions()),
           signal,
         );
-        this.#primary = this.#primaryFrom(key) ?? { name: `${this.keyId}/cryptoKeyVersions/${id}`, id, fetchedAt: performance.now() };
+        this.#primary.set(this.#primaryFrom(key) ?? { name: `${this.keyId}/cryptoKeyVersions/${id}`, id, fetchedAt: performance.now() });
         return id;
       });
     } catch (err) {
@@ -379,7 +369,7 @@ export class GcpKmsProvider extends BaseKeyProvider {
   }
 
   protected override async _close(): Promise<void> {
-    this.#primary = undefined;
+    this.#primary.clear();
     if (this.#ownsClient && typeof this.#client.close === 'function') await this.#client.close();
   }
 }

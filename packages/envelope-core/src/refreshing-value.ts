@@ -1,0 +1,55 @@
+/**
+ * A value read from a backend (a key's current version, a primary version) that providers reuse for a while:
+ * cached for `maxAgeMs`, and loaded by one request at a time that every waiting caller shares. The shared load is
+ * not tied to one caller's deadline; each caller still stops waiting at its own.
+ * @module
+ */
+export class RefreshingValue<T> {
+  readonly #load: () => Promise<T>;
+  readonly #maxAgeMs: number;
+  readonly #now: () => number;
+  #value: { value: T; fetchedAt: number } | undefined;
+  #loading: Promise<T> | undefined;
+
+  /**
+   * @param load reads the value from the backend.
+   * @param maxAgeMs how long a value is reused before the next `get()` reads it again.
+   */
+  constructor(load: () => Promise<T>, maxAgeMs: number, now: () => number = () => performance.now()) {
+    if (!Number.isFinite(maxAgeMs) || maxAgeMs < 0) throw new RangeError(`maxAgeMs must be a number >= 0; got ${maxAgeMs}`);
+    this.#load = load;
+    this.#maxAgeMs = maxAgeMs;
+    this.#now = now;
+  }
+
+  /** When the cached value was stored (the `now` clock), or undefined when there is none. */
+  get fetchedAt(): number | undefined {
+    return this.#value?.fetchedAt;
+  }
+
+  /** The cached value while it is fresh (and `forceRefresh` is false), else the result of a (shared) load. */
+  get(forceRefresh = false): Promise<T> {
+    const cached = this.#value;
+    if (!forceRefresh && cached && this.#now() - cached.fetchedAt < this.#maxAgeMs) return Promise.resolve(cached.value);
+    this.#loading ??= (async () => {
+      try {
+        const value = await this.#load();
+        this.#value = { value, fetchedAt: this.#now() };
+        return value;
+      } finally {
+        this.#loading = undefined;
+      }
+    })();
+    return this.#loading;
+  }
+
+  /** Stores a value learnt another way (a describe or rotate answer). */
+  set(value: T): void {
+    this.#value = { value, fetchedAt: this.#now() };
+  }
+
+  /** Forgets the cached value. */
+  clear(): void {
+    this.#value = undefined;
+  }
+}
