@@ -4,7 +4,7 @@
  * and no plaintext returned unless the tag verified.
  * @module
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomFillSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 import { assertBytes, lengthPrefixed, utf8Label } from './bytes.js';
 
 export const GCM_IV_LENGTH = 12;
@@ -46,11 +46,6 @@ export function gcmOpen(key: Uint8Array, iv: Uint8Array, sealed: Uint8Array, aad
     out.fill(0);
     return undefined;
   }
-}
-
-/** HKDF-SHA-256 into a fresh Uint8Array. */
-export function hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array {
-  return new Uint8Array(hkdfSync('sha256', ikm, salt, info, length));
 }
 
 const RANDOM_POOL_SIZE = 4096;

@@ -13,7 +13,7 @@
  * @module
  */
 import { assertContext, MAX_CONTEXT_ENTRIES, MAX_CONTEXT_FIELD } from './context.js';
-import { utf8Label } from './bytes.js';
+import { fromBase64Url, utf8Label } from './bytes.js';
 import { FormatError, LimitExceededError, UnsupportedFormatError } from './errors.js';
 import type { EncryptionContext, WrappedKey } from './types.js';
 
@@ -328,8 +328,6 @@ export function isArmored(text: string): boolean {
   return text.startsWith(ARMOR_PREFIX);
 }
 
-const B64URL = /^[A-Za-z0-9_-]*$/;
-
 /**
  * Decodes a `kf1.` armored envelope. Surrounding whitespace (a trailing newline from a file) is ignored.
  * @throws FormatError for a missing prefix or characters outside base64url.
@@ -340,12 +338,10 @@ export function dearmor(text: string): Uint8Array {
     if (/^kf\d+\./.test(t)) throw new UnsupportedFormatError(`armor ${t.slice(0, t.indexOf('.') + 1)} is not supported (supports kf1.)`);
     throw new FormatError('not a Keyfold armored envelope (expected the prefix "kf1.")');
   }
-  const body = t.slice(ARMOR_PREFIX.length);
-  if (!B64URL.test(body) || body.length % 4 === 1) throw new FormatError('armored envelope is not valid base64url');
-  const buf = Buffer.from(body, 'base64url');
-  // Non-zero padding bits in the last character decode to the same bytes: refuse them, so one envelope has one armor.
-  if (buf.toString('base64url') !== body) throw new FormatError('armored envelope is not canonical base64url');
-  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  // Strict and canonical (no stray padding bits), so one envelope has exactly one armor.
+  const bytes = fromBase64Url(t.slice(ARMOR_PREFIX.length));
+  if (bytes === undefined) throw new FormatError('armored envelope is not valid canonical base64url');
+  return bytes;
 }
 
 /** Validates and freezes a context given by a caller (defaults to the empty context). */
