@@ -4,6 +4,8 @@
  * @module
  */
 import { existsSync } from 'node:fs';
+import { Decoder, Encoder } from 'cbor-x';
+import type * as NsmIoctl from '@keyfold/nsm-ioctl';
 import { ProviderError, assertBytes, toBase64Url } from '@keyfold/envelope-core';
 
 /** What the manager asks a source for: a document that embeds `publicKey` (DER SPKI), and optionally these fields. */
@@ -24,30 +26,129 @@ export interface AttestationSource {
 /** A function used as a source. */
 export type AttestationFunction = (request: AttestationRequest) => Promise<Uint8Array> | Uint8Array;
 
+/** Options of {@link nsmSource}. */
+export interface NsmSourceOptions {
+  /** The NSM device. Default `/dev/nsm`. */
+  readonly devicePath?: string;
+}
+
+/** Limits the NSM applies to the optional fields of an attestation request (bytes). */
+export const NSM_LIMITS = { publicKey: 1024, userData: 512, nonce: 512 } as const;
+
+const nsmEncoder = new Encoder({ tagUint8Array: false, useRecords: false, useTag259ForMaps: false } as ConstructorParameters<typeof Encoder>[0]);
+const nsmDecoder = new Decoder({ mapsAsObjects: false, useRecords: false });
+
+type NsmBinding = typeof NsmIoctl;
+
+/** Loads the optional native binding once; undefined (with the reason) when it is not installed or not built. */
+let binding: Promise<{ module?: NsmBinding; reason?: string }> | undefined;
+function loadBinding(): Promise<{ module?: NsmBinding; reason?: string }> {
+  binding ??= import('@keyfold/nsm-ioctl').then(
+    (module) =>
+      module.isNsmBindingAvailable()
+        ? { module }
+        : { reason: '@keyfold/nsm-ioctl is installed but its native part was not built (it is compiled with node-gyp at install time, which needs python3, make and a C compiler)' },
+    () => ({ reason: 'the NSM ioctl binding @keyfold/nsm-ioctl is not installed (an optional dependency of @keyfold/attestation, Linux only, compiled at install time)' }),
+  );
+  return binding;
+}
+
+function nsmFieldCheck(name: keyof typeof NSM_LIMITS, value: Uint8Array | undefined): void {
+  if (value !== undefined && value.length > NSM_LIMITS[name]) {
+    throw new ProviderError('CONFIG_INVALID', `${name} is ${value.length} bytes; the NSM accepts at most ${NSM_LIMITS[name]}`);
+  }
+}
+
+/** The NSM's `Error` answers that mean the request itself was wrong; every other code is the module failing. */
+const NSM_REQUEST_ERRORS = new Set(['InvalidArgument', 'InputTooLarge', 'InvalidOperation']);
+
+/** Maps a failed open/ioctl on the device to a Keyfold error. Only the errno name and path reach the message. */
+function nsmIoFailure(devicePath: string, cause: unknown): ProviderError {
+  const code = (cause as { code?: unknown }).code;
+  const syscall = (cause as { syscall?: unknown }).syscall;
+  switch (code) {
+    case 'ENOENT':
+      return new ProviderError('UNAVAILABLE', `the Nitro Secure Module (${devicePath}) is absent: this is not running inside a Nitro Enclave; use httpSource() or a function source outside one`, { cause });
+    case 'EACCES':
+    case 'EPERM':
+      return new ProviderError('ACCESS_DENIED', `${devicePath} cannot be opened read-write by this process (${code}); the NSM device needs root or a group with access to it`, { cause });
+    case 'ENOTTY':
+    case 'EINVAL':
+    case 'ENODEV':
+    case 'ENXIO':
+      return new ProviderError('UNAVAILABLE', `${devicePath} is not a Nitro Secure Module device (${String(syscall)}: ${code})`, { cause });
+    case 'EMSGSIZE':
+      return new ProviderError('LIMIT_EXCEEDED', `the NSM refused the size of the request or of its answer (EMSGSIZE)`, { cause });
+    default:
+      return new ProviderError('UNAVAILABLE', `the NSM request on ${devicePath} failed (${String(syscall)}: ${String(code)})`, { cause });
+  }
+}
+
+/** The document of an NSM response `{ Attestation: { document } }`; typed errors for `{ Error: code }` and garbage. */
+function nsmDocument(response: Uint8Array): Uint8Array {
+  let decoded: unknown;
+  try {
+    decoded = nsmDecoder.decode(response);
+  } catch (cause) {
+    throw new ProviderError('INTERNAL', 'the NSM answered with bytes that are not CBOR', { cause });
+  }
+  if (decoded instanceof Map && decoded.size === 1) {
+    const error: unknown = decoded.get('Error');
+    if (typeof error === 'string') {
+      const safe = /^[A-Za-z]{1,40}$/.test(error) ? error : 'an unknown code';
+      throw NSM_REQUEST_ERRORS.has(error)
+        ? new ProviderError('CONFIG_INVALID', `the NSM refused the attestation request: ${safe}`)
+        : new ProviderError('UNAVAILABLE', `the NSM could not produce an attestation document: ${safe}`);
+    }
+    const body: unknown = decoded.get('Attestation');
+    if (body instanceof Map) {
+      const document: unknown = body.get('document');
+      if (document instanceof Uint8Array && document.length > 0) return new Uint8Array(document);
+    }
+  }
+  throw new ProviderError('INTERNAL', 'the NSM answered with CBOR that is not an attestation response');
+}
+
 /**
- * The Nitro Secure Module device. Node has no ioctl, so fetching a document from `/dev/nsm` needs a native binding
- * (or a sidecar reachable with {@link httpSource}); this source checks for the device and then fails clearly.
- * It exists so that configuration naming `nsm` fails with an operator-readable UNAVAILABLE error, not a crash.
- * @throws (from attest) ProviderError UNAVAILABLE: the device is absent (not in an enclave), or present but this
- *   build has no NSM ioctl binding.
+ * The Nitro Secure Module device, inside a Nitro Enclave: one `NSM_IOCTL_RAW` request
+ * `{ Attestation: { user_data, nonce, public_key } }` per document, made through the optional native binding
+ * `@keyfold/nsm-ioctl` (Node has no `ioctl`). Outside an enclave, or without the binding, `attest` fails with a clear
+ * UNAVAILABLE error.
+ * @throws (from attest) ProviderError:
+ *   UNAVAILABLE — the device is absent (not in an enclave), the binding is not installed or not built, the path is not
+ *   an NSM device, or the NSM failed (its error code is in the message; retryable);
+ *   ACCESS_DENIED — the device cannot be opened read-write;
+ *   CONFIG_INVALID — a field is over the NSM's limit (public key 1024 bytes, user data and nonce 512 each) or the
+ *   NSM refused the request;
+ *   LIMIT_EXCEEDED — the driver refused a size (EMSGSIZE); INTERNAL — the answer is not an NSM response.
  * @example
  * ```ts
  * const manager = createAttestationManager({ source: nsmSource() });
  * ```
  */
-export function nsmSource(options: { devicePath?: string } = {}): AttestationSource {
+export function nsmSource(options: NsmSourceOptions = {}): AttestationSource {
   const devicePath = options.devicePath ?? '/dev/nsm';
+  if (typeof devicePath !== 'string' || devicePath.length === 0) throw new TypeError('nsmSource devicePath must be a non-empty path');
   return {
     kind: 'nsm',
-    attest() {
-      if (!existsSync(devicePath)) {
-        return Promise.reject(
-          new ProviderError('UNAVAILABLE', `the Nitro Secure Module (${devicePath}) is absent: this is not running inside a Nitro Enclave; use httpSource() or a function source outside one`),
-        );
-      }
-      return Promise.reject(
-        new ProviderError('UNAVAILABLE', `${devicePath} exists, but @keyfold/attestation has no NSM ioctl binding; run an attestation sidecar and use httpSource(), or pass a function source that calls the NSM`),
+    async attest(request) {
+      request.signal?.throwIfAborted();
+      nsmFieldCheck('publicKey', request.publicKey);
+      nsmFieldCheck('userData', request.userData);
+      nsmFieldCheck('nonce', request.nonce);
+      if (!existsSync(devicePath)) throw nsmIoFailure(devicePath, { code: 'ENOENT', syscall: 'open' });
+      const { module, reason } = await loadBinding();
+      if (!module) throw new ProviderError('UNAVAILABLE', `${devicePath} exists, but ${reason}; run an attestation sidecar and use httpSource(), or pass a function source`);
+      const message = nsmEncoder.encode(
+        new Map([['Attestation', new Map([['user_data', request.userData ?? null], ['nonce', request.nonce ?? null], ['public_key', request.publicKey]])]]),
       );
+      let response: Uint8Array;
+      try {
+        response = await module.nsmRequest(devicePath, message);
+      } catch (cause) {
+        throw nsmIoFailure(devicePath, cause);
+      }
+      return nsmDocument(response);
     },
   };
 }

@@ -1,16 +1,15 @@
 /**
  * Test fixtures made with openssl: a P-384 root -> intermediate -> leaf chain (and an unrelated root), Nitro-shaped
- * attestation documents signed with the leaf key, and self-signed certificates for RSA keys (for `openssl cms`).
+ * attestation documents signed with the leaf key (by the emulators' signNitroDocument, which the NSM emulator also
+ * uses), and self-signed certificates for RSA keys (for `openssl cms`).
  */
 import { execFileSync } from 'node:child_process';
-import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
-import { Encoder } from 'cbor-x';
-
-const encoder = new Encoder({ tagUint8Array: false, useRecords: false, useTag259ForMaps: false } as ConstructorParameters<typeof Encoder>[0]);
+import { EMULATED_PCRS, signNitroDocument, type NitroDocumentFields, type NitroSigner } from '@keyfold/emulators';
 
 export const workDir = mkdtempSync(join(tmpdir(), 'keyfold-attestation-'));
 afterAll(() => rmSync(workDir, { recursive: true, force: true }));
@@ -62,32 +61,16 @@ export function makeTestCa(name: string): TestCa {
   };
 }
 
-export interface DocumentFields {
-  publicKey?: Uint8Array | null;
-  userData?: Uint8Array | null;
-  nonce?: Uint8Array | null;
-  timestamp?: number;
-  pcrs?: Map<number, Uint8Array>;
+export type DocumentFields = NitroDocumentFields;
+
+export const PCR0 = Buffer.from(EMULATED_PCRS.get(0)!);
+
+/** The emulators' signer for `ca`: its leaf key and certificate, bundle `[root, intermediate]`. */
+export function signerOf(ca: TestCa): NitroSigner {
+  return { key: ca.leafKey, certificate: ca.leafDer, cabundle: [ca.rootDer, ca.intermediateDer] };
 }
 
-export const PCR0 = Buffer.alloc(48, 0xa0);
-
-/** A COSE_Sign1 Nitro-shaped document signed by `ca`'s leaf (or `signWith`). */
+/** A COSE_Sign1 Nitro-shaped document signed by `ca`'s leaf (or `signWith`), PCR0..2 as the NSM emulator sends. */
 export function makeDocument(ca: TestCa, fields: DocumentFields = {}, signWith: KeyObject = ca.leafKey): Uint8Array {
-  const payload = new Map<string, unknown>([
-    ['module_id', 'i-0123456789abcdef0-enc0123456789abcdef'],
-    ['digest', 'SHA384'],
-    ['timestamp', fields.timestamp ?? Date.now()],
-    ['pcrs', fields.pcrs ?? new Map([[0, PCR0], [1, Buffer.alloc(48, 1)], [2, Buffer.alloc(48, 2)]])],
-    ['certificate', ca.leafDer],
-    ['cabundle', [ca.rootDer, ca.intermediateDer]],
-    ['public_key', fields.publicKey === undefined ? null : fields.publicKey],
-    ['user_data', fields.userData === undefined ? null : fields.userData],
-    ['nonce', fields.nonce === undefined ? null : fields.nonce],
-  ]);
-  const protectedHeader = encoder.encode(new Map([[1, -35]]));
-  const body = encoder.encode(payload);
-  const toBeSigned = encoder.encode(['Signature1', protectedHeader, new Uint8Array(0), body]);
-  const signature = sign('sha384', toBeSigned, { key: signWith, dsaEncoding: 'ieee-p1363' });
-  return encoder.encode([protectedHeader, new Map(), body, signature]);
+  return signNitroDocument(signerOf(ca), fields, signWith);
 }

@@ -15,3 +15,5 @@ export { startGcpKmsEmulator, CorruptionController, KmsError, KmsState } from '.
 export type { GcpKmsEmulator, GcpKmsEmulatorOptions, GcpKmsCounters, CorruptionSettings, CorruptionMode } from './gcp-kms/index.js';
 export { startAzureKeyVaultEmulator, createSelfSignedCertificate, KvError } from './azure-kv/index.js';
 export type { AzureKeyVaultEmulator, AzureKeyVaultEmulatorOptions, AzureKvCounters, AccessPolicy, SelfSignedCertificate } from './azure-kv/index.js';
+export { startNsmEmulator, buildNsmDeviceShim, signNitroDocument, EMULATED_PCRS, NSM_FIELD_LIMITS } from './nsm/index.js';
+export type { NsmEmulator, NsmEmulatorOptions, NsmFaults, NsmErrorCode, NitroSigner, NitroDocumentFields } from './nsm/index.js';
