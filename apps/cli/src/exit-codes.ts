@@ -39,7 +39,8 @@ export type CliErrorCode =
   | 'UNSUPPORTED'
   | 'NO_STORE'
   | 'KEY_DESTROYED'
-  | 'EDIT_FAILED';
+  | 'EDIT_FAILED'
+  | 'THRESHOLD_NOT_MET';
 
 /** Every code the CLI may print in `[CODE]` / `{"error":{"code"}}`. */
 export type ErrorCode = KeyfoldErrorCode | CliErrorCode;
@@ -90,6 +91,9 @@ const CLI_EXIT: Readonly<Record<CliErrorCode, ExitCode>> = {
   KEY_DESTROYED: ExitCode.INTEGRITY,
   // `secrets edit`: the editor failed or the edited file does not parse; the encrypted file was left as it was.
   EDIT_FAILED: ExitCode.FAILURE,
+  // `secrets`: a key-group file whose available providers cover fewer groups than its threshold: like a wrong key,
+  // the file cannot be opened here (decided from its public metadata, never from a cryptographic check).
+  THRESHOLD_NOT_MET: ExitCode.INTEGRITY,
 };
 
 /** An error raised by the CLI itself, with its own code (and so its own exit status). */

@@ -12,6 +12,32 @@ const FORMAT: OptionSpec = {
   description: 'file format (default: from the extension: .env*, .json, .yaml/.yml, .toml)',
 };
 const IN_PLACE: OptionSpec = { type: 'boolean', short: 'w', description: 'rewrite FILE (atomically: temporary file + rename) instead of printing' };
+const ADD_PROVIDER_DIR: OptionSpec = {
+  type: 'string',
+  multiple: true,
+  valueName: 'DIR',
+  description: 'another keyfold configuration directory whose provider may open FILE (repeatable)',
+};
+const KEY_GROUP: OptionSpec = {
+  type: 'string',
+  multiple: true,
+  valueName: 'DIR[,DIR...]',
+  description:
+    'one key group: the keyfold configuration directories whose providers each open that group\'s share of the data ' +
+    'key; repeat once per group (overrides key_groups of .keyfold.yaml)',
+};
+const SHAMIR_THRESHOLD: OptionSpec = {
+  type: 'string',
+  valueName: 'K',
+  description: 'how many key groups together open the file: 1 to the number of groups (default: all; overrides shamir_threshold)',
+};
+const KEY_GROUPS_NOTE =
+  'Key groups (k of n): with --key-group (or key_groups in .keyfold.yaml) the data key is split into one Shamir ' +
+  'share per group, and any K groups (--shamir-threshold, shamir_threshold; default all) open the file. Every ' +
+  'provider of every group must open before anything is written.';
+const OPEN_NOTE =
+  'A key-group file is opened with every provider available here among the configured one, --add-provider-dir, ' +
+  'and the key_groups of .keyfold.yaml; fewer groups than its threshold exits 3 (THRESHOLD_NOT_MET).';
 const FILE_NOTE =
   'FILE is never modified when the command fails. A wrong key, a tampered value or MAC exit 3 (DECRYPT_FAILED, ' +
   'INTEGRITY_FAILED); a malformed file exits 3 (FORMAT_INVALID).';
@@ -19,33 +45,49 @@ const FILE_NOTE =
 const encrypt: CommandSpec = {
   name: 'secrets encrypt',
   summary: 'encrypt the values of a config file (keys and layout stay readable)',
-  usage: 'keyfold secrets encrypt FILE [--in-place] [--format F] [--dir DIR] [--json]',
+  usage:
+    'keyfold secrets encrypt FILE [--in-place] [--key-group DIR[,DIR...]]... [--shamir-threshold K] ' +
+    '[--add-provider-dir DIR]... [--format F] [--dir DIR] [--json]',
   description: [
     'Encrypts every value (or those the .keyfold.yaml rules file, searched from the directory of FILE upwards, ' +
       'selects) under a new data key wrapped by the configured provider, and prints the encrypted file. With ' +
       '--in-place FILE is replaced. Re-encrypting an already encrypted FILE in place keeps the ciphertext of unchanged ' +
-      'values. Plaintext values that look secret are warned about on stderr.',
+      'values, and its data key and key groups (change those with secrets rotate). Plaintext values that look ' +
+      'secret are warned about on stderr.',
+    KEY_GROUPS_NOTE,
     FILE_NOTE,
   ],
-  options: { 'in-place': IN_PLACE, format: FORMAT },
+  options: {
+    'in-place': IN_PLACE,
+    'key-group': KEY_GROUP,
+    'shamir-threshold': SHAMIR_THRESHOLD,
+    'add-provider-dir': ADD_PROVIDER_DIR,
+    format: FORMAT,
+  },
   positionals: true,
-  examples: ['keyfold secrets encrypt .env --in-place', 'keyfold secrets encrypt config.yaml > config.enc.yaml'],
+  examples: [
+    'keyfold secrets encrypt .env --in-place',
+    'keyfold secrets encrypt config.yaml > config.enc.yaml',
+    'keyfold secrets encrypt .env --in-place --key-group /etc/kf-kms --key-group /etc/kf-vault --key-group ~/kf-offline --shamir-threshold 2',
+  ],
   load: () => import('./commands/secrets-encrypt.js'),
 };
 
 const decrypt: CommandSpec = {
   name: 'secrets decrypt',
   summary: 'print the decrypted file (or one value)',
-  usage: 'keyfold secrets decrypt FILE [--in-place | --extract PATH] [--format F] [--dir DIR]',
+  usage: 'keyfold secrets decrypt FILE [--in-place | --extract PATH] [--add-provider-dir DIR]... [--format F] [--dir DIR]',
   description: [
     'Verifies the file MAC, then prints the plaintext file (exactly what was encrypted) to stdout. --extract prints ' +
       'one value (a dotted path: db.password, 0.data.token for a YAML multi-document file). --in-place writes the ' +
       'plaintext back to FILE.',
+    OPEN_NOTE,
     FILE_NOTE,
   ],
   options: {
     'in-place': IN_PLACE,
     extract: { type: 'string', valueName: 'PATH', description: 'print only this value (dotted path)' },
+    'add-provider-dir': ADD_PROVIDER_DIR,
     format: FORMAT,
   },
   positionals: true,
@@ -56,14 +98,15 @@ const decrypt: CommandSpec = {
 const edit: CommandSpec = {
   name: 'secrets edit',
   summary: 'edit an encrypted file in $EDITOR',
-  usage: 'keyfold secrets edit FILE [--format F] [--dir DIR]',
+  usage: 'keyfold secrets edit FILE [--add-provider-dir DIR]... [--format F] [--dir DIR]',
   description: [
     'Decrypts FILE into a private temporary file (mode 0600, in a new 0700 directory under $TMPDIR), runs $EDITOR ' +
       '(else $VISUAL, else vi), then re-encrypts, keeping the ciphertext of unchanged values. The temporary file is ' +
       'overwritten with zeros and deleted in every case (editor failure, Ctrl-C, kill). An edited file that no ' +
       'longer parses, or an editor that exits non-zero, leaves FILE untouched (exit 1).',
+    OPEN_NOTE,
   ],
-  options: { format: FORMAT },
+  options: { 'add-provider-dir': ADD_PROVIDER_DIR, format: FORMAT },
   positionals: true,
   examples: ['EDITOR=nano keyfold secrets edit .env'],
   load: () => import('./commands/secrets-edit.js'),
@@ -72,7 +115,7 @@ const edit: CommandSpec = {
 const set: CommandSpec = {
   name: 'secrets set',
   summary: 'set one value of an encrypted file',
-  usage: 'keyfold secrets set FILE PATH [VALUE | --stdin | --from-file F] [--format F] [--dir DIR]',
+  usage: 'keyfold secrets set FILE PATH [VALUE | --stdin | --from-file F] [--add-provider-dir DIR]... [--format F] [--dir DIR]',
   description: [
     'The value comes from the argument (visible in the process list and shell history), --stdin (one trailing ' +
       'newline removed) or --from-file. Strings only. PATH is dotted (a.b.c). JSON is re-indented; YAML keeps its ' +
@@ -82,6 +125,7 @@ const set: CommandSpec = {
   options: {
     stdin: { type: 'boolean', description: 'read the value from stdin' },
     'from-file': { type: 'string', valueName: 'F', description: 'read the value from file F' },
+    'add-provider-dir': ADD_PROVIDER_DIR,
     format: FORMAT,
   },
   positionals: true,
@@ -92,9 +136,9 @@ const set: CommandSpec = {
 const unset: CommandSpec = {
   name: 'secrets unset',
   summary: 'remove one value from an encrypted file',
-  usage: 'keyfold secrets unset FILE PATH [--format F] [--dir DIR]',
+  usage: 'keyfold secrets unset FILE PATH [--add-provider-dir DIR]... [--format F] [--dir DIR]',
   description: ['Removes the value at the dotted PATH (.env, JSON, YAML, TOML); a missing PATH exits 1.'],
-  options: { format: FORMAT },
+  options: { 'add-provider-dir': ADD_PROVIDER_DIR, format: FORMAT },
   positionals: true,
   examples: ['keyfold secrets unset .env OLD_TOKEN'],
   load: () => import('./commands/secrets-set.js'),
@@ -103,7 +147,7 @@ const unset: CommandSpec = {
 const exec: CommandSpec = {
   name: 'secrets exec',
   summary: "run a command with the decrypted values in its environment only",
-  usage: 'keyfold secrets exec FILE [--pristine] [--format F] [--dir DIR] -- COMMAND [ARGS...]',
+  usage: 'keyfold secrets exec FILE [--pristine] [--add-provider-dir DIR]... [--format F] [--dir DIR] -- COMMAND [ARGS...]',
   description: [
     "The values are added to the child's environment (never to keyfold's own, never written to disk); the child " +
       "inherits stdin/stdout/stderr and keyfold exits with the child's status (128 + signal number when it was " +
@@ -111,7 +155,11 @@ const exec: CommandSpec = {
       '(db.password -> db_password). --pristine gives the child only the secrets plus PATH (so the command can be ' +
       'found); nothing else of the environment.',
   ],
-  options: { pristine: { type: 'boolean', description: 'the child gets only the secrets and PATH' }, format: FORMAT },
+  options: {
+    pristine: { type: 'boolean', description: 'the child gets only the secrets and PATH' },
+    'add-provider-dir': ADD_PROVIDER_DIR,
+    format: FORMAT,
+  },
   positionals: true,
   examples: ['keyfold secrets exec .env -- node server.js', 'keyfold secrets exec .env --pristine -- env'],
   load: () => import('./commands/secrets-exec.js'),
@@ -120,10 +168,24 @@ const exec: CommandSpec = {
 const rotate: CommandSpec = {
   name: 'secrets rotate',
   summary: 'new data key: re-encrypt every value (FILE rewritten in place)',
-  usage: 'keyfold secrets rotate FILE [--format F] [--dir DIR] [--json]',
-  description: ['Every value gets a new ciphertext under a new data key, wrapped by the same providers (those given).'],
-  options: { format: FORMAT },
+  usage:
+    'keyfold secrets rotate FILE [--key-group DIR[,DIR...]]... [--shamir-threshold K] [--add-provider-dir DIR]... ' +
+    '[--format F] [--dir DIR] [--json]',
+  description: [
+    'Every value gets a new ciphertext under a new data key. The new key is split over the key groups of ' +
+      '--key-group (else key_groups of .keyfold.yaml) when there are any; else it is wrapped by the configured ' +
+      'provider plus those of --add-provider-dir. A key-group file needs groups to rotate to (the same or new ones).',
+    KEY_GROUPS_NOTE,
+    OPEN_NOTE,
+  ],
+  options: {
+    'key-group': KEY_GROUP,
+    'shamir-threshold': SHAMIR_THRESHOLD,
+    'add-provider-dir': ADD_PROVIDER_DIR,
+    format: FORMAT,
+  },
   positionals: true,
+  examples: ['keyfold secrets rotate .env', 'keyfold secrets rotate .env --key-group kf-a,kf-b --key-group kf-c --shamir-threshold 1'],
   load: () => import('./commands/secrets-keys.js'),
 };
 
@@ -135,7 +197,8 @@ const updatekeys: CommandSpec = {
     'The rules file does not list providers, so the set of providers is: the one configured in --dir (or ' +
       '$KEYFOLD_DIR, ./.keyfold) plus the provider of every other keyfold configuration directory given with ' +
       '--add-provider-dir. Any of them must open the file now; afterwards exactly these wrap its data key (others ' +
-      'are removed). Values are untouched.',
+      'are removed). Values are untouched. A key-group file is refused (UNSUPPORTED): its data key is split into ' +
+      'shares, so change its groups with secrets rotate --key-group.',
   ],
   options: {
     'add-provider-dir': {
@@ -153,7 +216,7 @@ const updatekeys: CommandSpec = {
 
 const status: CommandSpec = {
   name: 'secrets status',
-  summary: 'which values are encrypted and which providers open the file (no key access)',
+  summary: 'which values are encrypted and which providers (or key groups) open the file (no key access)',
   usage: 'keyfold secrets status FILE [--format F] [--json]',
   description: ['Reads the metadata only: no provider, passphrase or key is needed, nothing is decrypted.'],
   options: { format: FORMAT },

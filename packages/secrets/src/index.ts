@@ -15,8 +15,8 @@ export type { EncryptOptions, EncryptResult, SecretsFileInfo, SecretsFileOptions
 export type { KeyGroups, KeyOptions } from './data-key.js';
 export { loadSecrets } from './store.js';
 export type { LoadSecretsOptions, SecretStore, SecretsSource } from './store.js';
-export { parseRulesFile, globToRegExp, findRulesFile, RULES_FILE_NAME } from './rules.js';
-export type { EncryptionRule, RulesFile, SecretWarning, SelectionOptions } from './rules.js';
+export { parseRulesFile, globToRegExp, findRulesFile, RULES_FILE_NAME, MAX_KEY_GROUPS } from './rules.js';
+export type { EncryptionRule, KeyGroupRefs, RulesFile, SecretWarning, SelectionOptions } from './rules.js';
 export { formatFromFileName } from './formats/index.js';
 export type { SecretValue, SecretsFormat } from './formats/types.js';
 export { DOTENV_META_PREFIX } from './formats/dotenv.js';

@@ -97,9 +97,64 @@ export function secretLooking(path: SecretPath, value: unknown): string | undefi
   return undefined;
 }
 
+/**
+ * The k-of-n key groups a `.keyfold.yaml` rules file declares, as provider *references*: opaque, non-empty strings
+ * that the caller resolves to `KeyProvider`s (the `keyfold` CLI: keyfold configuration directories, relative to the
+ * rules file's directory) before passing `keyGroups` to `encryptSecrets` / `rotateDataKey`. The library never
+ * resolves them itself, and spreading a {@link RulesFile} into `encryptSecrets` options ignores them.
+ */
+export interface KeyGroupRefs {
+  /** How many groups together open a file: 1 to `groups.length` (default in the file: every group). */
+  threshold: number;
+  /** One list of provider references per group (any one provider of a group opens that group's share). */
+  groups: string[][];
+}
+
 /** The parsed `.keyfold.yaml` rules file. */
 export interface RulesFile extends SelectionOptions {
   rules: EncryptionRule[];
+  /** `key_groups` (+ `shamir_threshold`), when the file declares them. */
+  keyGroupRefs?: KeyGroupRefs;
+}
+
+/** Most key groups a file can have: one Shamir share per group, x = 1..255 in GF(2^8). */
+export const MAX_KEY_GROUPS = 255;
+
+function parseKeyGroupRefs(d: Record<string, unknown>): KeyGroupRefs | undefined {
+  const raw = d.key_groups;
+  const t = d.shamir_threshold;
+  if (raw === undefined || raw === null) {
+    if (t !== undefined) throw new ConfigError('.keyfold.yaml: shamir_threshold needs key_groups (a list of provider lists)');
+    return undefined;
+  }
+  if (!Array.isArray(raw) || raw.length === 0) {
+    throw new ConfigError('.keyfold.yaml: key_groups must be a non-empty list of groups, each a list of providers');
+  }
+  if (raw.length > MAX_KEY_GROUPS) throw new ConfigError(`.keyfold.yaml: key_groups has ${raw.length} groups; at most ${MAX_KEY_GROUPS}`);
+  const seen = new Map<string, number>();
+  const groups = raw.map((g: unknown, i): string[] => {
+    if (!Array.isArray(g)) throw new ConfigError(`.keyfold.yaml: key_groups[${i}] must be a list of providers`);
+    if (g.length === 0) throw new ConfigError(`.keyfold.yaml: key_groups[${i}] is empty: every group needs at least one provider`);
+    return g.map((ref: unknown, j): string => {
+      if (typeof ref !== 'string' || ref.trim() === '') {
+        throw new ConfigError(`.keyfold.yaml: key_groups[${i}][${j}] must be a non-empty string (a provider reference)`);
+      }
+      const other = seen.get(ref);
+      if (other !== undefined) {
+        // One provider in two groups would open two shares: the threshold would not mean what it says.
+        throw new ConfigError(`.keyfold.yaml: ${JSON.stringify(ref)} appears in key_groups[${other}] and key_groups[${i}]; a provider belongs to one group only`);
+      }
+      seen.set(ref, i);
+      return ref;
+    });
+  });
+  const threshold = t ?? groups.length;
+  if (typeof threshold !== 'number' || !Number.isInteger(threshold) || threshold < 1 || threshold > groups.length) {
+    throw new ConfigError(
+      `.keyfold.yaml: shamir_threshold must be a whole number from 1 to ${groups.length} (the number of key groups); got ${JSON.stringify(threshold)}`,
+    );
+  }
+  return { threshold, groups };
 }
 
 /**
@@ -111,8 +166,14 @@ export interface RulesFile extends SelectionOptions {
  *     encrypt: false
  *   - regex: "^data\\."
  *     encrypt: true
+ * key_groups:            # optional: k-of-n key groups, as provider references (see KeyGroupRefs)
+ *   - [kms-eu]
+ *   - [vault, hsm]
+ *   - [offline]
+ * shamir_threshold: 2    # default: every group
  * ```
- * @throws ConfigError when the file is not of that shape
+ * @throws ConfigError when the file is not of that shape (also: an empty group, a reference in two groups, a
+ *   threshold outside 1..number of groups, a threshold without groups)
  * @example
  * ```ts
  * const selection = parseRulesFile(await readFile('.keyfold.yaml', 'utf8'));
@@ -148,7 +209,12 @@ export function parseRulesFile(text: string): RulesFile {
   });
   const suffix = d.unencrypted_suffix;
   if (suffix !== undefined && typeof suffix !== 'string') throw new ConfigError('.keyfold.yaml: unencrypted_suffix must be a string');
-  return suffix === undefined ? { rules } : { rules, unencryptedSuffix: suffix };
+  const keyGroupRefs = parseKeyGroupRefs(d);
+  return {
+    rules,
+    ...(suffix === undefined ? {} : { unencryptedSuffix: suffix }),
+    ...(keyGroupRefs === undefined ? {} : { keyGroupRefs }),
+  };
 }
 
 /** Name of the rules file {@link findRulesFile} looks for. */

@@ -26,7 +26,7 @@ describe('hostile input', () => {
 describe('rules file parser', () => {
   it('returns rules or throws CONFIG_INVALID for any text', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.constantFrom('rules: 1', 'rules:\n  - regex: "("', 'rules:\n  - path: a\n    encrypt: yes', '- a', 'unencrypted_suffix: 1')), (text) => {
+      fc.property(fc.oneof(fc.string(), fc.constantFrom('rules: 1', 'rules:\n  - regex: "("', 'rules:\n  - path: a\n    encrypt: yes', '- a', 'unencrypted_suffix: 1', 'key_groups: [[a], []]', 'key_groups: [[a]]\nshamir_threshold: 2', 'key_groups: {a: 1}', 'shamir_threshold: x')), (text) => {
         try {
           const r = parseRulesFile(text);
           expect(Array.isArray(r.rules)).toBe(true);

@@ -37,6 +37,34 @@ rules:
   });
 });
 
+describe('key_groups in the rules file', () => {
+  it('parses groups of provider references and the threshold (default: every group)', () => {
+    const r = parseRulesFile('key_groups:\n  - [kf-a]\n  - [kf-b, ../kf-c]\n  - [kf-d]\nshamir_threshold: 2\n');
+    expect(r.keyGroupRefs).toEqual({ threshold: 2, groups: [['kf-a'], ['kf-b', '../kf-c'], ['kf-d']] });
+    expect(r.rules).toEqual([]);
+    expect(parseRulesFile('key_groups:\n  - [a]\n  - [b]\n').keyGroupRefs).toEqual({ threshold: 2, groups: [['a'], ['b']] });
+    expect(parseRulesFile('rules: []\n').keyGroupRefs).toBeUndefined();
+  });
+
+  it.each([
+    ['threshold above the number of groups', 'key_groups: [[a], [b]]\nshamir_threshold: 3\n', /shamir_threshold must be a whole number from 1 to 2/],
+    ['threshold 0', 'key_groups: [[a], [b]]\nshamir_threshold: 0\n', /shamir_threshold must be a whole number from 1 to 2/],
+    ['threshold not an integer', 'key_groups: [[a], [b]]\nshamir_threshold: 1.5\n', /shamir_threshold must be a whole number/],
+    ['threshold a string', 'key_groups: [[a], [b]]\nshamir_threshold: "2"\n', /shamir_threshold must be a whole number/],
+    ['threshold without groups', 'shamir_threshold: 1\n', /shamir_threshold needs key_groups/],
+    ['an empty group', 'key_groups: [[a], []]\nshamir_threshold: 1\n', /key_groups\[1\] is empty/],
+    ['no groups', 'key_groups: []\n', /non-empty list of groups/],
+    ['a group that is not a list', 'key_groups: [a, b]\n', /key_groups\[0\] must be a list/],
+    ['an empty reference', 'key_groups: [[a], [""]]\n', /key_groups\[1\]\[0\] must be a non-empty string/],
+    ['a non-string reference', 'key_groups: [[a], [1]]\n', /key_groups\[1\]\[0\] must be a non-empty string/],
+    ['a provider in two groups', 'key_groups: [[a], [b, a]]\n', /appears in key_groups\[0\] and key_groups\[1\]/],
+    ['more than 255 groups', `key_groups: [${Array.from({ length: 256 }, (_, i) => `[p${i}]`).join(', ')}]\n`, /at most 255/],
+  ])('refuses %s with CONFIG_INVALID', (_, text, message) => {
+    expect(() => parseRulesFile(text)).toThrow(message);
+    expect(() => parseRulesFile(text)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }) as Error);
+  });
+});
+
 describe('findRulesFile', () => {
   it('finds the nearest .keyfold.yaml up the tree, or none', async () => {
     const root = mkdtempSync(join(tmpdir(), 'keyfold-rules-'));

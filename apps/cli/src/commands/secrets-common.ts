@@ -6,12 +6,21 @@
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { KeyProvider } from '@keyfold/envelope-core';
-import { encryptSecrets, findRulesFile, formatFromFileName, inspectSecrets, type RulesFile, type SecretsFormat } from '@keyfold/secrets';
+import {
+  encryptSecrets,
+  findRulesFile,
+  formatFromFileName,
+  inspectSecrets,
+  type KeyGroups,
+  type RulesFile,
+  type SecretsFileInfo,
+  type SecretsFormat,
+} from '@keyfold/secrets';
 import type { CommandContext } from '../command.js';
-import { withProvider } from '../config.js';
 import { UsageError } from '../exit-codes.js';
 import { AtomicFile, ioError, writeAll } from '../io.js';
 import { printable } from '../output.js';
+import { ProviderPool, withKeyGroupProviders } from './secrets-key-groups.js';
 
 const FORMATS: readonly SecretsFormat[] = ['dotenv', 'json', 'yaml', 'toml'];
 
@@ -48,9 +57,41 @@ export async function readText(path: string): Promise<string> {
   }
 }
 
-/** Runs `fn` with the configured provider (closed afterwards). */
-export function withProviders<T>(ctx: CommandContext, fn: (providers: KeyProvider[]) => Promise<T>): Promise<T> {
-  return withProvider(ctx, (provider) => fn([provider]));
+/** FILE's metadata (no key access), or undefined when it is not a keyfold-encrypted file. */
+export function inspectOrUndefined(content: string, format: SecretsFormat): SecretsFileInfo | undefined {
+  try {
+    return inspectSecrets(content, { format });
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Runs `fn` with the providers that open FILE (`content`), all closed afterwards; `pool` lets `fn` open more
+ * (key groups to seal under). A file with one data key: the configured provider plus those of
+ * `--add-provider-dir` (each must open). A key-group file: every provider available here among the configured
+ * one, `--add-provider-dir`, `--key-group` and the rules file's `key_groups` (see `withKeyGroupProviders`).
+ */
+export async function withFileProviders<T>(
+  ctx: CommandContext,
+  file: string,
+  content: string,
+  format: SecretsFormat,
+  fn: (providers: KeyProvider[], pool: ProviderPool) => Promise<T>,
+): Promise<T> {
+  const pool = new ProviderPool(ctx);
+  try {
+    const groups = inspectOrUndefined(content, format)?.keyGroups;
+    if (groups !== undefined) return await withKeyGroupProviders(ctx, pool, file, groups, (providers) => fn(providers, pool));
+    const providers = [await pool.open(ctx.dir)];
+    for (const dir of ctx.args.list('add-provider-dir')) {
+      const p = await pool.open(dir);
+      if (!providers.includes(p)) providers.push(p);
+    }
+    return await fn(providers, pool);
+  } finally {
+    await pool.close();
+  }
 }
 
 /** Replaces `path` with `content` atomically, keeping its permission bits (0600 for a new file). */
@@ -73,12 +114,7 @@ export async function replaceFile(path: string, content: string): Promise<void> 
 
 /** True when `content` already carries keyfold metadata (an encrypted file). */
 export function isEncrypted(content: string, format: SecretsFormat): boolean {
-  try {
-    inspectSecrets(content, { format });
-    return true;
-  } catch {
-    return false;
-  }
+  return inspectOrUndefined(content, format) !== undefined;
 }
 
 /** The selection options of the `.keyfold.yaml` rules file found from FILE's directory upwards (none: encrypt all). */
@@ -88,7 +124,8 @@ export async function rulesFor(file: string): Promise<RulesFile | undefined> {
 
 /**
  * Encrypts `plain` (FILE's new plaintext) with `previous` (FILE's current encrypted text, if any) so unchanged values
- * keep their ciphertext. Warnings go to stderr (paths only, never values).
+ * keep their ciphertext (and its data key, key groups included); without `previous`, a new data key is sealed under
+ * `keyGroups` when given, else under `providers`. Warnings go to stderr (paths only, never values).
  */
 export async function encryptText(
   ctx: CommandContext,
@@ -97,13 +134,16 @@ export async function encryptText(
   format: SecretsFormat,
   providers: KeyProvider[],
   previous: string | undefined,
+  keyGroups?: KeyGroups,
 ): Promise<string> {
   const rules = await rulesFor(file);
   const result = await encryptSecrets(plain, {
     format,
     providers,
-    ...(rules === undefined ? {} : rules),
+    ...(rules === undefined ? {} : { rules: rules.rules }),
+    ...(rules?.unencryptedSuffix === undefined ? {} : { unencryptedSuffix: rules.unencryptedSuffix }),
     ...(previous === undefined ? {} : { previous }),
+    ...(keyGroups === undefined || previous !== undefined ? {} : { keyGroups }),
   });
   for (const w of result.warnings) ctx.out.note(`warning: ${printable(w.path)}: ${printable(w.message)}`);
   return result.content;

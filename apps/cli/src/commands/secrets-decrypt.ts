@@ -6,7 +6,7 @@
 import { decryptSecrets, loadSecrets } from '@keyfold/secrets';
 import type { CommandContext } from '../command.js';
 import { CliError, UsageError } from '../exit-codes.js';
-import { formatOf, positionalArgs, readText, replaceFile, withProviders } from './secrets-common.js';
+import { formatOf, positionalArgs, readText, replaceFile, withFileProviders } from './secrets-common.js';
 
 export async function run(ctx: CommandContext): Promise<number | undefined> {
   const { file } = positionalArgs(ctx, 1, 1, 'FILE');
@@ -17,7 +17,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   if (ctx.out.json && !inPlace) throw new UsageError('--json needs --in-place: stdout carries the plaintext', ctx.name);
   const content = await readText(file);
   if (extract !== undefined) {
-    const value = await withProviders(ctx, async (providers) => {
+    const value = await withFileProviders(ctx, file, content, format, async (providers) => {
       const store = await loadSecrets({ content, format }, { providers, format });
       try {
         if (store.has(extract)) return store.get(extract) ?? '';
@@ -31,7 +31,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
     ctx.stdout.write(value.endsWith('\n') ? value : `${value}\n`);
     return undefined;
   }
-  const plain = await withProviders(ctx, (providers) => decryptSecrets(content, { format, providers }));
+  const plain = await withFileProviders(ctx, file, content, format, (providers) => decryptSecrets(content, { format, providers }));
   if (!inPlace) {
     ctx.stdout.write(plain);
     return undefined;

@@ -12,7 +12,7 @@ import { basename, join } from 'node:path';
 import { decryptSecrets } from '@keyfold/secrets';
 import type { CommandContext } from '../command.js';
 import { CliError, errorCodeFor } from '../exit-codes.js';
-import { encryptText, formatOf, positionalArgs, readText, replaceFile, withProviders } from './secrets-common.js';
+import { encryptText, formatOf, positionalArgs, readText, replaceFile, withFileProviders } from './secrets-common.js';
 
 /** Overwrites every regular file under `dir` with zeros, then removes `dir`. Synchronous: usable in signal handlers. */
 export function wipeDir(dir: string): void {
@@ -66,7 +66,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   const content = await readText(file);
   const editor = [ctx.env.EDITOR, ctx.env.VISUAL].find((e) => e !== undefined && e.trim() !== '') ?? 'vi';
 
-  const result = await withProviders(ctx, async (providers) => {
+  const result = await withFileProviders(ctx, file, content, format, async (providers) => {
     const plain = await decryptSecrets(content, { format, providers });
     const base = ctx.env.TMPDIR !== undefined && ctx.env.TMPDIR !== '' ? ctx.env.TMPDIR : tmpdir();
     let dir: string | undefined;

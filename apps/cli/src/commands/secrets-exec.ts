@@ -8,7 +8,7 @@ import { constants } from 'node:os';
 import { loadSecrets } from '@keyfold/secrets';
 import type { CommandContext } from '../command.js';
 import { CliError, UsageError } from '../exit-codes.js';
-import { formatOf, positionalArgs, readText, withProviders } from './secrets-common.js';
+import { formatOf, positionalArgs, readText, withFileProviders } from './secrets-common.js';
 
 /** The environment variable name of a dotted path: every character other than A-Z a-z 0-9 _ becomes `_`. */
 export function envName(path: string): string {
@@ -21,7 +21,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   if (command === undefined) throw new UsageError("give the command after '--': keyfold secrets exec FILE -- COMMAND [ARGS...]", ctx.name);
   const format = formatOf(ctx, file);
   const content = await readText(file);
-  const secrets = await withProviders(ctx, async (providers) => {
+  const secrets = await withFileProviders(ctx, file, content, format, async (providers) => {
     const store = await loadSecrets({ content, format }, { providers, format });
     try {
       const values: Record<string, string> = {};

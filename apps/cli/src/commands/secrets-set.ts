@@ -10,7 +10,7 @@ import { decryptSecrets, editTomlText, editYamlText, FormatError, type SecretsFo
 import type { CommandContext } from '../command.js';
 import { CliError, UsageError } from '../exit-codes.js';
 import { ioError, readAll } from '../io.js';
-import { encryptText, formatOf, positionalArgs, readText, replaceFile, withProviders } from './secrets-common.js';
+import { encryptText, formatOf, positionalArgs, readText, replaceFile, withFileProviders } from './secrets-common.js';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 
@@ -138,7 +138,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   const format = formatOf(ctx, file);
   const value = unset ? undefined : await valueFrom(ctx, rest[1]);
   const content = await readText(file);
-  await withProviders(ctx, async (providers) => {
+  await withFileProviders(ctx, file, content, format, async (providers) => {
     const plain = await decryptSecrets(content, { format, providers });
     const changed = change(format, plain, path, value, ctx.name);
     await replaceFile(file, await encryptText(ctx, file, changed, format, providers, content));
