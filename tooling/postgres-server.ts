@@ -47,7 +47,8 @@ function installPostgres(): void {
   if (r.status !== 0) throw new Error(`apt-get install postgresql failed:\n${String(r.stderr)}`);
 }
 
-function freePort(): Promise<number> {
+/** A 127.0.0.1 port that was free a moment ago (for a server to listen on, or as one nothing listens on). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);

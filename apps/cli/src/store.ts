@@ -10,7 +10,7 @@
  */
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
-import type { Envelope, KeyProvider } from '@keyfold/envelope-core';
+import { ConfigError, ProviderError, type Envelope, type KeyProvider } from '@keyfold/envelope-core';
 import type { KeyStore } from '@keyfold/keystore';
 import type { CommandContext } from './command.js';
 import { loadConfig, openProvider, type LoadedConfig } from './config.js';
@@ -34,6 +34,58 @@ export function postgresConnection(env: NodeJS.ProcessEnv, recorded: string): st
   return recorded;
 }
 
+function hasPassword(connectionString: string): boolean {
+  try {
+    const u = new URL(connectionString);
+    return u.password !== '' || u.searchParams.has('password');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Turns a PostgreSQL store that would not open into an error an operator can act on, where the key store's own
+ * error cannot know the CLI's sources of the URL and password: a server that asks for a password when none was
+ * given (the driver's bare "client password must be a string", which arrives as INTERNAL) is ACCESS_DENIED naming
+ * `KEYFOLD_DATABASE_URL` and `PGPASSWORD`; a database that does not exist (3D000) is CONFIG_INVALID. Either message
+ * also says when `KEYFOLD_DATABASE_URL` was set but not used because it names another database. Any other error
+ * is returned as it is. Messages carry the URL without its password only.
+ */
+export function explainPostgresOpenFailure(err: unknown, env: NodeJS.ProcessEnv, recorded: string, used: string): unknown {
+  const cause = (err as { cause?: unknown }).cause;
+  const causeCode = (cause as { code?: unknown } | undefined)?.code;
+  const causeMessage = cause instanceof Error ? cause.message : '';
+  const fromEnv = env[DATABASE_URL_ENV];
+  let ignored = '';
+  if (fromEnv !== undefined && fromEnv !== '' && used !== fromEnv) {
+    let other: string;
+    try {
+      other = redactUrl(fromEnv);
+    } catch {
+      other = 'a URL that does not parse';
+    }
+    ignored = ` (${DATABASE_URL_ENV} is set but names another database, ${other}, so it was not used)`;
+  }
+  if (causeCode === '3D000') {
+    return new ConfigError(
+      `the key store ${recorded} names a database that does not exist (3D000); create it, or give the URL of an existing one${ignored}`,
+      { cause: err },
+    );
+  }
+  const missingPassword = /client password must be a (non-empty )?string/.test(causeMessage);
+  if (missingPassword && !hasPassword(used) && (env.PGPASSWORD ?? '') === '') {
+    return new ProviderError(
+      'ACCESS_DENIED',
+      `the key store ${recorded} asks for a password and none was given: set ${DATABASE_URL_ENV} to its full URL (with the password), or PGPASSWORD${ignored}`,
+      { cause: err },
+    );
+  }
+  if ((err as { code?: unknown }).code === 'ACCESS_DENIED' && ignored !== '' && err instanceof Error) {
+    return new ProviderError('ACCESS_DENIED', `${err.message}${ignored}`, { cause: err });
+  }
+  return err;
+}
+
 /** Absolute path of an SQLite store. */
 export function sqlitePath(dir: string, cfg: Extract<StoreConfig, { backend: 'sqlite' }>): string {
   return resolve(dir, cfg.path);
@@ -42,7 +94,9 @@ export function sqlitePath(dir: string, cfg: Extract<StoreConfig, { backend: 'sq
 /**
  * Opens the store `cfg` describes (an SQLite file must exist unless `create`).
  * @throws ConfigError when it is missing; PolicyError INSECURE_PERMISSIONS; IntegrityError INTEGRITY_FAILED for a
- *   damaged file; UnsupportedFormatError FORMAT_UNSUPPORTED for a newer schema (nothing written in each case).
+ *   damaged file; UnsupportedFormatError FORMAT_UNSUPPORTED for a newer schema (nothing written in each case);
+ *   for PostgreSQL, ProviderError UNAVAILABLE / ACCESS_DENIED and ConfigError CONFIG_INVALID (see
+ *   {@link explainPostgresOpenFailure}).
  */
 export async function openStoreAt(
   ctx: Pick<CommandContext, 'env'>,
@@ -55,10 +109,12 @@ export async function openStoreAt(
   if (cfg.backend === 'sqlite') {
     return keystore.openSqliteKeyStore({ path: sqlitePath(dir, cfg), create, securityMode: loaded.securityMode });
   }
-  return keystore.openPostgresKeyStore({
-    connectionString: postgresConnection(ctx.env, cfg.url),
-    ...(cfg.schema === undefined ? {} : { schema: cfg.schema }),
-  });
+  const connectionString = postgresConnection(ctx.env, cfg.url);
+  try {
+    return await keystore.openPostgresKeyStore({ connectionString, ...(cfg.schema === undefined ? {} : { schema: cfg.schema }) });
+  } catch (err) {
+    throw explainPostgresOpenFailure(err, ctx.env, cfg.url, connectionString);
+  }
 }
 
 /** The installation's store configuration. @throws CliError NO_STORE when init recorded none. */

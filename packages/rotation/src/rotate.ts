@@ -155,6 +155,15 @@ export async function targetOf(provider: KeyProvider): Promise<KekRef> {
   return { kind: provider.kind, keyId: provider.keyId, version: d.activeVersion };
 }
 
+/**
+ * Lets the event loop run (timers, I/O, signal handlers) before the next batch. With a synchronous store (SQLite)
+ * and an in-process provider (env, file, memory) a batch never waits for I/O, so without this a run would hold the
+ * event loop until it ends: an `AbortSignal` aborted from a Ctrl-C handler or a timer could not stop it.
+ */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /** Runs `fn` over `items` with at most `limit` in flight. */
 export async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -293,6 +302,7 @@ export async function rotateKek(options: RotateKekOptions): Promise<RotationRepo
   let passDidWork = false;
   let aborted = false;
   for (;;) {
+    await yieldToEventLoop();
     if (signal?.aborted) {
       aborted = true;
       break;

@@ -19,7 +19,7 @@ import {
   type SecurityMode,
 } from '@keyfold/envelope-core';
 import { kekName, type KekRef, type KeyStore } from '@keyfold/keystore';
-import { mapLimit, targetOf, type RotationFailure } from './rotate.js';
+import { mapLimit, targetOf, yieldToEventLoop, type RotationFailure } from './rotate.js';
 
 /** A row of a table source. The envelope is binary (BLOB / bytea) or armored text (`kf1.`). */
 export interface EnvelopeRow {
@@ -272,6 +272,7 @@ export async function rewrapEnvelopes(options: RewrapEnvelopesOptions): Promise<
   const failed: { id: string | number; code: string }[] = [];
   try {
     for (let after: string | number | undefined; ; ) {
+      await yieldToEventLoop();
       if (signal?.aborted) {
         aborted = true;
         break;

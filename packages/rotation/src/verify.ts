@@ -5,7 +5,7 @@
  */
 import { KeyfoldError, constantTimeEqual, wipe, type KeyProvider } from '@keyfold/envelope-core';
 import { dataKeyContext, kekName, keyCheckValue, type DataKeyRecord, type KeyStore, type ProviderRef } from '@keyfold/keystore';
-import { mapLimit, type RotationFailure } from './rotate.js';
+import { mapLimit, yieldToEventLoop, type RotationFailure } from './rotate.js';
 
 /**
  * Options of {@link verifyKek}.
@@ -76,6 +76,7 @@ export async function verifyKek(options: VerifyKekOptions): Promise<VerifyKekRep
   const byVersion: Record<string, number> = {};
   let aborted = false;
   for (let after: string | undefined; ; ) {
+    await yieldToEventLoop();
     if (signal?.aborted) {
       aborted = true;
       break;

@@ -116,6 +116,29 @@ describe.each([
     }
   });
 
+  it('an abort from outside the run (a Ctrl-C handler, a timer) stops it after the batch in progress', async () => {
+    const store = await open();
+    const keks = makeKeks();
+    try {
+      const plain = await seedKeys(store, keks.v1, 400);
+      const ac = new AbortController();
+      // Aborted from a macrotask, as a SIGINT handler does: it can only run if the rotation lets the event loop turn.
+      const first = await rotateKek({
+        store,
+        to: keks.v2,
+        batchSize: 100,
+        signal: ac.signal,
+        onProgress: (p) => p.done === 100 && setImmediate(() => ac.abort()),
+      });
+      expect(first).toMatchObject({ aborted: true, rewrapped: 100 });
+      const second = await rotateKek({ store, to: keks.v2, batchSize: 100 });
+      expect(second).toMatchObject({ aborted: false, resumed: true, rewrapped: 300 });
+      expect(await countOpening(store, keks.v2, plain)).toBe(400);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('stops on abort, keeps its checkpoint, and the next run resumes and finishes', async () => {
     const store = await open();
     const keks = makeKeks();

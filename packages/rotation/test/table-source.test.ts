@@ -110,4 +110,25 @@ describe('rewrapEnvelopes dry run and identifiers', () => {
       await table.close();
     }
   });
+
+  it('an abort from outside the run (a Ctrl-C handler, a timer) stops it after the batch in progress', async () => {
+    const keks = makeKeks();
+    const table = await sqliteTable(keks, false);
+    try {
+      const ac = new AbortController();
+      const report = await rewrapEnvelopes({
+        source: table.source,
+        to: keks.v2,
+        from: [keks.v1],
+        batchSize: 40,
+        signal: ac.signal,
+        onProgress: (p) => p.scanned === 40 && setImmediate(() => ac.abort()),
+      });
+      expect(report).toMatchObject({ aborted: true, scanned: 40, rewrapped: 40 });
+      const moved = (await table.read()).filter((r) => inspectEnvelope(r.env).wrappedKeys[0]?.keyVersion === '2');
+      expect(moved).toHaveLength(40);
+    } finally {
+      await table.close();
+    }
+  });
 });

@@ -34,6 +34,25 @@ describe('verifyKek', () => {
       await store.close();
     }
   });
+
+  it('an abort from outside the run (a Ctrl-C handler, a timer) stops it after the page in progress', async () => {
+    const store = await sqliteStore();
+    const keks = makeKeks();
+    try {
+      await seedKeys(store, keks.v1, 300);
+      const ac = new AbortController();
+      const report = await verifyKek({
+        store,
+        providers: [keks.v1],
+        batchSize: 100,
+        signal: ac.signal,
+        onProgress: (p) => p.checked === 100 && setImmediate(() => ac.abort()),
+      });
+      expect(report).toMatchObject({ aborted: true, checked: 100, ok: 100, failed: [] });
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 describe('retireKekVersion', () => {
