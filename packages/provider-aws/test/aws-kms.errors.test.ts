@@ -4,22 +4,12 @@
  */
 import { KMSClient } from '@aws-sdk/client-kms';
 import { describe, expect, it } from 'vitest';
-import { isKeyfoldError, type KeyfoldError } from '@keyfold/envelope-core';
+import { keyfoldRejectionOf } from '@keyfold/conformance';
 import { createAwsKmsProvider, RsaKmsProvider, SymmetricKmsProvider } from '../src/index.js';
 import { CREDENTIALS, freshProvider, kmsEmulator, randomKey } from './helpers.js';
 
 const emu = await kmsEmulator();
 const base = { region: emu.region, endpoint: emu.url, credentials: CREDENTIALS };
-
-async function rejection(p: Promise<unknown>): Promise<KeyfoldError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isKeyfoldError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected the call to fail');
-}
 
 function client(): KMSClient {
   return new KMSClient({ region: emu.region, endpoint: emu.url, credentials: CREDENTIALS });
@@ -60,7 +50,7 @@ describe('aws-kms key resolution', () => {
 
 describe('aws-kms error mapping', () => {
   it('unknown key or alias: KEY_NOT_FOUND at creation, with the SDK error as cause', async () => {
-    const err = await rejection(createAwsKmsProvider({ keyId: 'alias/does-not-exist', ...base }));
+    const err = await keyfoldRejectionOf(createAwsKmsProvider({ keyId: 'alias/does-not-exist', ...base }));
     expect(err.code).toBe('KEY_NOT_FOUND');
     expect((err.cause as Error).name).toBe('NotFoundException');
   });
@@ -73,7 +63,7 @@ describe('aws-kms error mapping', () => {
     await kms.send(new DisableKeyCommand({ KeyId: provider.arn }));
     const calls = [() => provider.wrapKey(randomKey(), {}), () => provider.unwrapKey(wrapped, {}), () => provider.generateDataKey({}), () => provider.rewrapKey(wrapped, {})];
     for (const call of calls) {
-      const err = await rejection(call());
+      const err = await keyfoldRejectionOf(call());
       expect(err.code).toBe('KEY_DISABLED');
       expect((err.cause as Error).name).toBe('DisabledException');
     }
@@ -82,7 +72,7 @@ describe('aws-kms error mapping', () => {
     await kms.send(new EnableKeyCommand({ KeyId: provider.arn }));
     expect(await provider.unwrapKey(wrapped, {})).toHaveLength(32);
     await kms.send(new ScheduleKeyDeletionCommand({ KeyId: provider.arn, PendingWindowInDays: 7 }));
-    const pending = await rejection(provider.unwrapKey(wrapped, {}));
+    const pending = await keyfoldRejectionOf(provider.unwrapKey(wrapped, {}));
     expect(pending.code).toBe('KEY_DISABLED');
     expect((pending.cause as Error).name).toBe('KMSInvalidStateException');
     kms.destroy();
@@ -92,7 +82,7 @@ describe('aws-kms error mapping', () => {
   it('access denied: ACCESS_DENIED, not retried', async () => {
     const provider = await freshProvider(emu, 'SYMMETRIC_DEFAULT', { credentials: { ...CREDENTIALS, accessKeyId: 'AKIDREVOKEDLATER' } });
     emu.denyAccessKey('AKIDREVOKEDLATER');
-    const err = await rejection(provider.generateDataKey({}));
+    const err = await keyfoldRejectionOf(provider.generateDataKey({}));
     expect(err.code).toBe('ACCESS_DENIED');
     expect(err.message).toContain(provider.arn);
     expect(provider.resilienceStats()).toMatchObject({ attempts: 1, retries: 0 });
@@ -103,7 +93,7 @@ describe('aws-kms error mapping', () => {
     const a = await freshProvider(emu);
     const b = await freshProvider(emu);
     const w = await a.wrapKey(randomKey(), {});
-    const err = await rejection(b.unwrapKey({ ...w, keyId: b.keyId }, {}));
+    const err = await keyfoldRejectionOf(b.unwrapKey({ ...w, keyId: b.keyId }, {}));
     expect(err.code).toBe('UNWRAP_FAILED');
     expect((err.cause as Error).name).toBe('IncorrectKeyException');
     await a.close();
@@ -112,7 +102,7 @@ describe('aws-kms error mapping', () => {
 
   it('requests signed for another region: ACCESS_DENIED (InvalidSignatureException)', async () => {
     const meta = await emu.createKey();
-    const err = await rejection(createAwsKmsProvider({ ...base, keyId: meta.Arn, region: 'eu-west-1' }));
+    const err = await keyfoldRejectionOf(createAwsKmsProvider({ ...base, keyId: meta.Arn, region: 'eu-west-1' }));
     expect(err.code).toBe('ACCESS_DENIED');
     expect((err.cause as Error).name).toBe('InvalidSignatureException');
   });
@@ -123,7 +113,7 @@ describe('aws-kms error mapping', () => {
     delete process.env.AWS_DEFAULT_REGION;
     process.env.AWS_CONFIG_FILE = '/nonexistent/keyfold-test-config';
     try {
-      const err = await rejection(createAwsKmsProvider({ keyId: 'alias/x', endpoint: emu.url, credentials: CREDENTIALS }));
+      const err = await keyfoldRejectionOf(createAwsKmsProvider({ keyId: 'alias/x', endpoint: emu.url, credentials: CREDENTIALS }));
       expect(err.code).toBe('CONFIG_INVALID');
       expect(err.message).toContain('AWS_REGION');
     } finally {
@@ -143,7 +133,7 @@ describe('aws-kms error mapping', () => {
 
   it('grant tokens are sent with every call, DescribeKey at creation included', async () => {
     const meta = await emu.createKey();
-    const err = await rejection(createAwsKmsProvider({ ...base, keyId: meta.Arn, grantTokens: ['invalid-grant-token'] }));
+    const err = await keyfoldRejectionOf(createAwsKmsProvider({ ...base, keyId: meta.Arn, grantTokens: ['invalid-grant-token'] }));
     expect(err.code).toBe('ACCESS_DENIED');
     expect((err.cause as Error).name).toBe('InvalidGrantTokenException');
     const ok = await createAwsKmsProvider({ ...base, keyId: meta.Arn, grantTokens: ['grant-token-1'] });
@@ -159,7 +149,7 @@ describe('aws-kms with an injected client', () => {
     const provider = await createAwsKmsProvider({ keyId: meta.Arn, client: kms });
     emu.faults.set({ serverErrorRatio: 1, operations: ['GenerateDataKey'] });
     emu.resetCounters();
-    const err = await rejection(provider.generateDataKey({}));
+    const err = await keyfoldRejectionOf(provider.generateDataKey({}));
     expect(err.code).toBe('UNAVAILABLE');
     expect(emu.counters.byOperation.GenerateDataKey).toBe(3); // the SDK's three attempts, no second loop on top
     expect(provider.resilienceStats()).toMatchObject({ attempts: 1, retries: 0 });

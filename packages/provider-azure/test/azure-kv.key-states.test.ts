@@ -6,6 +6,7 @@
 import { inspect } from 'node:util';
 import { KeyClient } from '@azure/keyvault-keys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rejectionOf } from '@keyfold/conformance';
 import { isKeyfoldError } from '@keyfold/envelope-core';
 import { AZURE_KV_KIND, createAzureKeyVaultProvider, type AzureKeyVaultProviderOptions } from '../src/index.js';
 import {
@@ -34,15 +35,6 @@ afterAll(async () => {
   await emu.close();
 });
 
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
-
 function options(keyId: string, extra: Partial<AzureKeyVaultProviderOptions> = {}): AzureKeyVaultProviderOptions {
   return {
     keyId,
@@ -63,14 +55,14 @@ describe('Key Vault: key states', () => {
     const provider = await createAzureKeyVaultProvider(options(`${url}/keys/${name}`));
     const wrapped = await provider.wrapKey(KEY, { a: '1' });
     await admin.updateKeyProperties(name, v1, { enabled: false });
-    const wrapErr = await rejection(provider.wrapKey(KEY, {}));
+    const wrapErr = await rejectionOf(provider.wrapKey(KEY, {}));
     expect(isKeyfoldError(wrapErr, 'KEY_DISABLED')).toBe(true);
     expect((wrapErr as Error).message).toMatch(/disabled/);
     expect((wrapErr as Error).cause).toMatchObject({ statusCode: 403 });
-    const unwrapErr = await rejection(provider.unwrapKey(wrapped, { a: '1' }));
+    const unwrapErr = await rejectionOf(provider.unwrapKey(wrapped, { a: '1' }));
     expect(isKeyfoldError(unwrapErr, 'KEY_DISABLED')).toBe(true);
     // Starting a provider on the disabled version says so too.
-    expect(isKeyfoldError(await rejection(createAzureKeyVaultProvider(options(`${url}/keys/${name}/${v1}`))), 'KEY_DISABLED')).toBe(true);
+    expect(isKeyfoldError(await rejectionOf(createAzureKeyVaultProvider(options(`${url}/keys/${name}/${v1}`))), 'KEY_DISABLED')).toBe(true);
     await admin.updateKeyProperties(name, v1, { enabled: true });
     expect(Buffer.from(await provider.unwrapKey(wrapped, { a: '1' }))).toEqual(Buffer.from(KEY));
     await provider.close();
@@ -85,7 +77,7 @@ describe('Key Vault: key states', () => {
     await admin.updateKeyProperties(name, v1, { enabled: false });
     const fresh = await provider.wrapKey(KEY, {});
     expect(fresh.keyVersion).toBe(v2);
-    expect(isKeyfoldError(await rejection(provider.unwrapKey(old, {})), 'KEY_DISABLED')).toBe(true);
+    expect(isKeyfoldError(await rejectionOf(provider.unwrapKey(old, {})), 'KEY_DISABLED')).toBe(true);
     const d = await provider.describe();
     expect(d.activeVersion).toBe(v2);
     expect(d.versions).toEqual([v2]);
@@ -100,12 +92,12 @@ describe('Key Vault: key states', () => {
     const poller = await admin.beginDeleteKey(name, { intervalInMs: 1 });
     await poller.pollUntilDone();
     for (const call of [() => provider.wrapKey(KEY, {}), () => provider.unwrapKey(wrapped, {}), () => provider.describe()]) {
-      const err = await rejection(call());
+      const err = await rejectionOf(call());
       expect(isKeyfoldError(err, 'KEY_NOT_FOUND')).toBe(true);
       expect((err as Error).message).toMatch(/deleted/);
       expect((err as Error).cause).toMatchObject({ statusCode: 404, code: 'KeyNotFound' });
     }
-    const created = await rejection(createAzureKeyVaultProvider(options(`${url}/keys/${name}`)));
+    const created = await rejectionOf(createAzureKeyVaultProvider(options(`${url}/keys/${name}`)));
     expect(isKeyfoldError(created, 'KEY_NOT_FOUND')).toBe(true);
     expect((await provider.probe()).error?.code).toBe('KEY_NOT_FOUND');
     await provider.close();
@@ -120,7 +112,7 @@ describe('Key Vault: key states', () => {
     for (const decision of ['forbidden', 'unauthorized'] as const) {
       emu.setAccessPolicy((t, op) => (t === token && (op === 'wrapKey' || op === 'unwrapKey') ? decision : 'allow'));
       for (const call of [() => provider.wrapKey(KEY, {}), () => provider.unwrapKey(wrapped, {})]) {
-        const err = await rejection(call());
+        const err = await rejectionOf(call());
         expect(isKeyfoldError(err, 'ACCESS_DENIED')).toBe(true);
         // Neither the message nor the SDK error kept as cause carries the bearer token.
         expect(inspect(err, { depth: 12 })).not.toContain(token);
@@ -164,7 +156,7 @@ describe('Key Vault: versions and identity', () => {
     const d = await provider.describe();
     expect(d.activeVersion).toBe(v1);
     expect(d.capabilities.rotate).toBe(false);
-    expect(isKeyfoldError(await rejection(provider.rotate()), 'CONFIG_INVALID')).toBe(true);
+    expect(isKeyfoldError(await rejectionOf(provider.rotate()), 'CONFIG_INVALID')).toBe(true);
     await provider.close();
   });
 
@@ -176,7 +168,7 @@ describe('Key Vault: versions and identity', () => {
     const noWrap = freshName('nowrap');
     emu.createKey(noWrap, { kty: 'RSA', key_ops: ['sign', 'verify'] });
     for (const [name, algorithm] of [[rsa, 'A256KW'], [oct, 'RSA-OAEP-256'], [noWrap, 'RSA-OAEP-256']] as const) {
-      const err = await rejection(createAzureKeyVaultProvider(options(`${url}/keys/${name}`, { algorithm })));
+      const err = await rejectionOf(createAzureKeyVaultProvider(options(`${url}/keys/${name}`, { algorithm })));
       expect(isKeyfoldError(err, 'CONFIG_INVALID')).toBe(true);
     }
   });

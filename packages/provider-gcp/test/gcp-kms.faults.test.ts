@@ -4,6 +4,7 @@
  * in an outage, and the per-call deadline.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inPool, rejectionOf } from '@keyfold/conformance';
 import { CircuitOpenError, createEnvelope, isKeyfoldError } from '@keyfold/envelope-core';
 import { createGcpKmsProvider } from '../src/index.js';
 import { asProviderClient, freshKeyId, sdkClient, startGcpKmsEmulator, type GcpKmsEmulator, type Transport } from './helpers.js';
@@ -23,22 +24,6 @@ afterAll(async () => {
 });
 
 /** Runs `fn(i)` for i in [0, n) with at most `width` in flight. */
-async function pool(n: number, width: number, fn: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < n) await fn(next++);
-  };
-  await Promise.all(Array.from({ length: width }, worker));
-}
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
 
 const KEY = new Uint8Array(32).fill(0x42);
 
@@ -58,11 +43,11 @@ for (const transport of ['grpc', 'rest'] as const) {
       try {
         const n = 1000;
         const sealed: Uint8Array[] = [];
-        await pool(n, 16, async (i) => {
+        await inPool(n, 16, async (i) => {
           sealed[i] = await envelope.seal(`message ${i}`, { tenant: `t${i % 7}`, n: String(i) });
         });
         let opened = 0;
-        await pool(n, 16, async (i) => {
+        await inPool(n, 16, async (i) => {
           const plain = await envelope.open(sealed[i]!, { context: { tenant: `t${i % 7}`, n: String(i) } });
           expect(Buffer.from(plain).toString()).toBe(`message ${i}`);
           opened++;
@@ -93,7 +78,7 @@ for (const transport of ['grpc', 'rest'] as const) {
       emu.resetCounters();
       emu.faults.set({ serverErrorRatio: 1, operations: ['Encrypt'] });
       try {
-        const err = await rejection(provider.wrapKey(KEY, {}));
+        const err = await rejectionOf(provider.wrapKey(KEY, {}));
         expect(isKeyfoldError(err, 'UNAVAILABLE')).toBe(true);
         expect((err as Error).cause).toBeDefined();
         expect(emu.counters.byOperation.Encrypt).toBe(3);
@@ -115,14 +100,14 @@ for (const transport of ['grpc', 'rest'] as const) {
       emu.faults.set({ outage: true });
       try {
         for (let i = 0; i < 3; i++) {
-          const err = await rejection(provider.wrapKey(KEY, {}));
+          const err = await rejectionOf(provider.wrapKey(KEY, {}));
           expect(isKeyfoldError(err, 'UNAVAILABLE')).toBe(true);
           expect(err).not.toBeInstanceOf(CircuitOpenError);
         }
         expect(emu.counters.outageRejected).toBe(3);
         expect(provider.resilienceStats()?.circuit).toBe('open');
         for (const call of [() => provider.wrapKey(KEY, {}), () => provider.unwrapKey(wrapped, { a: '1' }), () => provider.describe()]) {
-          const err = await rejection(call());
+          const err = await rejectionOf(call());
           expect(err).toBeInstanceOf(CircuitOpenError);
           expect(isKeyfoldError(err, 'UNAVAILABLE')).toBe(true);
         }
@@ -149,12 +134,12 @@ for (const transport of ['grpc', 'rest'] as const) {
       const provider = await createGcpKmsProvider({
         keyName: emu.createKey(freshKeyId('slow')),
         client: asProviderClient(clients[transport]!),
-        resilience: { deadlineMs: 150, circuitBreaker: false },
+        resilience: { deadlineMs: 1_000, circuitBreaker: false }, // 1 s: the calls around the fault must fit on a busy machine
       });
       emu.resetCounters();
       emu.faults.set({ latency: { kind: 'fixed', ms: 30_000 }, operations: ['Encrypt'] });
       try {
-        const err = await rejection(provider.wrapKey(KEY, {}));
+        const err = await rejectionOf(provider.wrapKey(KEY, {}));
         expect(isKeyfoldError(err, 'TIMEOUT')).toBe(true);
         expect(provider.resilienceStats()?.timeouts).toBe(1);
         expect(emu.counters.byOperation.Encrypt).toBe(1);

@@ -4,6 +4,7 @@
  * is refused, and the AAD the provider sends is exactly the documented construction (checked with raw SDK calls).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rejectionOf } from '@keyfold/conformance';
 import { encodeContext, isKeyfoldError } from '@keyfold/envelope-core';
 import { ChecksumMismatchError, createGcpKmsProvider } from '../src/index.js';
 import { crc32c } from '../src/crc32c.js';
@@ -22,15 +23,6 @@ afterAll(async () => {
   await Promise.all([clients.grpc?.close(), clients.rest?.close()]);
   await emu.close();
 });
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
 
 const KEY = Uint8Array.from({ length: 32 }, (_, i) => i + 1);
 const fast = { retry: { baseDelayMs: 1, maxDelayMs: 2 }, circuitBreaker: false as const };
@@ -81,12 +73,12 @@ for (const transport of ['grpc', 'rest'] as const) {
       const wrapped = await provider.wrapKey(KEY, {});
       emu.corruption.set({ ratio: 1, mode: 'checksum' });
       try {
-        const wrapErr = await rejection(provider.wrapKey(KEY, {}));
+        const wrapErr = await rejectionOf(provider.wrapKey(KEY, {}));
         expect(wrapErr).toBeInstanceOf(ChecksumMismatchError);
         expect(isKeyfoldError(wrapErr, 'UNAVAILABLE')).toBe(true);
         expect((wrapErr as Error).message).toMatch(/CRC32C/);
         // On unwrap too the failure is operational (the path to the service), not "this ciphertext is bad".
-        const unwrapErr = await rejection(provider.unwrapKey(wrapped, {}));
+        const unwrapErr = await rejectionOf(provider.unwrapKey(wrapped, {}));
         expect(isKeyfoldError(unwrapErr, 'UNAVAILABLE')).toBe(true);
         expect((unwrapErr as Error).message).toMatch(/CRC32C/);
       } finally {
@@ -103,7 +95,7 @@ for (const transport of ['grpc', 'rest'] as const) {
       });
       emu.corruption.set({ next: 1, mode: 'unverified' });
       try {
-        const err = await rejection(provider.wrapKey(KEY, {}));
+        const err = await rejectionOf(provider.wrapKey(KEY, {}));
         expect(err).toBeInstanceOf(ChecksumMismatchError);
         expect((err as Error).message).toMatch(/verified/);
         // The next answer is verified again: the provider works.

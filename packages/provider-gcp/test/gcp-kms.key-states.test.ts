@@ -4,6 +4,7 @@
  */
 import * as gax from 'google-gax';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rejectionOf } from '@keyfold/conformance';
 import { isKeyfoldError } from '@keyfold/envelope-core';
 import { createGcpKmsProvider, GCP_KMS_KIND } from '../src/index.js';
 import { asProviderClient, freshKeyId, sdkClient, startGcpKmsEmulator, type GcpKmsEmulator, type Transport } from './helpers.js';
@@ -22,15 +23,6 @@ afterAll(async () => {
   await emu.close();
 });
 
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
-
 const KEY = new Uint8Array(32).fill(9);
 const noRetry = { retry: false as const, circuitBreaker: false as const };
 
@@ -45,11 +37,11 @@ for (const transport of ['grpc', 'rest'] as const) {
         cryptoKeyVersion: { name: `${keyName}/cryptoKeyVersions/1`, state: 'DISABLED' },
         updateMask: { paths: ['state'] },
       });
-      const wrapErr = await rejection(provider.wrapKey(KEY, {}));
+      const wrapErr = await rejectionOf(provider.wrapKey(KEY, {}));
       expect(isKeyfoldError(wrapErr, 'KEY_DISABLED')).toBe(true);
       expect((wrapErr as Error).cause).toBeDefined();
       // Operational, so it is not hidden behind UNWRAP_FAILED.
-      const unwrapErr = await rejection(provider.unwrapKey(wrapped, { a: '1' }));
+      const unwrapErr = await rejectionOf(provider.unwrapKey(wrapped, { a: '1' }));
       expect(isKeyfoldError(unwrapErr, 'KEY_DISABLED')).toBe(true);
       await client.updateCryptoKeyVersion({
         cryptoKeyVersion: { name: `${keyName}/cryptoKeyVersions/1`, state: 'ENABLED' },
@@ -67,7 +59,7 @@ for (const transport of ['grpc', 'rest'] as const) {
       expect(await provider.rotate()).toBe('2');
       const current = await provider.wrapKey(KEY, {});
       await client.destroyCryptoKeyVersion({ name: `${keyName}/cryptoKeyVersions/1` });
-      expect(isKeyfoldError(await rejection(provider.unwrapKey(old, {})), 'KEY_DISABLED')).toBe(true);
+      expect(isKeyfoldError(await rejectionOf(provider.unwrapKey(old, {})), 'KEY_DISABLED')).toBe(true);
       expect(Buffer.from(await provider.unwrapKey(current, {}))).toEqual(Buffer.from(KEY));
       expect((await provider.describe()).versions).toEqual(['2']);
       await provider.close();
@@ -100,7 +92,7 @@ for (const transport of ['grpc', 'rest'] as const) {
 
     it('refuses to start on a missing key with KEY_NOT_FOUND', async () => {
       const keyName = `projects/keyfold-test/locations/global/keyRings/keyfold/cryptoKeys/${freshKeyId('missing')}`;
-      const err = await rejection(createGcpKmsProvider({ keyName, client: asProviderClient(clients[transport]!), resilience: noRetry }));
+      const err = await rejectionOf(createGcpKmsProvider({ keyName, client: asProviderClient(clients[transport]!), resilience: noRetry }));
       expect(isKeyfoldError(err, 'KEY_NOT_FOUND')).toBe(true);
       expect((err as Error).message).toContain(keyName);
     });
@@ -135,7 +127,7 @@ describe('Cloud KMS: configuration', () => {
     expect(Buffer.from(await provider.unwrapKey(wrapped, { x: 'y' }))).toEqual(Buffer.from(KEY));
     await provider.close();
     await provider.close();
-    expect(isKeyfoldError(await rejection(provider.wrapKey(KEY, {})), 'PROVIDER_CLOSED')).toBe(true);
+    expect(isKeyfoldError(await rejectionOf(provider.wrapKey(KEY, {})), 'PROVIDER_CLOSED')).toBe(true);
   });
 
   it('refuses malformed options with TypeError / RangeError', async () => {

@@ -1,7 +1,8 @@
 import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, FormatError, KeyfoldError, PolicyError, UnsupportedFormatError } from '@keyfold/envelope-core';
+import { keyfoldRejectionOf } from '@keyfold/conformance';
+import { ConfigError, FormatError, PolicyError, UnsupportedFormatError } from '@keyfold/envelope-core';
 import {
   DEFAULT_PBKDF2_ITERATIONS,
   DEFAULT_SCRYPT,
@@ -25,15 +26,6 @@ async function newKeyring(options: { passphrase?: string; kdf?: typeof FAST_KDF 
   const dir = await tmp.dir('keys');
   await initFileKeyring({ dir, passphrase: options.passphrase ?? PASS, kdf: options.kdf ?? FAST_KDF, securityMode: 'production' });
   return dir;
-}
-
-async function rejection(p: Promise<unknown>): Promise<KeyfoldError> {
-  const err: unknown = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(KeyfoldError);
-  return err as KeyfoldError;
 }
 
 function key(fill: number): Uint8Array {
@@ -90,7 +82,7 @@ describe('initFileKeyring', () => {
   it('refuses to overwrite an existing keyring with ALREADY_EXISTS, leaving it byte for byte', async () => {
     const dir = await newKeyring();
     const before = await fileBytes(join(dir, KEYRING_FILE));
-    const err = await rejection(initFileKeyring({ dir, passphrase: 'another passphrase', kdf: FAST_KDF }));
+    const err = await keyfoldRejectionOf(initFileKeyring({ dir, passphrase: 'another passphrase', kdf: FAST_KDF }));
     expect(err.code).toBe('ALREADY_EXISTS');
     expect(await fileBytes(join(dir, KEYRING_FILE))).toEqual(before);
     expect(await readdir(dir)).toEqual([KEYRING_FILE]);
@@ -99,7 +91,7 @@ describe('initFileKeyring', () => {
   it('refuses an existing directory open to group or other in production', async () => {
     const dir = await tmp.dir('loose');
     await chmod(dir, 0o755);
-    const err = await rejection(initFileKeyring({ dir, passphrase: PASS, kdf: FAST_KDF, securityMode: 'production' }));
+    const err = await keyfoldRejectionOf(initFileKeyring({ dir, passphrase: PASS, kdf: FAST_KDF, securityMode: 'production' }));
     expect(err).toBeInstanceOf(PolicyError);
     expect(err.code).toBe('INSECURE_PERMISSIONS');
     expect(await readdir(dir)).toEqual([]);
@@ -132,7 +124,7 @@ describe('createFileProvider: permissions and passphrase', () => {
   it('refuses a 0755 key directory in production and accepts it in development', async () => {
     const dir = await newKeyring();
     await chmod(dir, 0o755);
-    const err = await rejection(createFileProvider({ dir, passphrase: PASS, securityMode: 'production' }));
+    const err = await keyfoldRejectionOf(createFileProvider({ dir, passphrase: PASS, securityMode: 'production' }));
     expect(err.code).toBe('INSECURE_PERMISSIONS');
     expect(err.message).toContain(`chmod 700 ${dir}`);
     const dev = await createFileProvider({ dir, passphrase: PASS, securityMode: 'development' });
@@ -143,7 +135,7 @@ describe('createFileProvider: permissions and passphrase', () => {
   it('refuses a 0640 keyring file in production', async () => {
     const dir = await newKeyring();
     await chmod(join(dir, KEYRING_FILE), 0o640);
-    const err = await rejection(createFileProvider({ dir, passphrase: PASS, securityMode: 'production' }));
+    const err = await keyfoldRejectionOf(createFileProvider({ dir, passphrase: PASS, securityMode: 'production' }));
     expect(err.code).toBe('INSECURE_PERMISSIONS');
     expect(err.message).toContain(`chmod 600 ${join(dir, KEYRING_FILE)}`);
   });
@@ -152,7 +144,7 @@ describe('createFileProvider: permissions and passphrase', () => {
     const dir = await newKeyring();
     const path = join(dir, KEYRING_FILE);
     const before = await fileBytes(path);
-    const err = await rejection(createFileProvider({ dir, passphrase: 'Correct horse battery staple' }));
+    const err = await keyfoldRejectionOf(createFileProvider({ dir, passphrase: 'Correct horse battery staple' }));
     expect(err.code).toBe('WRONG_PASSPHRASE');
     expect(err.message).toBe(`the passphrase does not open ${path}`);
     expect(err.message).not.toContain('horse');
@@ -161,7 +153,7 @@ describe('createFileProvider: permissions and passphrase', () => {
       () => setActiveFileKekVersion({ dir, passphrase: 'wrong', version: '1' }),
       () => changeFilePassphrase({ dir, oldPassphrase: 'wrong', newPassphrase: 'new passphrase' }),
     ];
-    for (const op of ops) expect((await rejection(op())).code).toBe('WRONG_PASSPHRASE');
+    for (const op of ops) expect((await keyfoldRejectionOf(op())).code).toBe('WRONG_PASSPHRASE');
     expect(await fileBytes(path)).toEqual(before);
     expect(await readdir(dir)).toEqual([KEYRING_FILE]);
   });
@@ -183,11 +175,11 @@ describe('createFileProvider: permissions and passphrase', () => {
   it('a missing or empty passphrase variable is a ConfigError naming it', async () => {
     const dir = await newKeyring();
     delete process.env[PASSPHRASE_ENV];
-    const missing = await rejection(createFileProvider({ dir }));
+    const missing = await keyfoldRejectionOf(createFileProvider({ dir }));
     expect(missing).toBeInstanceOf(ConfigError);
     expect(missing.message).toBe('no keyring passphrase: pass passphrase or set KEYFOLD_PASSPHRASE');
     process.env[PASSPHRASE_ENV] = '';
-    expect((await rejection(createFileProvider({ dir }))).message).toBe('KEYFOLD_PASSPHRASE is empty; set it to the keyring passphrase');
+    expect((await keyfoldRejectionOf(createFileProvider({ dir }))).message).toBe('KEYFOLD_PASSPHRASE is empty; set it to the keyring passphrase');
     await expect(createFileProvider({ dir, passphrase: '' })).rejects.toThrow(RangeError);
   });
 
@@ -200,7 +192,7 @@ describe('createFileProvider: permissions and passphrase', () => {
 
   it('a directory without a keyring is a ConfigError saying how to create one', async () => {
     const dir = await tmp.dir('empty');
-    const err = await rejection(createFileProvider({ dir, passphrase: PASS }));
+    const err = await keyfoldRejectionOf(createFileProvider({ dir, passphrase: PASS }));
     expect(err).toBeInstanceOf(ConfigError);
     expect(err.message).toMatch(/^no keyring in .*: create one with initFileKeyring/);
   });
@@ -219,7 +211,7 @@ describe('keyring file integrity', () => {
     const path = join(dir, KEYRING_FILE);
     const text = await readFile(path, 'utf8');
     await writeFile(path, text.slice(0, text.length >> 1));
-    const err = await rejection(createFileProvider({ dir, passphrase: PASS }));
+    const err = await keyfoldRejectionOf(createFileProvider({ dir, passphrase: PASS }));
     expect(err).toBeInstanceOf(FormatError);
     expect(err.code).toBe('FORMAT_INVALID');
     expect(err.message).toBe(`${path} is not a valid keyring file: it is not JSON`);
@@ -236,7 +228,7 @@ describe('keyring file integrity', () => {
     for (const [, change, message] of cases) {
       const dir = await newKeyring();
       await mutate(dir, (d) => change(d as Doc & Record<string, unknown>));
-      const err = await rejection(createFileProvider({ dir, passphrase: PASS }));
+      const err = await keyfoldRejectionOf(createFileProvider({ dir, passphrase: PASS }));
       expect(err.code).toBe('FORMAT_INVALID');
       expect(err.message).toMatch(message);
     }
@@ -245,7 +237,7 @@ describe('keyring file integrity', () => {
   it('a newer format version is FORMAT_UNSUPPORTED', async () => {
     const dir = await newKeyring();
     await mutate(dir, (d) => void (d.format = 2));
-    const err = await rejection(createFileProvider({ dir, passphrase: PASS }));
+    const err = await keyfoldRejectionOf(createFileProvider({ dir, passphrase: PASS }));
     expect(err).toBeInstanceOf(UnsupportedFormatError);
     expect(err.code).toBe('FORMAT_UNSUPPORTED');
   });
@@ -271,7 +263,7 @@ describe('keyring file integrity', () => {
     for (const [what, change] of cases) {
       await writeFile(join(dir, KEYRING_FILE), original, { mode: 0o600 });
       await mutate(dir, (d) => change(d as unknown as Doc));
-      const err = await rejection(createFileProvider({ dir, passphrase: PASS }));
+      const err = await keyfoldRejectionOf(createFileProvider({ dir, passphrase: PASS }));
       expect(err.code, what).toBe('INTEGRITY_FAILED');
       expect(err.message).toMatch(/has been modified or damaged/);
     }
@@ -281,7 +273,7 @@ describe('keyring file integrity', () => {
     const dir = await tmp.dir('kdf-bound');
     await initFileKeyring({ dir, passphrase: PASS, kdf: { name: 'pbkdf2-sha256', iterations: 2000 } });
     await mutate(dir, (d) => void ((d as unknown as Doc).kdf.iterations = 1000));
-    expect((await rejection(createFileProvider({ dir, passphrase: PASS }))).code).toBe('WRONG_PASSPHRASE');
+    expect((await keyfoldRejectionOf(createFileProvider({ dir, passphrase: PASS }))).code).toBe('WRONG_PASSPHRASE');
   });
 });
 
@@ -308,7 +300,7 @@ describe('administration keeps every version working', () => {
   it('setActiveFileKekVersion refuses an unknown version with KEY_NOT_FOUND, writing nothing', async () => {
     const dir = await newKeyring();
     const before = await fileBytes(join(dir, KEYRING_FILE));
-    const err = await rejection(setActiveFileKekVersion({ dir, passphrase: PASS, version: '9' }));
+    const err = await keyfoldRejectionOf(setActiveFileKekVersion({ dir, passphrase: PASS, version: '9' }));
     expect(err.code).toBe('KEY_NOT_FOUND');
     expect(err.message).toMatch(/has no version "9" \(versions: 1\)/);
     expect(await fileBytes(join(dir, KEYRING_FILE))).toEqual(before);
@@ -333,7 +325,7 @@ describe('administration keeps every version working', () => {
     const newSalt = (JSON.parse(await readFile(join(dir, KEYRING_FILE), 'utf8')) as Doc).kdf.salt;
     expect(newSalt).not.toBe(oldSalt);
 
-    expect((await rejection(createFileProvider({ dir, passphrase: PASS }))).code).toBe('WRONG_PASSPHRASE');
+    expect((await keyfoldRejectionOf(createFileProvider({ dir, passphrase: PASS }))).code).toBe('WRONG_PASSPHRASE');
     const after = await createFileProvider({ dir, passphrase: 'a brand new passphrase' });
     for (const [i, w] of wrapped.entries()) await expect(after.unwrapKey(w, CTX)).resolves.toEqual(key(i + 1));
     // The provider opened with the old passphrase refuses to reload the resealed keyring instead of misreading it.
@@ -367,7 +359,7 @@ describe('administration keeps every version working', () => {
     await writeFile(`${path}.lock`, '12345\n', { mode: 0o600 });
     const p = await createFileProvider({ dir, passphrase: PASS });
     for (const op of [() => p.rotate(), () => addFileKekVersion({ dir, passphrase: PASS })]) {
-      const err = await rejection(op());
+      const err = await keyfoldRejectionOf(op());
       expect(err.code).toBe('UNAVAILABLE');
       expect(err.message).toMatch(/being changed by another process/);
     }
@@ -379,8 +371,8 @@ describe('administration keeps every version working', () => {
     const dir = await newKeyring();
     const p = await createFileProvider({ dir, passphrase: PASS });
     await p.close();
-    expect((await rejection(p.rotate())).code).toBe('PROVIDER_CLOSED');
-    expect((await rejection(p.reload())).code).toBe('PROVIDER_CLOSED');
+    expect((await keyfoldRejectionOf(p.rotate())).code).toBe('PROVIDER_CLOSED');
+    expect((await keyfoldRejectionOf(p.reload())).code).toBe('PROVIDER_CLOSED');
   });
 
   it('concurrent changes in one process are serialised: no version is lost', async () => {

@@ -4,7 +4,7 @@
  * configuration errors; batch calls with per-item failures.
  */
 import { describe, expect, it } from 'vitest';
-import { isKeyfoldError, type KeyfoldError } from '@keyfold/envelope-core';
+import { keyfoldRejectionOf } from '@keyfold/conformance';
 import { createVaultTransitProvider } from '../src/index.js';
 import { freshProvider, keyName, randomKey, vaultEmulator } from './helpers.js';
 
@@ -14,16 +14,6 @@ const now = (): number => clock;
 const emu = await vaultEmulator({ now });
 emu.setPolicy('transit-user', ['transit/*']);
 emu.setPolicy('encrypt-only', ['transit/encrypt/*', 'transit/keys/*']);
-
-async function rejection(p: Promise<unknown>): Promise<KeyfoldError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isKeyfoldError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected the call to fail');
-}
 
 describe('vault-transit AppRole', () => {
   it('logs in, renews at two thirds of the lease, and logs in again at the max TTL', async () => {
@@ -69,7 +59,7 @@ describe('vault-transit AppRole', () => {
   it('a wrong secret id: ACCESS_DENIED at creation', async () => {
     const role = emu.createAppRole({ name: 'app3', policies: ['transit-user'] });
     emu.createKey('approle-key');
-    const err = await rejection(
+    const err = await keyfoldRejectionOf(
       createVaultTransitProvider({ endpoint: emu.url, appRole: { roleId: role.roleId, secretId: 'wrong' }, keyName: 'approle-key', env: {} }),
     );
     expect(err.code).toBe('ACCESS_DENIED');
@@ -82,7 +72,7 @@ describe('vault-transit access and configuration', () => {
     const token = emu.createToken({ policies: ['encrypt-only'] });
     const provider = await freshProvider(emu, { token });
     const wrapped = await provider.wrapKey(randomKey(), {});
-    const err = await rejection(provider.unwrapKey(wrapped, {}));
+    const err = await keyfoldRejectionOf(provider.unwrapKey(wrapped, {}));
     expect(err.code).toBe('ACCESS_DENIED');
     expect((err.cause as { status?: number }).status).toBe(403);
     expect(err.message).not.toContain(token);
@@ -96,21 +86,21 @@ describe('vault-transit access and configuration', () => {
     expect(inNs.keyId).toBe(`team-a/transit/keys/${name}`);
     const w = await inNs.wrapKey(randomKey(), {});
     expect(await inNs.unwrapKey(w, {})).toHaveLength(32);
-    const err = await rejection(createVaultTransitProvider({ endpoint: emu.url, token: emu.rootToken, keyName: name, env: {} }));
+    const err = await keyfoldRejectionOf(createVaultTransitProvider({ endpoint: emu.url, token: emu.rootToken, keyName: name, env: {} }));
     expect(err.code).toBe('KEY_NOT_FOUND');
     await inNs.close();
   });
 
   it('configuration errors name what to set', async () => {
-    const missingAddr = await rejection(createVaultTransitProvider({ keyName: 'k', env: {} }));
+    const missingAddr = await keyfoldRejectionOf(createVaultTransitProvider({ keyName: 'k', env: {} }));
     expect(missingAddr).toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('VAULT_ADDR') });
-    const missingToken = await rejection(createVaultTransitProvider({ keyName: 'k', env: { VAULT_ADDR: emu.url } }));
+    const missingToken = await keyfoldRejectionOf(createVaultTransitProvider({ keyName: 'k', env: { VAULT_ADDR: emu.url } }));
     expect(missingToken).toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('VAULT_TOKEN') });
-    const plainRemote = await rejection(createVaultTransitProvider({ keyName: 'k', endpoint: 'http://vault.example.com:8200', token: 't', env: {} }));
+    const plainRemote = await keyfoldRejectionOf(createVaultTransitProvider({ keyName: 'k', endpoint: 'http://vault.example.com:8200', token: 't', env: {} }));
     expect(plainRemote).toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('https') });
     const derived = keyName('derived');
     emu.createKey(derived, { derived: true });
-    const mismatch = await rejection(createVaultTransitProvider({ keyName: derived, endpoint: emu.url, token: emu.rootToken, derived: false, env: {} }));
+    const mismatch = await keyfoldRejectionOf(createVaultTransitProvider({ keyName: derived, endpoint: emu.url, token: emu.rootToken, derived: false, env: {} }));
     expect(mismatch).toMatchObject({ code: 'CONFIG_INVALID' });
     await expect(createVaultTransitProvider({ keyName: 'k', token: 't', appRole: { roleId: 'r', secretId: 's' } })).rejects.toBeInstanceOf(TypeError);
     await expect(createVaultTransitProvider({ keyName: 'bad name' })).rejects.toBeInstanceOf(TypeError);
@@ -120,7 +110,7 @@ describe('vault-transit access and configuration', () => {
   });
 
   it('an unknown key: KEY_NOT_FOUND at creation', async () => {
-    const err = await rejection(createVaultTransitProvider({ keyName: 'no-such-key', endpoint: emu.url, token: emu.rootToken, env: {} }));
+    const err = await keyfoldRejectionOf(createVaultTransitProvider({ keyName: 'no-such-key', endpoint: emu.url, token: emu.rootToken, env: {} }));
     expect(err.code).toBe('KEY_NOT_FOUND');
   });
 });
@@ -166,7 +156,7 @@ describe('vault-transit redirects', () => {
     await new Promise<void>((r) => redirector.listen(0, '127.0.0.1', r));
     const port = (redirector.address() as { port: number }).port;
     try {
-      const err = await rejection(createVaultTransitProvider({ endpoint: `http://127.0.0.1:${port}`, token: 'test-token', keyName: 'k', env: {} }));
+      const err = await keyfoldRejectionOf(createVaultTransitProvider({ endpoint: `http://127.0.0.1:${port}`, token: 'test-token', keyName: 'k', env: {} }));
       expect(err.code).toBe('CONFIG_INVALID');
       expect(err.message).toContain('redirected to http://127.0.0.1:1/v1/transit/keys/k');
       expect(tokensSeen).toBe(1); // sent to the configured endpoint only
