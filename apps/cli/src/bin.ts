@@ -14,7 +14,7 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-const status = await main(process.argv.slice(2), {
+process.exitCode = await main(process.argv.slice(2), {
   get stdin() {
     return process.stdin;
   },
@@ -23,10 +23,3 @@ const status = await main(process.argv.slice(2), {
   env: process.env,
   cwd: process.cwd(),
 });
-process.exitCode = status;
-if (status !== 0) {
-  // A failed command may leave a library's handle open: node-postgres keeps the socket of a login it gave up on (a
-  // server asking for a password when none was given) until the server's authentication_timeout, 60 s by default.
-  // Once the error is written there is nothing left to do: exit when stdout and stderr are flushed, not after that.
-  process.stdout.write('', () => process.stderr.write('', () => process.exit(status)));
-}

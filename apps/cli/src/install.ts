@@ -3,8 +3,9 @@
  * it (the file keyring), and `config.json` (0600, no secrets). Shared by `keyfold init` and `keyfold demo`. For the
  * key services and HSMs the key lives in the backend: the installation records how to reach it.
  *
- * All or nothing: an existing installation is refused before anything is written, and whatever this run created
- * is removed again when a later step fails.
+ * All or nothing: an existing installation is refused before anything is written; a step that fails removes what
+ * it created itself, and each completed step records what it created in a {@link Rollback}, which the caller runs
+ * when a later step (creating the key store) fails.
  * @module
  */
 import { mkdir, rm, stat } from 'node:fs/promises';
@@ -47,6 +48,29 @@ async function exists(path: string): Promise<boolean> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw ioError('read', path, err);
+  }
+}
+
+/**
+ * What one init run created, to remove again when a later step fails, so a failed init leaves the directory as it
+ * found it. Safety rule: only what a step of this run created is recorded (a directory this run made with `mkdir`,
+ * a file it wrote with an exclusive create, a key directory or store file found missing right before the step that
+ * created it), recorded once the step has succeeded; so a rollback never removes anything that existed before the
+ * run, and the configuration directory itself only when this run created it.
+ */
+export class Rollback {
+  readonly #created: string[] = [];
+
+  /** Records that this run created `path` (a file, or a directory removed with everything in it). */
+  created(path: string): void {
+    this.#created.push(path);
+  }
+
+  /** Removes what was recorded, newest first; best effort: the error that caused the rollback is what matters. */
+  async run(): Promise<void> {
+    for (const path of this.#created.splice(0).reverse()) {
+      await rm(path, { recursive: true, force: true }).catch(() => undefined);
+    }
   }
 }
 
@@ -94,6 +118,13 @@ async function prepareDir(dir: string, securityMode: SecurityMode): Promise<bool
   return created;
 }
 
+/** Records a completed install step: `dir` when this run created it, else the paths inside it that it created. */
+function record(rollback: Rollback | undefined, dir: string, createdDir: boolean, ...inside: string[]): void {
+  if (rollback === undefined) return;
+  if (createdDir) rollback.created(dir);
+  else for (const path of inside) rollback.created(path);
+}
+
 async function finish(dir: string, createdDir: boolean, provider: ProviderConfig, undo: () => Promise<void>): Promise<string> {
   const config: KeyfoldConfig = { version: CONFIG_VERSION, provider, createdAt: new Date().toISOString() };
   try {
@@ -113,6 +144,8 @@ export interface FileInstallOptions {
   readonly passphrase: string;
   readonly kdf?: KdfOptions;
   readonly securityMode: SecurityMode;
+  /** Records what this call created, for the caller to undo when a later step fails. */
+  readonly rollback?: Rollback;
 }
 
 /** Creates `dir`, a passphrase-sealed keyring in `dir/keys` and `dir/config.json`. */
@@ -140,6 +173,7 @@ export async function installFile(options: FileInstallOptions): Promise<Installa
     throw err;
   }
   const path = await finish(dir, createdDir, { kind: 'file', keyId: info.keyId, keyring: DEFAULT_KEYRING_DIR }, removeKeyring);
+  record(options.rollback, dir, createdDir, keysExisted ? join(keysDir, 'keyring.json') : keysDir, path);
   return {
     dir,
     configPath: path,
@@ -160,6 +194,8 @@ export interface EnvInstallOptions {
   readonly prefix: string | undefined;
   readonly env: NodeJS.ProcessEnv;
   readonly securityMode: SecurityMode;
+  /** Records what this call created, for the caller to undo when a later step fails. */
+  readonly rollback?: Rollback;
 }
 
 /** Checks the env provider's variables are usable and writes `dir/config.json` recording prefix and key id. */
@@ -182,6 +218,7 @@ export async function installEnv(options: EnvInstallOptions): Promise<Installati
   const path = await finish(dir, createdDir, { kind: 'env', keyId: provider.keyId, prefix: provider.prefix }, () =>
     Promise.resolve(),
   );
+  record(options.rollback, dir, createdDir, path);
   return {
     dir,
     configPath: path,
@@ -204,6 +241,8 @@ export interface OpenedInstallOptions {
   /** What to record; its keyId must be the provider's. */
   readonly config: ProviderConfig;
   readonly createdVersion?: string;
+  /** Records what this call created, for the caller to undo when a later step fails. */
+  readonly rollback?: Rollback;
 }
 
 /**
@@ -220,6 +259,7 @@ export async function installOpened(options: OpenedInstallOptions): Promise<Inst
   const description = await provider.describe();
   const createdDir = await prepareDir(dir, securityMode);
   const path = await finish(dir, createdDir, config, () => Promise.resolve());
+  record(options.rollback, dir, createdDir, path);
   const { kind, keyId, ...settings } = config;
   return {
     dir,

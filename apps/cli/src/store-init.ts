@@ -5,14 +5,14 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { lstat, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { SecurityMode } from '@keyfold/envelope-core';
 import type { CommandContext } from './command.js';
-import { configPath, DEFAULT_KEYRING_DIR } from './config.js';
+import { configPath } from './config.js';
 import { UsageError } from './exit-codes.js';
-import type { Installation } from './install.js';
-import { cliActor, openStoreAt } from './store.js';
+import type { Installation, Rollback } from './install.js';
+import { cliActor, openStoreAt, sqlitePath } from './store.js';
 import { DATABASE_URL_ENV, DEFAULT_STORE_FILE, isPostgresUrl, redactUrl, type StoreConfig } from './store-config.js';
 
 /** The store init should create, from `--store` / `KEYFOLD_DATABASE_URL`. @throws UsageError for a bad value. */
@@ -60,49 +60,58 @@ export async function updateConfig(dir: string, mutate: (config: Record<string, 
   }
 }
 
+/** The SQLite files a store at `path` may consist of. */
+function sqliteFiles(path: string): string[] {
+  return ['', '-wal', '-shm', '-journal'].map((suffix) => path + suffix);
+}
+
+async function missing(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
 /**
  * Creates (or claims) the key store for a fresh installation: install lock = the installation's provider, its
- * active KEK version registered as active, then `store` added to config.json. When any step fails the
- * installation's config.json (and a file keyring it just created) is removed again, so init stays all or nothing.
+ * active KEK version registered as active, then `store` added to config.json. An SQLite store file this call
+ * creates is recorded in `rollback` (an existing store, say one that refused the install lock, never is); the
+ * caller runs the rollback when this fails, so init stays all or nothing.
  */
 export async function attachStore(
   ctx: CommandContext,
   inst: Installation,
   cfg: StoreConfig,
   securityMode: SecurityMode,
+  rollback: Rollback,
 ): Promise<StoreCreated> {
   const actor = cliActor();
-  let created = false;
+  if (cfg.backend === 'sqlite') {
+    // A store file found missing right before the open that creates it is this run's, with its -wal/-shm/-journal.
+    // Those of an existing store are never recorded: another process may have it open.
+    const path = sqlitePath(inst.dir, cfg);
+    if (await missing(path)) for (const file of sqliteFiles(path)) rollback.created(file);
+  }
+  const store = await openStoreAt(ctx, inst.dir, cfg, { securityMode }, true);
   try {
-    const store = await openStoreAt(ctx, inst.dir, cfg, { securityMode }, true);
-    created = true;
-    try {
-      const lock = await store.ensureInstallLock({ kind: inst.provider.kind, keyId: inst.provider.keyId }, actor);
-      await store.recordKekVersion(
-        { kind: inst.provider.kind, keyId: inst.provider.keyId, version: inst.provider.activeVersion },
-        { activate: true, actor },
-      );
-      await updateConfig(inst.dir, (c) => {
-        c.store = cfg;
-      });
-      return {
-        backend: cfg.backend,
-        location: store.location,
-        schemaVersion: store.schemaVersion,
-        installLock: { kind: lock.kind, keyId: lock.keyId },
-        kekVersion: inst.provider.activeVersion,
-      };
-    } finally {
-      await store.close();
-    }
-  } catch (err) {
-    await rm(configPath(inst.dir), { force: true });
-    if (inst.provider.kind === 'file') await rm(join(inst.dir, DEFAULT_KEYRING_DIR, 'keyring.json'), { force: true });
-    if (created && cfg.backend === 'sqlite' && cfg.path === DEFAULT_STORE_FILE) {
-      // Only a store this run created empty-handed is removed; an existing one that refused the lock stays.
-      const lockErr = (err as { code?: unknown }).code === 'PROVIDER_MISMATCH';
-      if (!lockErr) for (const s of ['', '-wal', '-shm']) await rm(join(inst.dir, DEFAULT_STORE_FILE + s), { force: true });
-    }
-    throw err;
+    const lock = await store.ensureInstallLock({ kind: inst.provider.kind, keyId: inst.provider.keyId }, actor);
+    await store.recordKekVersion(
+      { kind: inst.provider.kind, keyId: inst.provider.keyId, version: inst.provider.activeVersion },
+      { activate: true, actor },
+    );
+    await updateConfig(inst.dir, (c) => {
+      c.store = cfg;
+    });
+    return {
+      backend: cfg.backend,
+      location: store.location,
+      schemaVersion: store.schemaVersion,
+      installLock: { kind: lock.kind, keyId: lock.keyId },
+      kekVersion: inst.provider.activeVersion,
+    };
+  } finally {
+    await store.close();
   }
 }

@@ -10,7 +10,7 @@
  */
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
-import { ConfigError, ProviderError, type Envelope, type KeyProvider } from '@keyfold/envelope-core';
+import { ConfigError, KeyfoldError, ProviderError, type Envelope, type KeyProvider } from '@keyfold/envelope-core';
 import type { KeyStore } from '@keyfold/keystore';
 import type { CommandContext } from './command.js';
 import { loadConfig, openProvider, type LoadedConfig } from './config.js';
@@ -34,55 +34,40 @@ export function postgresConnection(env: NodeJS.ProcessEnv, recorded: string): st
   return recorded;
 }
 
-function hasPassword(connectionString: string): boolean {
+/** A note for an error when `KEYFOLD_DATABASE_URL` is set but was not used because it names another database. */
+function ignoredDatabaseUrlNote(env: NodeJS.ProcessEnv, used: string): string {
+  const fromEnv = env[DATABASE_URL_ENV];
+  if (fromEnv === undefined || fromEnv === '' || used === fromEnv) return '';
+  let other: string;
   try {
-    const u = new URL(connectionString);
-    return u.password !== '' || u.searchParams.has('password');
+    other = redactUrl(fromEnv);
   } catch {
-    return false;
+    other = 'a URL that does not parse';
   }
+  return ` (${DATABASE_URL_ENV} is set but names another database, ${other}, so it was not used)`;
 }
 
 /**
- * Turns a PostgreSQL store that would not open into an error an operator can act on, where the key store's own
- * error cannot know the CLI's sources of the URL and password: a server that asks for a password when none was
- * given (the driver's bare "client password must be a string", which arrives as INTERNAL) is ACCESS_DENIED naming
- * `KEYFOLD_DATABASE_URL` and `PGPASSWORD`; a database that does not exist (3D000) is CONFIG_INVALID. Either message
- * also says when `KEYFOLD_DATABASE_URL` was set but not used because it names another database. Any other error
- * is returned as it is. Messages carry the URL without its password only.
+ * Adds what only the CLI knows to a PostgreSQL store's failure to open. The key store already codes the failure
+ * (`ACCESS_DENIED` for a password missing or refused, `CONFIG_INVALID` for a database that does not exist,
+ * `UNAVAILABLE` for a server out of reach) and closes its connections; the CLI names its own password sources
+ * (`KEYFOLD_DATABASE_URL`, `PGPASSWORD`) when the server asked for a password none was given, and says when
+ * `KEYFOLD_DATABASE_URL` was set but not used because it names another database. Any other error is returned as it
+ * is. Messages carry URLs without their password only.
  */
 export function explainPostgresOpenFailure(err: unknown, env: NodeJS.ProcessEnv, recorded: string, used: string): unknown {
-  const cause = (err as { cause?: unknown }).cause;
-  const causeCode = (cause as { code?: unknown } | undefined)?.code;
-  const causeMessage = cause instanceof Error ? cause.message : '';
-  const fromEnv = env[DATABASE_URL_ENV];
-  let ignored = '';
-  if (fromEnv !== undefined && fromEnv !== '' && used !== fromEnv) {
-    let other: string;
-    try {
-      other = redactUrl(fromEnv);
-    } catch {
-      other = 'a URL that does not parse';
-    }
-    ignored = ` (${DATABASE_URL_ENV} is set but names another database, ${other}, so it was not used)`;
-  }
-  if (causeCode === '3D000') {
-    return new ConfigError(
-      `the key store ${recorded} names a database that does not exist (3D000); create it, or give the URL of an existing one${ignored}`,
-      { cause: err },
-    );
-  }
-  const missingPassword = /client password must be a (non-empty )?string/.test(causeMessage);
-  if (missingPassword && !hasPassword(used) && (env.PGPASSWORD ?? '') === '') {
+  if (!(err instanceof KeyfoldError)) return err;
+  const ignored = ignoredDatabaseUrlNote(env, used);
+  if (err.code === 'ACCESS_DENIED' && (err as { reason?: unknown }).reason === 'password-missing') {
     return new ProviderError(
       'ACCESS_DENIED',
       `the key store ${recorded} asks for a password and none was given: set ${DATABASE_URL_ENV} to its full URL (with the password), or PGPASSWORD${ignored}`,
       { cause: err },
     );
   }
-  if ((err as { code?: unknown }).code === 'ACCESS_DENIED' && ignored !== '' && err instanceof Error) {
-    return new ProviderError('ACCESS_DENIED', `${err.message}${ignored}`, { cause: err });
-  }
+  if (ignored === '') return err;
+  if (err.code === 'ACCESS_DENIED') return new ProviderError('ACCESS_DENIED', `${err.message}${ignored}`, { cause: err });
+  if (err.code === 'CONFIG_INVALID') return new ConfigError(`${err.message}${ignored}`, { cause: err });
   return err;
 }
 

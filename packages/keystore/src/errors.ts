@@ -4,7 +4,7 @@
  * `ConfigError`, `ProviderError` for `KEY_NOT_FOUND` / `UNAVAILABLE`).
  * @module
  */
-import { KeyfoldError, type KeyfoldErrorOptions } from '@keyfold/envelope-core';
+import { KeyfoldError, ProviderError, type KeyfoldErrorOptions } from '@keyfold/envelope-core';
 
 /**
  * The store (or a backup of it) is damaged or was tampered with: a corrupted database file, an audit chain that
@@ -19,5 +19,29 @@ export class IntegrityError extends KeyfoldError {
   constructor(message: string, options: KeyfoldErrorOptions = {}) {
     super('INTEGRITY_FAILED', message, options);
     this.name = 'IntegrityError';
+  }
+}
+
+/** Why a key store refused access: see {@link StoreAccessError}. */
+export type StoreAccessReason = 'password-missing' | 'login-refused' | 'permission-denied';
+
+/**
+ * The key store's server refused this process: it asks for a password and none was given (`password-missing`), it
+ * refused the login (`login-refused`: a wrong password, an unknown role, no `pg_hba.conf` entry), or the login may
+ * not use the store's tables (`permission-denied`). Code `ACCESS_DENIED` (CLI exit code 3). The message names the
+ * store by its URL without the password; no password ever appears in it.
+ * @example
+ * ```ts
+ * try { await openPostgresKeyStore({ connectionString }); }
+ * catch (err) { if (err instanceof StoreAccessError && err.reason === 'password-missing') askForPassword(); }
+ * ```
+ */
+export class StoreAccessError extends ProviderError {
+  static override readonly code = 'ACCESS_DENIED' as const;
+  readonly reason: StoreAccessReason;
+  constructor(reason: StoreAccessReason, message: string, options: KeyfoldErrorOptions = {}) {
+    super('ACCESS_DENIED', message, options);
+    this.name = 'StoreAccessError';
+    this.reason = reason;
   }
 }

@@ -13,13 +13,14 @@
  */
 import pg from 'pg';
 import {
+  ConfigError,
   KeyfoldError,
   PolicyError,
   ProviderError,
   type WrappedKey,
 } from '@keyfold/envelope-core';
 import { assertAuditInput, nextAuditEntry, verifyAuditChain } from './audit.js';
-import { IntegrityError } from './errors.js';
+import { IntegrityError, StoreAccessError } from './errors.js';
 import {
   assertFilter,
   assertKekRef,
@@ -116,11 +117,45 @@ function pgCode(err: unknown): string | undefined {
   return err instanceof Error && typeof (err as { code?: unknown }).code === 'string' ? (err as unknown as { code: string }).code : undefined;
 }
 
+/** Socket errors meaning the server cannot be reached (Node's happy eyeballs may wrap several in an AggregateError). */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'ETIMEDOUT', 'ENOENT']);
+
+function unreachableCode(err: unknown): string | undefined {
+  const code = pgCode(err);
+  if (code !== undefined && UNREACHABLE.has(code)) return code;
+  if (err instanceof AggregateError) {
+    for (const e of err.errors) {
+      const inner = pgCode(e);
+      if (inner !== undefined && UNREACHABLE.has(inner)) return inner;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The driver's own complaint when the server asks for a password and the client has none (SCRAM: "client password
+ * must be a string"; a password callback returning a non-string: "Password must be a string"). It carries no code.
+ */
+function isPasswordMissing(err: unknown): boolean {
+  return err instanceof Error && pgCode(err) === undefined && /\b(client )?password must be a (non-empty )?string\b/i.test(err.message);
+}
+
+/**
+ * A node-postgres error as a coded key store error naming the store by `location` (its URL without the password).
+ * Security rule: no message is built from the connection string or the driver's message, so no password can leak
+ * into it; the driver's error stays available as `cause` (its messages do not contain passwords either).
+ */
 function mapPgError(err: unknown, location: string): unknown {
   if (err instanceof KeyfoldError || err instanceof TypeError || err instanceof RangeError) return err;
   const code = pgCode(err);
   if (code === 'XX001' || code === 'XX002') {
     return new IntegrityError(`the key store ${location} reports damaged data (${code}); restore it from a backup`, { cause: err });
+  }
+  if (code === '3D000') {
+    return new ConfigError(
+      `the key store ${location} names a database that does not exist (${databaseOf(location)}, 3D000); create it, or give the URL of an existing one`,
+      { cause: err },
+    );
   }
   if (code === '40001' || code === '40P01' || code === '55P03' || code === '57014') {
     return new ProviderError('UNAVAILABLE', `the key store ${location} is busy (${code}); try again`, { cause: err });
@@ -128,11 +163,23 @@ function mapPgError(err: unknown, location: string): unknown {
   if (code !== undefined && /^(08|53|57P)/.test(code)) {
     return new ProviderError('UNAVAILABLE', `the key store ${location} is unavailable (${code})`, { cause: err });
   }
-  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ECONNRESET' || code === 'ETIMEDOUT' || code === 'ENOENT') {
-    return new ProviderError('UNAVAILABLE', `the key store ${location} cannot be reached (${code})`, { cause: err });
+  const unreachable = unreachableCode(err);
+  if (unreachable !== undefined) {
+    return new ProviderError('UNAVAILABLE', `the key store ${location} cannot be reached (${unreachable})`, { cause: err });
   }
-  if (code === '28P01' || code === '28000' || code === '42501') {
-    return new ProviderError('ACCESS_DENIED', `the key store ${location} refused access (${code})`, { cause: err });
+  if (isPasswordMissing(err)) {
+    return new StoreAccessError(
+      'password-missing',
+      `the key store ${location} asks for a password and none was given: put it in the connection string, or set PGPASSWORD`,
+      { cause: err },
+    );
+  }
+  if (code === '28P01' || code === '28000') {
+    const what = code === '28P01' ? 'the password was wrong or the user is unknown' : 'the server has no rule letting this user in from here';
+    return new StoreAccessError('login-refused', `the key store ${location} refused the login (${code}: ${what})`, { cause: err });
+  }
+  if (code === '42501') {
+    return new StoreAccessError('permission-denied', `the key store ${location} refused access (${code}: insufficient privilege)`, { cause: err });
   }
   if (err instanceof Error && /Connection terminated|connection/i.test(err.message) && code === undefined) {
     return new ProviderError('UNAVAILABLE', `the key store ${location} connection failed`, { cause: err });
@@ -140,14 +187,72 @@ function mapPgError(err: unknown, location: string): unknown {
   return new ProviderError('INTERNAL', `the key store ${location} failed${code ? ` (${code})` : ''}`, { cause: err });
 }
 
-/** The URL without its password. */
+/** Query parameters node-postgres reads that hold secrets. */
+const SECRET_PARAMS = ['password', 'sslpassword'];
+
+/** The URL without its password (in the user-info part or as a query parameter). */
 function redact(connectionString: string): string {
   try {
     const u = new URL(connectionString);
     if (u.password) u.password = '***';
+    for (const name of SECRET_PARAMS) if (u.searchParams.has(name)) u.searchParams.set(name, '***');
     return u.toString();
   } catch {
     return 'postgresql (connection string not shown)';
+  }
+}
+
+/** `database "name"` from a redacted location URL, or `its database` when the location is not a URL. */
+function databaseOf(location: string): string {
+  try {
+    const name = decodeURIComponent(new URL(location).pathname.replace(/^\//, ''));
+    return name === '' ? 'the default database' : `database ${JSON.stringify(name)}`;
+  } catch {
+    return 'its database';
+  }
+}
+
+/**
+ * Refuses a connection string node-postgres cannot parse, before the driver throws its own `Invalid URL` (which
+ * keeps the string, password included, on the error). The message does not repeat the string.
+ * @throws ConfigError CONFIG_INVALID.
+ */
+function assertConnectionString(connectionString: string): void {
+  if (connectionString.startsWith('/')) return; // a Unix socket directory
+  try {
+    // The same parse as pg-connection-string, relative to its own base.
+    void new URL(connectionString, 'postgres://base');
+  } catch {
+    throw new ConfigError('the key store connection string is not a valid URL (not shown: it may hold a password); check its host, port and escaping');
+  }
+}
+
+/**
+ * The pool's connections. node-postgres keeps the socket of a connection attempt that failed on the client side
+ * (the server asked for a password and there is none) open, and the pool forgets that client: the process would then
+ * stay alive until the server's `authentication_timeout` (60 s by default) closes it. This client destroys its
+ * socket as soon as connecting fails, so a failed open leaves nothing behind.
+ */
+class ClosingClient extends pg.Client {
+  override connect(): Promise<pg.Client>;
+  override connect(callback: ((err: Error) => void) | ((err: null, c: pg.Client) => void)): void;
+  override connect(callback?: ((err: Error) => void) | ((err: null, c: pg.Client) => void)): Promise<pg.Client> | undefined {
+    if (callback === undefined) {
+      return super.connect().catch((err: unknown) => {
+        this.#abandon();
+        throw err;
+      });
+    }
+    const cb = callback as (err: Error | null, c?: pg.Client) => void;
+    super.connect((err: Error | null, c?: pg.Client) => {
+      if (err) this.#abandon();
+      cb(err, c);
+    });
+    return undefined;
+  }
+
+  #abandon(): void {
+    (this.connection as unknown as { stream?: { destroy(): void } } | undefined)?.stream?.destroy();
   }
 }
 
@@ -582,7 +687,7 @@ export class PostgresKeyStore implements KeyStore {
     assertLease(request);
     const { target } = request;
     const from = request.from ?? [];
-    const params: unknown[] = [request.after ?? '', target.kind, target.keyId, target.version, request.limit];
+    const params: unknown[] = [request.after ?? '', target.kind, target.keyId, target.version];
     const fromSql =
       from.length === 0
         ? ''
@@ -597,15 +702,24 @@ export class PostgresKeyStore implements KeyStore {
       params.push(request.shard.count, request.shard.index);
       shardSql = ` AND mod(abs(hashtext(id)::bigint), $${params.length - 1}) = $${params.length}`;
     }
+    const eligible =
+      `FROM ${this.#t('data_keys')} WHERE state <> 'destroyed' AND wrapped IS NOT NULL AND id > $1 ` +
+      `AND NOT (kek_kind = $2 AND kek_key_id = $3 AND kek_version = $4)${fromSql}${shardSql}`;
     const c = await this.#client();
     try {
       await c.query('BEGIN');
-      const rows = (await c.query(
-        `SELECT * FROM ${this.#t('data_keys')} WHERE state <> 'destroyed' AND wrapped IS NOT NULL AND id > $1 ` +
-          `AND NOT (kek_kind = $2 AND kek_key_id = $3 AND kek_version = $4)${fromSql}${shardSql} ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED`,
-        params,
-      )).rows;
-      return new PostgresLease(rows.map(rowToDataKey), c, this.location, (client, updates, options) => this.#commitRewrap(client, updates, options));
+      const rows = (await c.query(`SELECT * ${eligible} ORDER BY id LIMIT $${params.length + 1} FOR UPDATE SKIP LOCKED`, [...params, request.limit])).rows;
+      // SKIP LOCKED passes over rows another transaction holds (another worker's batch, an application's
+      // SELECT ... FOR UPDATE). Name the eligible ones in this lease's id range that it passed over, so the caller
+      // can come back for them instead of taking "no more keys" for "every key done". The range ends at the last id
+      // handed out when the batch is full, and is open when it is not (nothing unlocked is left after the cursor).
+      const ids = rows.map((r) => r.id as string);
+      const full = rows.length === request.limit;
+      const locked = (await c.query(
+        `SELECT id ${eligible} AND NOT (id = ANY($${params.length + 1}::text[]))${full ? ` AND id <= $${params.length + 2}` : ''} ORDER BY id`,
+        full ? [...params, ids, ids[ids.length - 1]] : [...params, ids],
+      )).rows.map((r) => r.id as string);
+      return new PostgresLease(rows.map(rowToDataKey), locked, c, this.location, (client, updates, options) => this.#commitRewrap(client, updates, options));
     } catch (err) {
       await c.query('ROLLBACK').catch(() => undefined);
       c.release(isConnectionError(err) ? (err as Error) : undefined);
@@ -793,6 +907,7 @@ class PostgresLease implements RewrapLease {
   #client: PgClientLike | undefined;
   constructor(
     readonly keys: readonly DataKeyRecord[],
+    readonly locked: readonly string[],
     client: PgClientLike,
     private readonly location: string,
     private readonly write: (
@@ -840,9 +955,15 @@ class PostgresLease implements RewrapLease {
  * Opens the PostgreSQL key store, creating its tables (in `schema`) or applying pending migrations under an
  * advisory lock, so several processes may open it at once.
  *
+ * A failed open leaves no connection behind (the pool it created is ended, and a login the driver gave up on has
+ * its socket closed at once rather than when the server's `authentication_timeout` expires). Messages name the store
+ * by its URL without the password.
+ *
  * @throws UnsupportedFormatError `FORMAT_UNSUPPORTED` when the tables were written by a newer schema (nothing is
- *   written); ProviderError `UNAVAILABLE` / `ACCESS_DENIED` when the server cannot be reached or refuses the login;
- *   TypeError for bad options.
+ *   written); ProviderError `UNAVAILABLE` when the server cannot be reached; StoreAccessError `ACCESS_DENIED` when
+ *   it asks for a password and none was given (`reason: 'password-missing'`), refuses the login (`'login-refused'`)
+ *   or the privileges (`'permission-denied'`); ConfigError `CONFIG_INVALID` when the database does not exist or the
+ *   connection string does not parse; TypeError / RangeError for bad options.
  * @example
  * ```ts
  * import { openPostgresKeyStore } from '@keyfold/keystore';
@@ -869,12 +990,13 @@ export async function openPostgresKeyStore(options: PostgresKeyStoreOptions): Pr
     }
     const max = options.maxConnections ?? 4;
     if (!Number.isSafeInteger(max) || max < 1) throw new RangeError('maxConnections must be a positive integer');
-    const p = new pg.Pool({ connectionString: options.connectionString, max });
+    assertConnectionString(options.connectionString);
+    location = redact(options.connectionString);
+    const p = new pg.Pool({ connectionString: options.connectionString, max, Client: ClosingClient as unknown as new () => pg.ClientBase });
     // An idle client losing its connection must not crash the process; the next query reports it.
     p.on('error', () => undefined);
     pool = p;
     own = options.ownPool ?? true;
-    location = redact(options.connectionString);
   }
   try {
     await migrate(pool, schema, location);

@@ -193,6 +193,13 @@ export interface RewrapUpdate {
 export interface RewrapLease {
   readonly keys: readonly DataKeyRecord[];
   /**
+   * Ids of eligible keys in this lease's id range that were not handed out because another transaction holds them
+   * locked (PostgreSQL: another worker's batch, an application's `SELECT ... FOR UPDATE`). The range runs from
+   * `after` to the last key handed out, or to the end when the lease is not full. Such keys are still under their
+   * old KEK version: lease them again later. Absent or empty on stores without row locks (SQLite).
+   */
+  readonly locked?: readonly string[];
+  /**
    * Writes the updates whose revision still matches, the checkpoint and the audit entry in one transaction, and
    * ends the lease. `audit` is built from the ids actually applied (so the log names exactly what changed).
    * @returns ids applied and ids whose revision had changed (someone else got there first).

@@ -13,6 +13,10 @@
  * - Idempotent: only keys not yet under the target are leased, so a second run finds nothing to do.
  * - Several workers (PostgreSQL): leases use `FOR UPDATE SKIP LOCKED`, so workers re-wrap disjoint keys; each key
  *   is re-wrapped exactly once.
+ * - Never reports a key as done that is not: a key the lease passed over because another transaction holds it locked
+ *   (another worker's batch, an application's `SELECT ... FOR UPDATE`) is still under its old version. The run comes
+ *   back for such keys until they are free (up to `lockWaitMs`); any still locked then are reported in `failed` with
+ *   code `LOCKED`, so the run is not taken as complete and the old version cannot be retired before a re-run.
  * @module
  */
 import {
@@ -76,6 +80,11 @@ export interface RotationReport {
   readonly rewrapped: number;
   /** Keys already under the target when the run started, or re-wrapped first by another worker. */
   readonly skipped: number;
+  /**
+   * Keys not re-wrapped, each left as it was, with the error code; `LOCKED`: another transaction held the key
+   * locked for all of `lockWaitMs` (PostgreSQL). Empty (and not `aborted`) means every key the run covers (its
+   * `shard`, the KEKs of `from` when given) is on the target.
+   */
   readonly failed: readonly RotationFailure[];
   readonly dryRun: boolean;
   /** True when `signal` stopped the run; the checkpoint is kept so the next run resumes. */
@@ -120,12 +129,23 @@ export interface RotateKekOptions {
    * where workers lease rows with `SKIP LOCKED`. Default: every key.
    */
   shard?: { readonly index: number; readonly count: number };
+  /**
+   * PostgreSQL: how long, in milliseconds, to keep coming back for keys another transaction holds locked (another
+   * worker's batch, an application's `SELECT ... FOR UPDATE`) once nothing else is left. Keys still locked then are
+   * reported in `failed` with code `LOCKED` (left as they were; run again). Default 30 000; 0 reports them at once.
+   * A dry run never waits.
+   */
+  lockWaitMs?: number;
   /** @internal Set by `migrateProvider`: `to` may differ from the install lock. */
   allowProviderChange?: boolean;
 }
 
 const DEFAULT_BATCH = 500;
 const DEFAULT_CONCURRENCY = 16;
+const DEFAULT_LOCK_WAIT_MS = 30_000;
+/** First and longest pause between passes that come back for locked keys. */
+const LOCK_RETRY_MIN_MS = 20;
+const LOCK_RETRY_MAX_MS = 1000;
 const WORKER_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 function providerOf(value: unknown, name: string): KeyProvider {
@@ -162,6 +182,23 @@ export async function targetOf(provider: KeyProvider): Promise<KekRef> {
  */
 export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Waits `ms` milliseconds, or less when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) {
+      resolve();
+      return;
+    }
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight. */
@@ -248,6 +285,10 @@ export async function rotateKek(options: RotateKekOptions): Promise<RotationRepo
   const batchSize = positiveInt(options.batchSize, DEFAULT_BATCH, 'batchSize', 10_000);
   const concurrency = positiveInt(options.concurrency, DEFAULT_CONCURRENCY, 'concurrency', 1024);
   const dryRun = options.dryRun ?? false;
+  const lockWaitMs = options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS;
+  if (!Number.isSafeInteger(lockWaitMs) || lockWaitMs < 0 || lockWaitMs > 86_400_000) {
+    throw new RangeError(`lockWaitMs must be an integer from 0 to 86400000; got ${JSON.stringify(lockWaitMs)}`);
+  }
   const actor = options.actor ?? 'rotation';
   const { signal, onProgress, shard } = options;
   const workerId = options.workerId ?? (shard === undefined ? undefined : `shard-${shard.index}-of-${shard.count}`);
@@ -300,6 +341,10 @@ export async function rotateKek(options: RotateKekOptions): Promise<RotationRepo
   let cursor = checkpoint?.cursor;
   let passFromStart = cursor === undefined;
   let passDidWork = false;
+  // Keys this pass found locked by another transaction (not leased, so still under their old version).
+  let lockedInPass = new Set<string>();
+  let lockDeadline: number | undefined;
+  let lockRetryMs = LOCK_RETRY_MIN_MS;
   let aborted = false;
   for (;;) {
     await yieldToEventLoop();
@@ -314,15 +359,40 @@ export async function rotateKek(options: RotateKekOptions): Promise<RotationRepo
       ...(fromRefs ? { from: fromRefs } : {}),
       ...(shard ? { shard } : {}),
     });
+    for (const id of lease.locked ?? []) if (!failedIds.has(id)) lockedInPass.add(id);
     if (lease.keys.length === 0) {
       await lease.release();
       // End of a pass. Another pass from the start catches keys behind the cursor (a resumed run, a worker that
       // died holding a lease) unless this pass already started there and found nothing new.
       // A dry run writes nothing, so a second pass would see the same keys again: one pass is the whole run.
-      if ((passFromStart && !passDidWork) || dryRun) break;
+      const last = (passFromStart && !passDidWork) || dryRun;
+      if (last && lockedInPass.size > 0 && !dryRun) {
+        // Only keys locked by another transaction are left: come back for them once they may be free.
+        lockDeadline ??= performance.now() + lockWaitMs;
+        const left = lockDeadline - performance.now();
+        if (left > 0) {
+          await pause(Math.min(lockRetryMs, left), signal);
+          lockRetryMs = Math.min(lockRetryMs * 2, LOCK_RETRY_MAX_MS);
+          cursor = undefined;
+          passFromStart = true;
+          passDidWork = false;
+          lockedInPass = new Set();
+          continue;
+        }
+      }
+      if (last) {
+        // Still locked: not re-wrapped, so reported as not done. Never counted as finished.
+        for (const id of lockedInPass) {
+          failed.push({ id, code: 'LOCKED' });
+          failedIds.add(id);
+        }
+        if (lockedInPass.size > 0) progress();
+        break;
+      }
       cursor = undefined;
       passFromStart = true;
       passDidWork = false;
+      lockedInPass = new Set();
       continue;
     }
     const updates: RewrapUpdate[] = [];

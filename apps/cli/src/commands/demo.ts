@@ -27,7 +27,7 @@ import {
 import type { CommandContext } from '../command.js';
 import { DEFAULT_KEYRING_DIR } from '../config.js';
 import { UsageError } from '../exit-codes.js';
-import { installFile } from '../install.js';
+import { installFile, Rollback } from '../install.js';
 import { formatContext, formatCount, formatTable } from '../output.js';
 import { ProgressBar } from '../progress.js';
 import { attachStore } from '../store-init.js';
@@ -184,7 +184,8 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
     step(s.bold('Keyfold demo') + s.dim(` (throwaway directory ${root}; removed at the end)`));
     const passphrase = randomBytes(24).toString('base64url');
     const installation = await installFile({ dir: join(root, '.keyfold'), passphrase, kdf: DEMO_KDF, securityMode });
-    const storeInfo = await attachStore(ctx, installation, { backend: 'sqlite', path: DEFAULT_STORE_FILE }, securityMode);
+    // Nothing to roll back on failure: the whole throwaway directory is removed at the end.
+    const storeInfo = await attachStore(ctx, installation, { backend: 'sqlite', path: DEFAULT_STORE_FILE }, securityMode, new Rollback());
     const [{ createFileProvider }, keystore, rotation] = await Promise.all([
       import('@keyfold/provider-local'),
       import('@keyfold/keystore'),

@@ -9,7 +9,7 @@ import { resolveSecurityMode, type SecurityMode } from '@keyfold/envelope-core';
 import type { KdfOptions } from '@keyfold/provider-local';
 import type { CommandContext } from '../command.js';
 import { UsageError } from '../exit-codes.js';
-import { assertNotInitialised, assertParentExists, installEnv, installFile, installOpened, type Installation } from '../install.js';
+import { assertNotInitialised, assertParentExists, installEnv, installFile, installOpened, Rollback, type Installation } from '../install.js';
 import { formatCount, formatFields, printable } from '../output.js';
 import { readPassphrase } from '../prompt.js';
 import { isProviderKind, PROVIDER_KINDS, type ProviderKind } from '../provider-config.js';
@@ -112,7 +112,12 @@ async function openFromOptions(ctx: CommandContext, kind: ProviderKind, security
   return initServiceProvider(ctx, kind, securityMode);
 }
 
-async function initRemote(ctx: CommandContext, kind: ProviderKind, securityMode: SecurityMode): Promise<{ installation: Installation; notes: readonly string[] }> {
+async function initRemote(
+  ctx: CommandContext,
+  kind: ProviderKind,
+  securityMode: SecurityMode,
+  rollback: Rollback,
+): Promise<{ installation: Installation; notes: readonly string[] }> {
   // Refuse an existing installation and a missing parent before contacting the service or creating a key.
   await assertNotInitialised(ctx.dir);
   await assertParentExists(ctx.dir);
@@ -124,6 +129,7 @@ async function initRemote(ctx: CommandContext, kind: ProviderKind, securityMode:
       provider: opened.provider,
       config: opened.config,
       ...(opened.createdVersion === undefined ? {} : { createdVersion: opened.createdVersion }),
+      rollback,
     });
     return { installation, notes: opened.notes };
   } finally {
@@ -142,31 +148,40 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   const securityMode = resolveSecurityMode(undefined, ctx.env);
   const storeCfg = storeChoice(ctx);
 
+  // All or nothing: whatever this run created in the directory (the directory itself, the key directory, the
+  // keyring, config.json, an SQLite store) is removed again when a later step fails; nothing that was there before.
+  const rollback = new Rollback();
   let installation: Installation;
   let notes: readonly string[] = [];
-  if (providerKind === 'file') {
-    // Refuse an existing installation before asking for a passphrase.
-    await assertNotInitialised(ctx.dir);
-    const passphrase = await readPassphrase({
-      env: ctx.env,
-      stdin: ctx.stdin,
-      stderr: ctx.stderr,
-      confirm: true,
-      command: ctx.name,
-    });
-    installation = await installFile({ dir: ctx.dir, passphrase, securityMode, ...(kdf === undefined ? {} : { kdf }) });
-  } else if (providerKind === 'env') {
-    try {
-      installation = await installEnv({ dir: ctx.dir, prefix, env: ctx.env, securityMode });
-    } catch (err) {
-      // A malformed --prefix is a caller mistake in the core's terms: a usage error here.
-      if (err instanceof TypeError || err instanceof RangeError) throw new UsageError(err.message, ctx.name);
-      throw err;
+  let store: StoreCreated;
+  try {
+    if (providerKind === 'file') {
+      // Refuse an existing installation before asking for a passphrase.
+      await assertNotInitialised(ctx.dir);
+      const passphrase = await readPassphrase({
+        env: ctx.env,
+        stdin: ctx.stdin,
+        stderr: ctx.stderr,
+        confirm: true,
+        command: ctx.name,
+      });
+      installation = await installFile({ dir: ctx.dir, passphrase, securityMode, rollback, ...(kdf === undefined ? {} : { kdf }) });
+    } else if (providerKind === 'env') {
+      try {
+        installation = await installEnv({ dir: ctx.dir, prefix, env: ctx.env, securityMode, rollback });
+      } catch (err) {
+        // A malformed --prefix is a caller mistake in the core's terms: a usage error here.
+        if (err instanceof TypeError || err instanceof RangeError) throw new UsageError(err.message, ctx.name);
+        throw err;
+      }
+    } else {
+      ({ installation, notes } = await initRemote(ctx, providerKind, securityMode, rollback));
     }
-  } else {
-    ({ installation, notes } = await initRemote(ctx, providerKind, securityMode));
+    store = await attachStore(ctx, installation, storeCfg, securityMode, rollback);
+  } catch (err) {
+    await rollback.run();
+    throw err;
   }
-  const store = await attachStore(ctx, installation, storeCfg, securityMode);
   ctx.out.result({ ok: true, ...installation, store }, () => render(ctx, installation, [...storeNotes(store), ...notes]));
   return undefined;
 }
