@@ -138,6 +138,16 @@ export function errorCodeFor(err: unknown): ErrorCode {
   return 'INTERNAL';
 }
 
+/**
+ * The exit status of a run that left some keys undone, from their error codes: FAILURE when every one is
+ * operational (LOCKED: held by another transaction; a backend that was unavailable, throttled or timed out), so
+ * running again is the fix; INTEGRITY (3) when any is anything else, conservatively for codes not known here.
+ */
+export function exitCodeForFailedKeys(codes: readonly string[]): ExitCode {
+  const retryable = new Set(['LOCKED', 'UNAVAILABLE', 'THROTTLED', 'TIMEOUT']);
+  return codes.every((c) => retryable.has(c)) ? ExitCode.FAILURE : ExitCode.INTEGRITY;
+}
+
 /** The exit status for `err` (see {@link ExitCode}). */
 export function exitCodeFor(err: unknown): ExitCode {
   const code = errorCodeFor(err);

@@ -44,17 +44,19 @@ export const kekVerify: CommandSpec = {
 export const kekRotate: CommandSpec = {
   name: 'kek rotate',
   summary: "re-wrap every stored key under the provider's active KEK version",
-  usage: 'keyfold kek rotate [--dry-run] [--batch-size N] [--concurrency N] [--dir DIR] [--json]',
+  usage: 'keyfold kek rotate [--dry-run] [--batch-size N] [--concurrency N] [--lock-wait S] [--dir DIR] [--json]',
   description: [
     "Run 'keyfold kek add' (or add the version in your key service) first. Only data keys are re-wrapped, never " +
       'data. Each key is verified to unwrap to the same key before it is written; batches commit with a checkpoint, ' +
       'so Ctrl-C (or a crash) stops cleanly and the next run resumes. A second run re-wraps nothing. Exit 3 when ' +
-      'some keys failed (they are left as they were and listed).',
+      'some keys failed (they are left as they were and listed). On PostgreSQL, keys another transaction holds ' +
+      'locked are waited for (--lock-wait) and, if still locked, listed as LOCKED with exit 1: run it again.',
   ],
   options: {
     'dry-run': { type: 'boolean', description: 'check every key unwraps and count what would change; write nothing' },
     'batch-size': BATCH,
     concurrency: CONCURRENCY,
+    'lock-wait': { type: 'string', valueName: 'S', description: 'seconds to wait for keys locked by another transaction (PostgreSQL; default 30, 0: do not wait)' },
   },
   examples: ['keyfold kek add && keyfold kek rotate', 'keyfold kek rotate --json | jq .rewrapped'],
   load: () => import('./commands/kek-rotate.js'),

@@ -8,7 +8,7 @@
  * Each installation uses a schema (or database) of its own. SQL the CLI does not offer (setting up a login with a
  * password, reading or tampering with rows) goes through the server's own `psql`.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -379,5 +379,54 @@ describe('Ctrl-C during kek rotate on PostgreSQL', () => {
       await store.close();
     }
     expect(cli(d, ['decrypt', '--tenant', 'acme'], kek, sealed.stdout).out).toBe('sealed before the rotation');
+  });
+});
+
+describe('keys another transaction holds locked', () => {
+  it('kek rotate lists them LOCKED and exits 1; retire is refused; the run after the lock ends finishes them', async () => {
+    const env = { KEYFOLD_PASSPHRASE: PASSPHRASE };
+    const d = dirOf('locked');
+    expect(keyfold(['init', '--dir', d, '--kdf', 'scrypt', '--store', superUrl(), '--store-schema', 'kf_locked', '--json'], { env }).status).toBe(0);
+    for (const t of ['a', 'b', 'c']) expect(cliJson(d, ['tenant', 'create', '--tenant', t], env)).toMatchObject({ ok: true });
+    expect(cliJson(d, ['kek', 'add'], env)).toMatchObject({ version: '2' });
+
+    // A second session holds tenant b's key row FOR UPDATE until it commits.
+    const holder = spawn(psqlBin, ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(server.port), '-U', 'postgres', '-d', 'postgres'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { PATH: process.env.PATH ?? '' },
+    });
+    const exited = new Promise<number | null>((resolve) => holder.on('exit', resolve));
+    let held = '';
+    await new Promise<void>((resolve, reject) => {
+      holder.stdout.on('data', (c: Buffer) => {
+        held += c.toString();
+        if (held.includes('locked:1')) resolve();
+      });
+      holder.on('exit', () => reject(new Error(`psql ended before taking the lock: ${held}`)));
+      holder.stdin.write("BEGIN; SELECT 'locked:' || count(*) FROM (SELECT id FROM kf_locked.keyfold_data_keys WHERE owner = 'tenant:b' FOR UPDATE) l;\n");
+    });
+    try {
+      const r = cli(d, ['kek', 'rotate', '--lock-wait', '0', '--json'], env);
+      expect(r.status, r.stderr).toBe(1);
+      const report = JSON.parse(r.out);
+      expect(report).toMatchObject({ ok: false, rewrapped: 2, aborted: false });
+      expect(report.failed).toHaveLength(1);
+      expect(report.failed[0].code).toBe('LOCKED');
+      expect(sql("SELECT kek_version FROM kf_locked.keyfold_data_keys WHERE owner = 'tenant:b'")).toBe('1');
+
+      const human = cli(d, ['kek', 'rotate', '--lock-wait', '0'], env);
+      expect(human.status).toBe(1);
+      expect(human.out).toContain('held locked by another transaction');
+      expect(human.out).not.toContain('Every key is on the target version.');
+
+      expect(failure(cli(d, ['kek', 'retire', '--kek-version', '1'], env))).toEqual({ status: 1, code: 'POLICY_VIOLATION' });
+      expect(failure(cli(d, ['kek', 'rotate', '--lock-wait', 'soon'], env))).toEqual({ status: 2, code: 'USAGE' });
+    } finally {
+      holder.stdin.end('COMMIT;\n');
+      await exited;
+    }
+    expect(cliJson(d, ['kek', 'rotate'], env)).toMatchObject({ ok: true, rewrapped: 1, failed: [] });
+    expect(cliJson(d, ['kek', 'retire', '--kek-version', '1'], env)).toMatchObject({ ok: true, state: 'retired' });
+    expect(cliJson(d, ['kek', 'verify'], env)).toMatchObject({ ok: true, checked: 3, failed: [] });
   });
 });

@@ -4,7 +4,7 @@
  * @module
  */
 import type { CommandContext } from '../command.js';
-import { ExitCode } from '../exit-codes.js';
+import { ExitCode, exitCodeForFailedKeys } from '../exit-codes.js';
 import { formatCount, formatFields, formatTable, printable } from '../output.js';
 import { ProgressBar, withInterrupt } from '../progress.js';
 import { concurrencyFor, intOption, withStoreAndProvider } from '../store.js';
@@ -12,6 +12,7 @@ import { concurrencyFor, intOption, withStoreAndProvider } from '../store.js';
 export async function run(ctx: CommandContext): Promise<number | undefined> {
   const dryRun = ctx.args.flag('dry-run');
   const batchSize = intOption(ctx, 'batch-size', 1, 10_000);
+  const lockWait = intOption(ctx, 'lock-wait', 0, 3600);
   const report = await withStoreAndProvider(ctx, async ({ store, provider, actor }) => {
     const { rotateKek } = await import('@keyfold/rotation');
     const bar = new ProgressBar(ctx, dryRun ? 'checking' : 'rotating');
@@ -25,6 +26,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
           actor,
           signal,
           ...(batchSize === undefined ? {} : { batchSize }),
+          ...(lockWait === undefined ? {} : { lockWaitMs: lockWait * 1000 }),
           onProgress: (p) => bar.update(p),
         }),
       );
@@ -49,6 +51,14 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
     if (report.failed.length > 0) {
       lines.push('', formatTable([['key', 'error'], ...report.failed.slice(0, 50).map((f) => [printable(f.id), f.code])], ctx.out.out));
       lines.push('Failed keys were left exactly as they were; fix the cause and run again.');
+      const locked = report.failed.filter((f) => f.code === 'LOCKED').length;
+      if (locked > 0) {
+        lines.push(
+          `${formatCount(locked)} key(s) were held locked by another transaction for the whole wait (LOCKED): they are ` +
+            "still on their old KEK version. Run 'keyfold kek rotate' again once that transaction ends; do not retire " +
+            'the old version or remove it from the provider before a run reports no failures.',
+        );
+      }
     }
     if (report.aborted) lines.push('', 'Interrupted: the batches done are saved; run the command again to resume.');
     else if (dryRun) lines.push('', 'Dry run: nothing was written.');
@@ -56,5 +66,5 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
     return lines.join('\n');
   });
   if (report.aborted) return ExitCode.INTERRUPTED;
-  return ok ? undefined : ExitCode.INTEGRITY;
+  return ok ? undefined : exitCodeForFailedKeys(report.failed.map((f) => f.code));
 }
