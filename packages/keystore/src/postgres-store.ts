@@ -713,12 +713,21 @@ export class PostgresKeyStore implements KeyStore {
       // SELECT ... FOR UPDATE). Name the eligible ones in this lease's id range that it passed over, so the caller
       // can come back for them instead of taking "no more keys" for "every key done". The range ends at the last id
       // handed out when the batch is full, and is open when it is not (nothing unlocked is left after the cursor).
+      // A count over the same range first: with one worker and no foreign locks (the usual case) it equals the
+      // batch and the id list is not needed. The list query excludes the batch with a hashed anti-join
+      // (NOT IN over a subquery), not `<> ALL(array)`, which compares every row with every id of the batch.
       const ids = rows.map((r) => r.id as string);
       const full = rows.length === request.limit;
-      const locked = (await c.query(
-        `SELECT id ${eligible} AND NOT (id = ANY($${params.length + 1}::text[]))${full ? ` AND id <= $${params.length + 2}` : ''} ORDER BY id`,
-        full ? [...params, ids, ids[ids.length - 1]] : [...params, ids],
-      )).rows.map((r) => r.id as string);
+      const range = full ? ` AND id <= $${params.length + 1}` : '';
+      const rangeParams = full ? [...params, ids[ids.length - 1]] : params;
+      const inRange = Number((await c.query(`SELECT count(*) AS n ${eligible}${range}`, rangeParams)).rows[0]?.n ?? 0);
+      const locked =
+        inRange <= rows.length
+          ? []
+          : (await c.query(
+              `SELECT id ${eligible}${range} AND id NOT IN (SELECT unnest($${rangeParams.length + 1}::text[])) ORDER BY id`,
+              [...rangeParams, ids],
+            )).rows.map((r) => r.id as string);
       return new PostgresLease(rows.map(rowToDataKey), locked, c, this.location, (client, updates, options) => this.#commitRewrap(client, updates, options));
     } catch (err) {
       await c.query('ROLLBACK').catch(() => undefined);
