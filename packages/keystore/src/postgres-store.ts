@@ -11,6 +11,9 @@
  * - A store whose schema is newer than this build is refused after reading, before any statement that writes.
  * @module
  */
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import {
   ConfigError,
@@ -136,6 +139,29 @@ function unreachableCode(err: unknown): string | undefined {
  * The driver's own complaint when the server asks for a password and the client has none (SCRAM: "client password
  * must be a string"; a password callback returning a non-string: "Password must be a string"). It carries no code.
  */
+/**
+ * Whether node-postgres has any password to send for `connectionString`: in the URL (user info or `?password=`),
+ * in PGPASSWORD, or possibly in a password file (PGPASSFILE or ~/.pgpass, which it reads itself).
+ */
+function passwordAvailable(connectionString: string): boolean {
+  try {
+    const url = new URL(connectionString);
+    if (url.password !== '' || url.searchParams.has('password')) return true;
+  } catch {
+    return true; // not a URL (a keyword string): do not guess
+  }
+  if (process.env.PGPASSWORD) return true;
+  return existsSync(process.env.PGPASSFILE ?? join(homedir(), '.pgpass'));
+}
+
+function passwordMissingError(location: string, cause: unknown): StoreAccessError {
+  return new StoreAccessError(
+    'password-missing',
+    `the key store ${location} asks for a password and none was given: put it in the connection string, or set PGPASSWORD`,
+    { cause },
+  );
+}
+
 function isPasswordMissing(err: unknown): boolean {
   return err instanceof Error && pgCode(err) === undefined && /\b(client )?password must be a (non-empty )?string\b/i.test(err.message);
 }
@@ -167,13 +193,7 @@ function mapPgError(err: unknown, location: string): unknown {
   if (unreachable !== undefined) {
     return new ProviderError('UNAVAILABLE', `the key store ${location} cannot be reached (${unreachable})`, { cause: err });
   }
-  if (isPasswordMissing(err)) {
-    return new StoreAccessError(
-      'password-missing',
-      `the key store ${location} asks for a password and none was given: put it in the connection string, or set PGPASSWORD`,
-      { cause: err },
-    );
-  }
+  if (isPasswordMissing(err)) return passwordMissingError(location, err);
   if (code === '28P01' || code === '28000') {
     const what = code === '28P01' ? 'the password was wrong or the user is unknown' : 'the server has no rule letting this user in from here';
     return new StoreAccessError('login-refused', `the key store ${location} refused the login (${code}: ${what})`, { cause: err });
@@ -1011,6 +1031,11 @@ export async function openPostgresKeyStore(options: PostgresKeyStoreOptions): Pr
     await migrate(pool, schema, location);
   } catch (err) {
     if (own) await pool.end().catch(() => undefined);
+    // With the md5 and password methods the driver sends an empty password when it has none, and the server answers
+    // 28P01 as for a wrong one: say what is really missing when no password was available at all.
+    if (pgCode(err) === '28P01' && options.connectionString !== undefined && !passwordAvailable(options.connectionString)) {
+      throw passwordMissingError(location, err);
+    }
     throw mapPgError(err, location);
   }
   return new PostgresKeyStore(pool, own, schema, location);

@@ -23,6 +23,8 @@ import { openPostgresKeyStore, StoreAccessError } from '../src/index.js';
 import { freshSchema, pgUrl } from './helpers.js';
 
 const role = `kf_pw_${process.pid}_${randomBytes(3).toString('hex')}`;
+/** Roles whose pg_hba method is `password` (cleartext) and `md5`: the driver sends an empty password for them. */
+const plainRoles = { password: `kf_ct_${process.pid}_${randomBytes(3).toString('hex')}`, md5: `kf_md_${process.pid}_${randomBytes(3).toString('hex')}` };
 const password = `s3cret ${randomBytes(6).toString('hex')}/@:?`;
 const wrongPassword = `not-it-${randomBytes(6).toString('hex')}`;
 
@@ -39,10 +41,10 @@ async function superuser<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
-/** The server's URL for `role`, with `secret` (URL-encoded) when given, naming `database`. */
-function urlFor(database: string, secret?: string): string {
+/** The server's URL for `user` (default: the SCRAM role), with `secret` (URL-encoded) when given, naming `database`. */
+function urlFor(database: string, secret?: string, user = role): string {
   const u = new URL(base.href);
-  u.username = role;
+  u.username = user;
   u.password = secret === undefined ? '' : encodeURIComponent(secret);
   u.pathname = `/${database}`;
   return u.href;
@@ -103,7 +105,16 @@ beforeAll(async () => {
     const hba = (await c.query<{ hba_file: string }>('SHOW hba_file')).rows[0]?.hba_file;
     if (hba === undefined) throw new Error('SHOW hba_file returned nothing');
     // This role must give its password over TCP (SCRAM); every other role keeps the cluster's trust rule.
-    writeFileSync(hba, `host all ${role} 127.0.0.1/32 scram-sha-256\n${readFileSync(hba, 'utf8')}`);
+    await c.query(`SET password_encryption = 'md5'`);
+    for (const r of Object.values(plainRoles)) {
+      await c.query(`CREATE ROLE ${r} LOGIN PASSWORD '${password.replace(/'/g, "''")}'`);
+      await c.query(`GRANT CREATE ON DATABASE postgres TO ${r}`);
+    }
+    writeFileSync(
+      hba,
+      `host all ${role} 127.0.0.1/32 scram-sha-256\nhost all ${plainRoles.password} 127.0.0.1/32 password\n` +
+        `host all ${plainRoles.md5} 127.0.0.1/32 md5\n${readFileSync(hba, 'utf8')}`,
+    );
     expect((await c.query<{ ok: boolean }>('SELECT pg_reload_conf() AS ok')).rows[0]?.ok).toBe(true);
   });
 });
@@ -113,6 +124,29 @@ afterAll(() => {
 });
 
 describe('openPostgresKeyStore failures', () => {
+  for (const method of ['password', 'md5'] as const) {
+    it(`${method} login method: no password is password-missing, a wrong one login-refused, the right one opens`, async () => {
+      const user = plainRoles[method];
+      const savedPassfile = process.env.PGPASSFILE;
+      process.env.PGPASSFILE = '/nonexistent/keyfold-test-pgpass'; // a ~/.pgpass on the machine must not count
+      try {
+        const missing = await failedOpen(urlFor('postgres', undefined, user));
+        expect(missing.error).toBeInstanceOf(StoreAccessError);
+        expect(missing.error).toMatchObject({ code: 'ACCESS_DENIED', reason: 'password-missing' });
+        expectAllClosed(missing.sockets);
+        const wrong = await failedOpen(urlFor('postgres', wrongPassword, user));
+        expect(wrong.error).toMatchObject({ code: 'ACCESS_DENIED', reason: 'login-refused' });
+        expectNoSecret(wrong.error, wrongPassword);
+        expectAllClosed(wrong.sockets);
+        const store = await openPostgresKeyStore({ connectionString: urlFor('postgres', password, user), schema: freshSchema() });
+        await store.close();
+      } finally {
+        if (savedPassfile === undefined) delete process.env.PGPASSFILE;
+        else process.env.PGPASSFILE = savedPassfile;
+      }
+    });
+  }
+
   it('the login with its password opens the store (the set-up the other cases depend on)', async () => {
     const store = await openPostgresKeyStore({ connectionString: urlFor('postgres', password), schema: freshSchema() });
     try {
