@@ -117,6 +117,9 @@ describe('nsmSource through /dev/nsm (emulated driver)', () => {
     nsm.faults.garbage = true;
     const garbage = await inEnclave(`return (${attest})();`);
     nsm.faults.garbage = false;
+    nsm.faults.oversize = true;
+    const oversize = await inEnclave(`return (${attest})();`);
+    nsm.faults.oversize = false;
     const before = nsm.counters.attestations + nsm.counters.errors;
     const limits = await inEnclave(`return [await (${attest})({ userData: new Uint8Array(513) }), await (${attest})({ nonce: new Uint8Array(513) }), await (${attest})({ publicKey: new Uint8Array(1025) })];`);
     expect(nsm.counters.attestations + nsm.counters.errors).toBe(before); // refused before the ioctl
@@ -131,6 +134,7 @@ describe('nsmSource through /dev/nsm (emulated driver)', () => {
     expect(internal).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining('InternalError') as unknown });
     expect(invalid).toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('InvalidArgument') as unknown });
     expect(garbage).toMatchObject({ code: 'INTERNAL' });
+    expect(oversize).toMatchObject({ code: 'LIMIT_EXCEEDED', message: expect.stringContaining('EMSGSIZE') as unknown });
     expect(limits).toEqual([
       expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('userData is 513 bytes') as unknown }),
       expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('nonce is 513 bytes') as unknown }),

@@ -118,6 +118,16 @@ describe('the binding, with the emulated NSM driver', () => {
     }
   });
 
+  it('an answer larger than the 12 KiB response buffer is EMSGSIZE from ioctl, as the driver refuses it', async () => {
+    nsm.faults.oversize = true;
+    try {
+      const out = await inEnclave(`try { await nsm.nsmRequest(device, new Uint8Array([0x60])); return 'none'; } catch (e) { return e.code + ' ' + e.syscall; }`);
+      expect(out).toBe('EMSGSIZE ioctl');
+    } finally {
+      nsm.faults.oversize = false;
+    }
+  });
+
   it('a driver failure (the NSM does not answer) is EIO from ioctl; other files keep their real ioctl', async () => {
     const out = await inEnclave(
       `const errs = [];

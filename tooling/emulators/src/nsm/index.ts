@@ -82,10 +82,14 @@ export interface NsmEmulatorOptions {
   readonly now?: () => number;
 }
 
-/** Faults for the next answers: an NSM error response, or bytes that are not CBOR at all. */
+/**
+ * Faults for the next answers: an NSM error response, bytes that are not CBOR at all, or an answer larger than the
+ * 12 KiB response buffer (which the driver refuses with EMSGSIZE).
+ */
 export interface NsmFaults {
   errorCode?: NsmErrorCode | undefined;
   garbage?: boolean | undefined;
+  oversize?: boolean | undefined;
 }
 
 export interface NsmEmulator {
@@ -176,6 +180,7 @@ export async function startNsmEmulator(options: NsmEmulatorOptions): Promise<Nsm
 
   const answer = (request: Uint8Array): Uint8Array => {
     if (faults.garbage) return randomBytes(64);
+    if (faults.oversize) return randomBytes(0x3000 + 1);
     const parsed = faults.errorCode ?? parseRequest(request);
     if (typeof parsed === 'string') {
       counters.errors++;
