@@ -92,7 +92,7 @@ export async function attachStore(
     // A store file found missing right before the open that creates it is this run's, with its -wal/-shm/-journal.
     // Those of an existing store are never recorded: another process may have it open.
     const path = sqlitePath(inst.dir, cfg);
-    if (await missing(path)) for (const file of sqliteFiles(path)) rollback.created(file);
+    if (await missing(path)) for (const file of sqliteFiles(path)) if (await missing(file)) rollback.created(file);
   }
   const store = await openStoreAt(ctx, inst.dir, cfg, { securityMode }, true);
   try {
