@@ -4,6 +4,7 @@
  * provider packages are imported only when a command actually runs.
  * @module
  */
+import * as attest from './attest-command-table.js';
 import type { CommandModule } from './command.js';
 import * as secrets from './secrets-command-table.js';
 import * as store from './store-command-table.js';
@@ -351,6 +352,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec | GroupSpec>> = {
   decrypt,
   inspect,
   secrets: secrets.group,
+  attest: attest.group,
   demo,
   help,
 };

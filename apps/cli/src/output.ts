@@ -128,14 +128,17 @@ export class Output {
   }
 
   /**
-   * Reports a failure: `keyfold: <message> [CODE]` on stderr, or `{"error":{"code","message"}}` on stdout with
+   * Reports a failure: `keyfold: <message> [CODE]` on stderr, or `{"error":{"code","message"[,"reason"]}}` on stdout with
    * `--json` (with `--json` stdout carries only JSON: commands refuse to write data there).
    */
   error(error: unknown): void {
     const code = errorCodeFor(error);
     const message = error instanceof Error ? error.message : String(error);
     if (this.json) {
-      this.#stdout.write(`${JSON.stringify({ error: { code, message } })}\n`);
+      // A refined reason some errors carry (attestation: UNTRUSTED_ROOT, PCR_MISMATCH, ...), for scripts to branch on.
+      const reason = (error as { reason?: unknown } | null)?.reason;
+      const refined = typeof reason === 'string' && /^[A-Z][A-Z_]{0,39}$/.test(reason) ? { reason } : {};
+      this.#stdout.write(`${JSON.stringify({ error: { code, message, ...refined } })}\n`);
     } else {
       this.#stderr.write(`${this.err.red('keyfold:')} ${message} [${code}]\n`);
       if (error instanceof UsageError) {

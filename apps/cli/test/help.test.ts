@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { keyfold } from './helpers.js';
 
-const COMMANDS = ['init', 'status', 'provider probe', 'kek add', 'encrypt', 'decrypt', 'inspect', 'demo', 'help'];
+const COMMANDS = ['init', 'status', 'provider probe', 'kek add', 'encrypt', 'decrypt', 'inspect', 'attest verify', 'attest fetch', 'demo', 'help'];
 
 describe('keyfold help and usage', () => {
   it('prints the global help with every command, exit 0', () => {

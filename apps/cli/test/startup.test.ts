@@ -13,10 +13,11 @@ const HELP_RUNS = [['--help'], ['help'], ['--version'], ['init', '--help'], ['st
   ['kek', 'add', '--help'], ['encrypt', '--help'], ['decrypt', '--help'], ['inspect', '--help'], ['demo', '--help'], ['help', 'encrypt'],
   ['init', '--provider', 'pkcs11', '--help'], ['kek', 'rotate', '--help'], ['kek', '--help'], ['tenant', 'shred', '--help'],
   ['audit', 'verify', '--help'], ['migrate', '--help'], ['secrets', '--help'], ['secrets', 'exec', '--help'],
-  ['secrets', 'edit', 'x.env', '--help'], ['help', 'secrets', 'status'], ['rotate', '--help'], ['backup', '--help'], ['restore', '--help'], ['bogus']];
+  ['secrets', 'edit', 'x.env', '--help'], ['help', 'secrets', 'status'], ['rotate', '--help'], ['backup', '--help'], ['restore', '--help'], ['attest', '--help'], ['attest', 'verify', '--help'],
+  ['attest', 'fetch', '--help'], ['help', 'attest', 'fetch'], ['attest', 'fetch', '--source', 'nsm', '--help'], ['bogus']];
 
 /** Chunks of command modules and of the per-provider modules that import provider packages and vendor SDKs. */
-const LAZY_CHUNK = /\/(init|status|provider-probe|kek-add|encrypt|decrypt|inspect|demo|kek-list|kek-verify|kek-rotate|kek-retire|tenant|migrate|audit|rotate-if-due|backup|secrets-[a-z]+|local|aws-kms|vault-transit|gcp-kms|azure-kv|pkcs11)-[A-Z0-9]+\.js$/;
+const LAZY_CHUNK = /\/(init|status|provider-probe|kek-add|encrypt|decrypt|inspect|demo|kek-list|kek-verify|kek-rotate|kek-retire|tenant|migrate|audit|rotate-if-due|backup|secrets-[a-z]+|attest-[a-z]+|local|aws-kms|vault-transit|gcp-kms|azure-kv|pkcs11)-[A-Z0-9]+\.js$/;
 
 let dir: string;
 
@@ -63,13 +64,24 @@ describe('start-up cost of keyfold --help', () => {
     expect(urls.some((u) => /\/inspect-[A-Z0-9]+\.js$/.test(u))).toBe(true);
   });
 
+  it('the loader hook sees @keyfold/attestation when an attest command runs, and @keyfold/nsm-ioctl when it asks the NSM (control)', () => {
+    const verify = traced(['attest', 'verify', BIN], 'control-attest');
+    expect(verify.status).toBe(3);
+    expect(verify.urls.some((u) => /\/packages\/attestation\//.test(u))).toBe(true);
+    expect(verify.urls.some((u) => /\/attest-verify-[A-Z0-9]+\.js$/.test(u))).toBe(true);
+    // nsmSource loads the binding only once a device exists (this file stands in for one; the ioctl then fails).
+    const fetch = traced(['attest', 'fetch', '--source', 'nsm', '--device', BIN, '--out', join(dir, 'never.cbor')], 'control-nsm');
+    expect(fetch.status).toBe(1);
+    expect(fetch.urls.some((u) => /\/packages\/nsm-ioctl\//.test(u))).toBe(true);
+  });
+
   for (const args of HELP_RUNS) {
     it(`'keyfold ${args.join(' ')}' resolves only the entry chunks and node: builtins`, () => {
       const { urls } = traced(args, args.join('_'));
       expect(urls.length).toBeGreaterThan(0);
       const loaded = urls.filter((u) => !u.startsWith('node:'));
       for (const u of loaded) {
-        expect(u).not.toMatch(/provider-|envelope-core|@keyfold|node_modules|@aws-sdk|@azure|google-gax|graphene/);
+        expect(u).not.toMatch(/provider-|envelope-core|attestation|nsm-ioctl|@keyfold|node_modules|@aws-sdk|@azure|google-gax|graphene/);
         expect(u).not.toMatch(LAZY_CHUNK);
       }
     });
@@ -81,6 +93,9 @@ describe('start-up cost of keyfold --help', () => {
     const control = keyfold(['inspect', '--in', bin], { bin, cwd: dir });
     expect(control.status).toBe(1);
     expect(control.stderr).toContain('@keyfold/envelope-core');
+    const attest = keyfold(['attest', 'verify', bin], { bin, cwd: dir });
+    expect(attest.status).toBe(1);
+    expect(attest.stderr).toContain('@keyfold/attestation');
     for (const args of HELP_RUNS.filter((a) => a[0] !== 'bogus')) {
       const r = keyfold(args, { bin, cwd: dir });
       expect(r.status, `keyfold ${args.join(' ')}: ${r.stderr}`).toBe(0);

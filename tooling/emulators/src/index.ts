@@ -17,3 +17,5 @@ export { startAzureKeyVaultEmulator, createSelfSignedCertificate, KvError } from
 export type { AzureKeyVaultEmulator, AzureKeyVaultEmulatorOptions, AzureKvCounters, AccessPolicy, SelfSignedCertificate } from './azure-kv/index.js';
 export { startNsmEmulator, buildNsmDeviceShim, signNitroDocument, EMULATED_PCRS, NSM_FIELD_LIMITS } from './nsm/index.js';
 export type { NsmEmulator, NsmEmulatorOptions, NsmFaults, NsmErrorCode, NitroSigner, NitroDocumentFields } from './nsm/index.js';
+export { createTestNitroCa } from './nsm/test-ca.js';
+export type { TestNitroCa } from './nsm/test-ca.js';

@@ -1,0 +1,177 @@
+/**
+ * `keyfold attest fetch --source nsm|URL --out FILE`: asks the Nitro Secure Module (inside an enclave) or an HTTP
+ * attestation endpoint for a document naming a fresh RSA public key, and writes the document to FILE.
+ *
+ * Security rule: the key pair exists only so that the request carries a public key, as the manager's requests do;
+ * its private half is never exported, written or printed, and is dropped when the command ends. FILE is written
+ * (mode 0600) only once a document arrived, through a temporary file in the same directory: renamed over FILE with
+ * --force, otherwise hard-linked into place, which fails rather than replace a FILE that appeared meanwhile.
+ * @module
+ */
+import { generateKeyPair, randomBytes } from 'node:crypto';
+import { link, lstat, open, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { KeyfoldError } from '@keyfold/envelope-core';
+import type { CommandContext } from '../command.js';
+import { UsageError } from '../exit-codes.js';
+import { ioError } from '../io.js';
+import { formatFields, printable } from '../output.js';
+import { NSM_FIELD_LIMIT, parseHexOption, sha256Fingerprint } from './attest-common.js';
+
+const generateRsa = promisify(generateKeyPair);
+
+type Source = { readonly kind: 'nsm'; readonly device: string } | { readonly kind: 'http'; readonly url: URL };
+
+function parseSource(ctx: CommandContext): Source {
+  const value = ctx.args.string('source');
+  const device = ctx.args.string('device');
+  if (value === undefined) throw new UsageError('--source is required: nsm, or the http(s) URL of an attestation endpoint', ctx.name);
+  if (value === 'nsm') {
+    if (device === '') throw new UsageError('--device must not be empty', ctx.name);
+    return { kind: 'nsm', device: device ?? '/dev/nsm' };
+  }
+  if (device !== undefined) throw new UsageError('--device applies to --source nsm only', ctx.name);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageError(`--source must be nsm or an http(s) URL such as http://127.0.0.1:50123; got ${JSON.stringify(value)}`, ctx.name);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(`--source URL must be http:// or https://; got ${url.protocol}`, ctx.name);
+  }
+  if (url.username !== '' || url.password !== '') throw new UsageError('--source URL must not carry credentials', ctx.name);
+  return { kind: 'http', url };
+}
+
+function parseUserData(ctx: CommandContext): Buffer | undefined {
+  const text = ctx.args.string('user-data');
+  if (text === undefined) return undefined;
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length === 0 || bytes.length > NSM_FIELD_LIMIT) {
+    throw new UsageError(`--user-data must be 1 to ${NSM_FIELD_LIMIT} bytes of UTF-8; got ${bytes.length}`, ctx.name);
+  }
+  return bytes;
+}
+
+/** Refuses a FILE that exists (unless `force`) or is not a regular file, before anything is fetched. */
+async function checkTarget(path: string, force: boolean): Promise<void> {
+  let isFile: boolean;
+  try {
+    isFile = (await lstat(path)).isFile();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw ioError('write', path, err);
+  }
+  if (!isFile) throw new KeyfoldError('ALREADY_EXISTS', `${path} exists and is not a regular file; nothing was fetched`);
+  if (!force) throw new KeyfoldError('ALREADY_EXISTS', `${path} exists; pass --force to replace it. Nothing was fetched.`);
+}
+
+/** Writes `data` to `path` with mode 0600 via a temporary file in the same directory (see the module comment). */
+async function writeDocument(path: string, data: Uint8Array, force: boolean): Promise<void> {
+  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.keyfold-tmp`);
+  let handle;
+  try {
+    handle = await open(temp, 'wx', 0o600);
+  } catch (err) {
+    throw ioError('write', path, err);
+  }
+  let placed = false;
+  try {
+    await handle.chmod(0o600); // exactly 0600, whatever the umask
+    await handle.writeFile(data);
+    await handle.sync();
+    await handle.close();
+    if (force) {
+      await rename(temp, path);
+      placed = true;
+      return;
+    }
+    try {
+      await link(temp, path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new KeyfoldError('ALREADY_EXISTS', `${path} appeared while fetching; it was left as it was (pass --force to replace it)`);
+      }
+      throw err;
+    }
+  } catch (err) {
+    if (err instanceof KeyfoldError) throw err;
+    throw ioError('write', path, err);
+  } finally {
+    await handle.close().catch(() => undefined);
+    if (!placed) await unlink(temp).catch(() => undefined);
+  }
+}
+
+/**
+ * The source's error with its advice in CLI terms: the library suggests `httpSource()` or a function source, which
+ * for this command is `--source http://HOST:PORT`. Code and cause are kept.
+ */
+function forOperators(err: unknown): unknown {
+  if (!(err instanceof KeyfoldError) || !err.message.includes('httpSource()')) return err;
+  const what = err.message.split(';')[0] as string;
+  return new KeyfoldError(err.code, `${what}; outside an enclave use --source http://HOST:PORT (an attestation endpoint)`, { cause: err });
+}
+
+export async function run(ctx: CommandContext): Promise<number | undefined> {
+  const source = parseSource(ctx);
+  const out = ctx.args.string('out');
+  if (out === undefined || out === '' || out === '-') throw new UsageError('--out FILE is required (the document is binary)', ctx.name);
+  const nonceHex = ctx.args.string('nonce');
+  const nonce = nonceHex === undefined ? undefined : parseHexOption(nonceHex, '--nonce', ctx.name, NSM_FIELD_LIMIT);
+  const userData = parseUserData(ctx);
+  const force = ctx.args.flag('force');
+  const path = resolve(ctx.cwd, out);
+  await checkTarget(path, force);
+
+  const attestation = await import('@keyfold/attestation');
+  const from =
+    source.kind === 'nsm' ? attestation.nsmSource({ devicePath: source.device }) : attestation.httpSource({ baseUrl: source.url.href });
+  // Only the public half leaves this function; the private key is never exported and is dropped here.
+  const { publicKey } = await generateRsa('rsa', { modulusLength: 2048 });
+  const spki = publicKey.export({ type: 'spki', format: 'der' });
+  let document: Uint8Array;
+  try {
+    document = await from.attest({
+      publicKey: spki,
+      ...(userData === undefined ? {} : { userData }),
+      ...(nonce === undefined ? {} : { nonce }),
+    });
+  } catch (err) {
+    throw forOperators(err);
+  }
+  await writeDocument(path, document, force);
+
+  const where = source.kind === 'nsm' ? `nsm (${source.device})` : source.url.origin;
+  const result = {
+    ok: true,
+    path,
+    bytes: document.length,
+    source: where,
+    mode: '0600',
+    publicKey: sha256Fingerprint(spki),
+    ...(nonce === undefined ? {} : { nonce: nonce.toString('hex') }),
+    ...(userData === undefined ? {} : { userDataBytes: userData.length }),
+  };
+  ctx.out.result(result, () =>
+    [
+      `Attestation document written (${document.length} bytes, mode 0600)`,
+      '',
+      formatFields(
+        [
+          ['file', printable(path)],
+          ['source', printable(where)],
+          ['public key', `${result.publicKey} (RSA 2048, made for this request; its private key was not kept)`],
+          ...(nonce === undefined ? [] : [['nonce', nonce.toString('hex')] as const]),
+          ...(userData === undefined ? [] : [['user data', `${userData.length} bytes`] as const]),
+        ],
+        ctx.out.out,
+      ),
+      '',
+      `Check it with: keyfold attest verify ${printable(out)}${nonce === undefined ? '' : ` --nonce ${nonce.toString('hex')}`}`,
+    ].join('\n'),
+  );
+  return undefined;
+}
