@@ -17,14 +17,14 @@ import type { ConformanceTarget } from './target.js';
 export type TestFunction = (name: string, fn: () => Promise<void>, timeoutMs?: number) => unknown;
 
 /**
- * `it` of the host framework; its `skip` variant is used for checks listed in `skip`.
+ * `it` of the host framework.
  * @example
  * ```ts
  * import { it } from 'vitest';
  * const registerTest: ItFunction = it;
  * ```
  */
-export type ItFunction = TestFunction & { readonly skip?: TestFunction };
+export type ItFunction = TestFunction;
 
 /**
  * `describe` of the host framework.
@@ -53,12 +53,6 @@ export interface ProviderConformanceOptions extends ConformanceTarget {
    * `{ describe, it, expect }` wiring type-checks.
    */
   readonly expect?: unknown;
-  /**
-   * Checks to skip, each with the reason, e.g. `{ concurrency: 'the emulator allows 10 calls per second' }`.
-   * A skipped check is registered through `it.skip` with the reason in its title, so it shows as skipped in the
-   * report; it is never dropped silently. An unknown name is a TypeError, so a typo cannot skip nothing.
-   */
-  readonly skip?: Readonly<Partial<Record<ProviderCheckName, string>>>;
   /** Timeout per check in ms, passed as the third argument of `it`. Default: the framework's. */
   readonly timeoutMs?: number;
 }
@@ -83,9 +77,12 @@ export function applicableChecks(target: ConformanceTarget): ProviderCheck[] {
  * Registers the KeyProvider conformance suite: one `describe` block with one test per applicable check
  * (see `providerChecks`; `backend errors` needs `makeFailingProvider`).
  *
- * @returns the names of the checks registered to run (skipped ones excluded).
+ * There is no way to skip a check: a provider that cannot pass one is not conformant (a check that does not apply
+ * is one whose `requires` hook the target does not give). Options from older versions that skipped checks are refused.
+ *
+ * @returns the names of the checks registered.
  * @throws TypeError when `name`, `makeProvider`, `describe` or `it` is missing, a hook is not a function, or
- *   `skip` names an unknown check.
+ *   `skip` is given.
  * @example
  * ```ts
  * import { describe, it } from 'vitest';
@@ -112,11 +109,8 @@ export function runProviderConformance(options: ProviderConformanceOptions): Pro
   if (options.timeoutMs !== undefined && !(Number.isFinite(options.timeoutMs) && options.timeoutMs > 0)) {
     throw new RangeError(`timeoutMs must be a positive number; got ${options.timeoutMs}`);
   }
-  const skip = options.skip ?? {};
-  const known = new Set<string>(providerChecks.map((c) => c.name));
-  for (const [name, reason] of Object.entries(skip)) {
-    if (!known.has(name)) throw new TypeError(`skip names an unknown check "${name}"; known checks: ${[...known].join(', ')}`);
-    if (typeof reason !== 'string' || reason.trim() === '') throw new TypeError(`skip["${name}"] must give the reason as a non-empty string`);
+  if ((options as { skip?: unknown }).skip !== undefined) {
+    throw new TypeError('runProviderConformance has no skip option: every applicable check runs (a skipped check proves nothing)');
   }
   const target: ConformanceTarget = {
     makeProvider: options.makeProvider,
@@ -128,17 +122,7 @@ export function runProviderConformance(options: ProviderConformanceOptions): Pro
   const registered: ProviderCheckName[] = [];
   options.describe(`KeyProvider conformance: ${options.name}`, () => {
     for (const check of applicableChecks(target)) {
-      const reason = skip[check.name];
-      const title = `${check.name}: ${check.rule}`;
-      const fn = (): Promise<void> => check.run(target);
-      if (reason !== undefined) {
-        if (typeof it.skip !== 'function') {
-          throw new TypeError(`skip["${check.name}"] needs a framework whose it has it.skip, so the skip shows in the report`);
-        }
-        it.skip(`${title} (skipped: ${reason})`, fn, options.timeoutMs);
-        continue;
-      }
-      it(title, fn, options.timeoutMs);
+      it(`${check.name}: ${check.rule}`, () => check.run(target), options.timeoutMs);
       registered.push(check.name);
     }
   });
