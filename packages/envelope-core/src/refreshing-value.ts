@@ -43,6 +43,29 @@ export class RefreshingValue<T> {
     return this.#loading;
   }
 
+  /**
+   * Runs `use` with the value. When it fails with an error `isStale` accepts and the value it used was cached from
+   * before this call (so it may be out of date: a key version disabled or rotated elsewhere), loads the value again,
+   * once, and runs `use` with the new one if it differs (`equal`); otherwise the first error is thrown.
+   * @example
+   * ```ts
+   * return this.#current.useFresh((version) => this.#wrap(version), (err) => isDisabled(err));
+   * ```
+   */
+  async useFresh<R>(use: (value: T) => Promise<R>, isStale: (err: unknown) => boolean, equal: (a: T, b: T) => boolean = Object.is): Promise<R> {
+    const startedAt = this.#now();
+    const value = await this.get();
+    const loadedAt = this.#value?.fetchedAt ?? startedAt;
+    try {
+      return await use(value);
+    } catch (err) {
+      if (loadedAt >= startedAt || !isStale(err)) throw err;
+      const fresh = await this.get(true);
+      if (equal(fresh, value)) throw err;
+      return use(fresh);
+    }
+  }
+
   /** Stores a value learnt another way (a describe or rotate answer). */
   set(value: T): void {
     this.#value = { value, fetchedAt: this.#now() };

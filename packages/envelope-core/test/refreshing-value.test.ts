@@ -52,4 +52,45 @@ describe('RefreshingValue', () => {
     expect(loads).toBe(3);
     expect(() => new RefreshingValue(() => Promise.resolve(1), -1)).toThrow(RangeError);
   });
+
+  it('useFresh: a stale-looking failure on a cached value reloads once and retries with a new value only', async () => {
+    let t = 0;
+    let current = 'v1';
+    let loads = 0;
+    const v = new RefreshingValue(() => {
+      loads++;
+      return Promise.resolve(current);
+    }, 1000, () => t);
+    const stale = new Error('disabled');
+    const used: string[] = [];
+    const wrap = (version: string): Promise<string> => {
+      used.push(version);
+      return version === current ? Promise.resolve(`wrapped under ${version}`) : Promise.reject(stale);
+    };
+    const isStale = (err: unknown): boolean => err === stale;
+
+    expect(await v.useFresh(wrap, isStale)).toBe('wrapped under v1');
+    t = 10;
+    current = 'v2'; // rotated elsewhere: the cached v1 now fails
+    expect(await v.useFresh(wrap, isStale)).toBe('wrapped under v2');
+    expect(used).toEqual(['v1', 'v1', 'v2']);
+    expect(loads).toBe(2);
+
+    // Not stale by the predicate: thrown as is, no reload.
+    t = 20;
+    const other = new Error('throttled');
+    await expect(v.useFresh(() => Promise.reject(other), isStale)).rejects.toBe(other);
+    expect(loads).toBe(2);
+    // The reload gives the same value: the first error is thrown, no second attempt.
+    t = 30;
+    let attempts = 0;
+    await expect(v.useFresh(() => (attempts++, Promise.reject(stale)), isStale)).rejects.toBe(stale);
+    expect(attempts).toBe(1);
+    expect(loads).toBe(3);
+    // A value loaded by this very call is not stale: no reload.
+    v.clear();
+    t = 40;
+    await expect(v.useFresh(() => Promise.reject(stale), isStale)).rejects.toBe(stale);
+    expect(loads).toBe(4);
+  });
 });

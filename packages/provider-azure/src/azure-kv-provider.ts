@@ -54,6 +54,8 @@ const DEFAULT_VERSION_REFRESH_MS = 60_000;
 
 /** At most this many versioned CryptographyClients are kept (one per KEK version). */
 const MAX_VERSION_CLIENTS = 64;
+/** Errors that mean a cached version may be out of date: it was disabled or destroyed since it was read. */
+const STALE_VERSION = new Set(['KEY_DISABLED', 'KEY_NOT_FOUND']);
 
 /**
  * Options of {@link createAzureKeyVaultProvider}.
@@ -187,35 +189,22 @@ export class AzureKeyVaultProvider extends BaseKeyProvider {
   }
 
   /**
-   * The version new wraps use: the pinned one, or the key's current version read with GET key and reused for
-   * `versionRefreshMs`. Wraps always go through a *versioned* CryptographyClient: a versionless one reports the kid
-   * of the version it fetched when it was first used (SDK 4.10 `RemoteCryptographyProvider.getKeyID`), not the one
-   * Key Vault wrapped with, so after a rotation it would label new wraps with the old version. The read is shared by
-   * every wrap waiting for it, so it is not cancelled by one caller's deadline (each caller still stops waiting at
-   * its own deadline).
+   * New wraps use the pinned version, or the key's current version read with GET key and reused for
+   * `versionRefreshMs` (one read at a time, shared by every wrap waiting for it, so not cancelled by one caller's
+   * deadline). Wraps always go through a *versioned* CryptographyClient: a versionless one reports the kid of the
+   * version it fetched when it was first used (SDK 4.10 `RemoteCryptographyProvider.getKeyID`), not the one Key
+   * Vault wrapped with, so after a rotation it would label new wraps with the old version.
    */
-  #currentVersion(forceRefresh = false): Promise<string> {
-    if (this.#kid.version !== undefined) return Promise.resolve(this.#kid.version);
-    return this.#current.get(forceRefresh);
+  protected _wrapKey(dataKey: Uint8Array, context: EncryptionContext, signal: AbortSignal): Promise<WrappedKey> {
+    if (this.#kid.version !== undefined) return this.#wrap(dataKey, context, this.#kid.version, signal);
+    // A cached current version may have been disabled since it was read (a rotation made elsewhere): the shared
+    // refresh reads the key again, once, and uses its new current version if there is one.
+    return this.#current.useFresh(
+      (version) => this.#wrap(dataKey, context, version, signal),
+      (err) => STALE_VERSION.has(mapAzureError(err, this.keyId)?.code ?? ''),
+    );
   }
 
-  protected async _wrapKey(dataKey: Uint8Array, context: EncryptionContext, signal: AbortSignal): Promise<WrappedKey> {
-    const startedAt = performance.now();
-    const version = await this.#currentVersion();
-    try {
-      return await this.#wrap(dataKey, context, version, signal);
-    } catch (err) {
-      // A cached current version may have been disabled since it was read (a rotation made elsewhere): read the
-      // key again, once, and use its new current version if there is one.
-      const code = mapAzureError(err, this.keyId)?.code;
-      const wasCached = this.#kid.version === undefined && (this.#current.fetchedAt ?? startedAt) < startedAt;
-      if ((code === 'KEY_DISABLED' || code === 'KEY_NOT_FOUND') && wasCached) {
-        const fresh = await this.#currentVersion(true);
-        if (fresh !== version) return this.#wrap(dataKey, context, fresh, signal);
-      }
-      throw err;
-    }
-  }
 
   async #wrap(dataKey: Uint8Array, context: EncryptionContext, version: string, signal: AbortSignal): Promise<WrappedKey> {
     const result = await this.#clientFor(version).wrapKey(this.algorithm, dataKey, { abortSignal: signal });

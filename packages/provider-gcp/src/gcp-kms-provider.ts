@@ -74,6 +74,8 @@ function callOptions(): GcpCallOptions {
   return { retry: null };
 }
 const DEFAULT_PRIMARY_REFRESH_MS = 60_000;
+/** Errors that mean a cached version may be out of date: it was disabled or destroyed since it was read. */
+const STALE_VERSION = new Set(['KEY_DISABLED', 'KEY_NOT_FOUND']);
 
 /**
  * Options of {@link createGcpKmsProvider}.
@@ -111,7 +113,6 @@ export interface GcpKmsProviderOptions extends BaseProviderOptions {
 interface PrimaryVersion {
   readonly name: string;
   readonly id: string;
-  readonly fetchedAt: number;
 }
 
 function versionIdOf(versionName: string, keyName: string): string | undefined {
@@ -197,7 +198,7 @@ export class GcpKmsProvider extends BaseKeyProvider {
     const name = key.primary?.name;
     if (typeof name !== 'string') return undefined;
     const id = versionIdOf(name, this.keyId);
-    return id === undefined ? undefined : { name, id, fetchedAt: performance.now() };
+    return id === undefined ? undefined : { name, id };
   }
 
   async #getKey(signal: AbortSignal): Promise<CryptoKeyLike> {
@@ -206,30 +207,19 @@ export class GcpKmsProvider extends BaseKeyProvider {
   }
 
   /**
-   * The primary version for new wraps: cached for `primaryRefreshMs`, one GetCryptoKey at a time. The read is shared
-   * by every wrap waiting for it, so it is not cancelled by one caller's deadline (each caller still stops waiting at
-   * its own deadline).
+   * New wraps use the primary version: cached for `primaryRefreshMs`, one GetCryptoKey at a time, shared by every
+   * wrap waiting for it, so not cancelled by one caller's deadline (each caller still stops waiting at its own).
    */
-  #primaryVersion(forceRefresh = false): Promise<PrimaryVersion> {
-    return this.#primary.get(forceRefresh);
+  protected _wrapKey(dataKey: Uint8Array, context: EncryptionContext, signal: AbortSignal): Promise<WrappedKey> {
+    // A cached primary may have been disabled or destroyed since it was read (a rotation made elsewhere): the
+    // shared refresh reads the key again, once, and uses the new primary if there is one.
+    return this.#primary.useFresh(
+      (primary) => this.#encrypt(dataKey, context, primary, signal),
+      (err) => STALE_VERSION.has(mapGcpError(err, this.keyId)?.code ?? ''),
+      (a, b) => a.name === b.name,
+    );
   }
 
-  protected async _wrapKey(dataKey: Uint8Array, context: EncryptionContext, signal: AbortSignal): Promise<WrappedKey> {
-    const startedAt = performance.now();
-    const primary = await this.#primaryVersion();
-    try {
-      return await this.#encrypt(dataKey, context, primary, signal);
-    } catch (err) {
-      // A cached primary may have been disabled or destroyed since it was read (a rotation made elsewhere):
-      // read the key again, once, and use the new primary if there is one.
-      const code = mapGcpError(err, this.keyId)?.code;
-      if ((code === 'KEY_DISABLED' || code === 'KEY_NOT_FOUND') && primary.fetchedAt < startedAt) {
-        const fresh = await this.#primaryVersion(true);
-        if (fresh.name !== primary.name) return this.#encrypt(dataKey, context, fresh, signal);
-      }
-      throw err;
-    }
-  }
 
   async #encrypt(dataKey: Uint8Array, context: EncryptionContext, primary: PrimaryVersion, signal: AbortSignal): Promise<WrappedKey> {
     const aad = buildAad(primary.id, context);
@@ -360,7 +350,7 @@ export class GcpKmsProvider extends BaseKeyProvider {
           this.#client.updateCryptoKeyPrimaryVersion({ name: this.keyId, cryptoKeyVersionId: id }, callOptions()),
           signal,
         );
-        this.#primary.set(this.#primaryFrom(key) ?? { name: `${this.keyId}/cryptoKeyVersions/${id}`, id, fetchedAt: performance.now() });
+        this.#primary.set(this.#primaryFrom(key) ?? { name: `${this.keyId}/cryptoKeyVersions/${id}`, id });
         return id;
       });
     } catch (err) {
