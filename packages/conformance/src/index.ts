@@ -16,5 +16,5 @@ export {
   isKeyfoldErrorLike,
 } from './assert.js';
 export type { KeyfoldErrorLike } from './assert.js';
-export { inPool, keyfoldRejectionOf, rejectionOf } from './test-helpers.js';
+export { inPool, keyfoldRejectionOf, rejectionOf, sealAndOpenMany } from './test-helpers.js';
 export { keyStoreChecks, runKeyStoreCheck, runKeyStoreConformance, type ConformanceAuditEntry, type ConformanceDataKey, type ConformanceKeyStore, type KeyStoreCheck, type KeyStoreCheckName, type KeyStoreConformanceOptions, type KeyStoreConformanceTarget } from './keystore-checks.js';

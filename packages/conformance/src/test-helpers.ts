@@ -3,7 +3,7 @@
  * and a bounded pool of concurrent calls. Framework-agnostic, like the rest of this package.
  * @module
  */
-import { isKeyfoldError, type KeyfoldError } from '@keyfold/envelope-core';
+import { isKeyfoldError, type Envelope, type KeyfoldError } from '@keyfold/envelope-core';
 import { ConformanceError } from './assert.js';
 
 /**
@@ -59,4 +59,25 @@ export async function inPool<T>(n: number, width: number, fn: (index: number) =>
     }),
   );
   return out;
+}
+
+/**
+ * A workload for fault tests: seals `count` distinct messages (`message <i>`), each under its own encryption context
+ * (`{ n: '<i>', tenant: 't<i % 7>' }`), at most `width` in flight, then opens every one with its context and checks it
+ * comes back as sealed.
+ * @returns `count` (every message opened to its own plaintext).
+ * @throws ConformanceError naming the first message that came back different; whatever a seal or open threw.
+ * @example
+ * ```ts
+ * expect(await sealAndOpenMany(envelope, 1000, 16)).toBe(1000);
+ * ```
+ */
+export async function sealAndOpenMany(envelope: Pick<Envelope, 'seal' | 'open'>, count: number, width: number): Promise<number> {
+  const contextOf = (i: number): Record<string, string> => ({ n: String(i), tenant: `t${i % 7}` });
+  const sealed = await inPool(count, width, (i) => envelope.seal(`message ${i}`, contextOf(i)));
+  const opened = await inPool(count, width, (i) => envelope.open(sealed[i]!, { context: contextOf(i) }));
+  opened.forEach((plain, i) => {
+    if (Buffer.from(plain).toString() !== `message ${i}`) throw new ConformanceError(`message ${i} did not open to what was sealed`);
+  });
+  return opened.length;
 }

@@ -4,7 +4,7 @@
  * breaker in an outage (connections reset), and the per-call deadline passed to the SDK as its abort signal.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inPool, rejectionOf } from '@keyfold/conformance';
+import { rejectionOf, sealAndOpenMany } from '@keyfold/conformance';
 import { CircuitOpenError, createEnvelope, isKeyfoldError, type ResilienceOptions } from '@keyfold/envelope-core';
 import { createAzureKeyVaultProvider, type AzureKeyVaultProvider } from '../src/index.js';
 import {
@@ -56,17 +56,7 @@ describe('Key Vault: faults', () => {
     const before = provider.resilienceStats()!;
     try {
       const n = 1000;
-      const sealed: Uint8Array[] = [];
-      await inPool(n, 16, async (i) => {
-        sealed[i] = await envelope.seal(`message ${i}`, { tenant: `t${i % 7}`, n: String(i) });
-      });
-      let opened = 0;
-      await inPool(n, 16, async (i) => {
-        const plain = await envelope.open(sealed[i]!, { context: { tenant: `t${i % 7}`, n: String(i) } });
-        expect(Buffer.from(plain).toString()).toBe(`message ${i}`);
-        opened++;
-      });
-      expect(opened).toBe(n);
+      expect(await sealAndOpenMany(envelope, n, 16)).toBe(n);
       const c = emu.counters;
       const stats = provider.resilienceStats()!;
       expect(c.throttled).toBeGreaterThan(100);

@@ -4,7 +4,7 @@
  * in an outage, and the per-call deadline.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inPool, rejectionOf } from '@keyfold/conformance';
+import { rejectionOf, sealAndOpenMany } from '@keyfold/conformance';
 import { CircuitOpenError, createEnvelope, isKeyfoldError } from '@keyfold/envelope-core';
 import { createGcpKmsProvider } from '../src/index.js';
 import { asProviderClient, freshKeyId, sdkClient, startGcpKmsEmulator, type GcpKmsEmulator, type Transport } from './helpers.js';
@@ -42,17 +42,7 @@ for (const transport of ['grpc', 'rest'] as const) {
       emu.faults.set({ throttleRatio: 0.3, serverErrorRatio: 0.1, seed: transport === 'grpc' ? 11 : 12, operations: ['Encrypt', 'Decrypt'] });
       try {
         const n = 1000;
-        const sealed: Uint8Array[] = [];
-        await inPool(n, 16, async (i) => {
-          sealed[i] = await envelope.seal(`message ${i}`, { tenant: `t${i % 7}`, n: String(i) });
-        });
-        let opened = 0;
-        await inPool(n, 16, async (i) => {
-          const plain = await envelope.open(sealed[i]!, { context: { tenant: `t${i % 7}`, n: String(i) } });
-          expect(Buffer.from(plain).toString()).toBe(`message ${i}`);
-          opened++;
-        });
-        expect(opened).toBe(n);
+        expect(await sealAndOpenMany(envelope, n, 16)).toBe(n);
         const c = emu.counters;
         const stats = provider.resilienceStats()!;
         expect(c.throttled).toBeGreaterThan(100);

@@ -3,7 +3,7 @@
  * circuit breaker and calls fail fast; a sealed Vault is UNAVAILABLE; a server slower than the deadline gives TIMEOUT.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { inPool, keyfoldRejectionOf } from '@keyfold/conformance';
+import { keyfoldRejectionOf, sealAndOpenMany } from '@keyfold/conformance';
 import { createEnvelope, isKeyfoldError } from '@keyfold/envelope-core';
 import { freshProvider, randomKey, vaultEmulator } from './helpers.js';
 
@@ -25,10 +25,7 @@ describe('vault-transit under faults', () => {
       const envelope = createEnvelope({ providers: [provider], cache: false });
       emu.faults.set({ throttleRatio: 0.3, serverErrorRatio: 0.1, seed: 1 });
       emu.resetCounters();
-      const plaintexts = Array.from({ length: count }, (_, i) => new TextEncoder().encode(`record ${i}`));
-      const sealed = await inPool(count, 32, (i) => envelope.seal(plaintexts[i]!, { row: String(i) }));
-      const opened = await inPool(count, 32, (i) => envelope.open(sealed[i]!, { context: { row: String(i) } }));
-      opened.forEach((pt, i) => expect(Buffer.from(pt).equals(Buffer.from(plaintexts[i]!))).toBe(true));
+      expect(await sealAndOpenMany(envelope, count, 32)).toBe(count);
       const c = emu.counters;
       expect(c.throttled).toBeGreaterThan(0);
       expect(c.serverErrors).toBeGreaterThan(0);
