@@ -1,52 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { afterAll, inject } from 'vitest';
-import { openPostgresKeyStore, openSqliteKeyStore, type PostgresKeyStore, type SqliteKeyStore } from '../src/index.js';
+import { testStores } from '../../../tooling/keystore-test-stores.js';
+import { openPostgresKeyStore, openSqliteKeyStore, type PostgresKeyStore } from '../src/index.js';
 
-declare module 'vitest' {
-  export interface ProvidedContext {
-    pgUrl: string;
-  }
-}
-
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+export const { tempDir, freshPath, sqliteStore, pgUrl, freshSchema, pgStore } = testStores('ks', {
+  sqlite: openSqliteKeyStore,
+  postgres: openPostgresKeyStore,
 });
-
-/** A private temporary directory (mode 0700), removed after the file's tests. */
-export function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'keyfold-ks-'));
-  dirs.push(d);
-  return d;
-}
-
-let n = 0;
-/** A fresh store file path in a fresh directory. */
-export function freshPath(): string {
-  return join(tempDir(), `store-${++n}.db`);
-}
-
-export function sqliteStore(path = freshPath()): Promise<SqliteKeyStore> {
-  return openSqliteKeyStore({ path, securityMode: 'production' });
-}
-
-export function pgUrl(): string {
-  return inject('pgUrl');
-}
-
-/** A unique schema name for one store. */
-export function freshSchema(): string {
-  return `ks_${process.pid}_${++n}_${randomBytes(3).toString('hex')}`;
-}
-
-export function pgStore(schema = freshSchema()): Promise<PostgresKeyStore> {
-  return openPostgresKeyStore({ connectionString: pgUrl(), schema });
-}
 
 /** Runs raw SQL (with `?` placeholders) against a store, bypassing it: what an attacker with database access does. */
 export async function executeRaw(store: { backend: string; location: string }, sql: string, params: readonly unknown[]): Promise<void> {

@@ -1,9 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, inject } from 'vitest';
+import { testStores } from '../../../tooling/keystore-test-stores.js';
 import { createEnvProvider, type EnvProvider } from '@keyfold/provider-local';
 import {
   dataKeyContext,
@@ -12,47 +9,12 @@ import {
   openSqliteKeyStore,
   type KeyStore,
   type NewDataKey,
-  type PostgresKeyStore,
-  type SqliteKeyStore,
 } from '@keyfold/keystore';
 
-declare module 'vitest' {
-  export interface ProvidedContext {
-    pgUrl: string;
-  }
-}
-
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+export const { tempDir, freshPath, sqliteStore, pgUrl, freshSchema, pgStore } = testStores('rot', {
+  sqlite: openSqliteKeyStore,
+  postgres: openPostgresKeyStore,
 });
-
-export function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'keyfold-rot-'));
-  dirs.push(d);
-  return d;
-}
-
-let n = 0;
-export function freshPath(): string {
-  return join(tempDir(), `store-${++n}.db`);
-}
-
-export function sqliteStore(path = freshPath()): Promise<SqliteKeyStore> {
-  return openSqliteKeyStore({ path, securityMode: 'production' });
-}
-
-export function pgUrl(): string {
-  return inject('pgUrl');
-}
-
-export function freshSchema(): string {
-  return `rot_${process.pid}_${++n}_${randomBytes(3).toString('hex')}`;
-}
-
-export function pgStore(schema = freshSchema()): Promise<PostgresKeyStore> {
-  return openPostgresKeyStore({ connectionString: pgUrl(), schema });
-}
 
 /** Two KEK versions in env form, and providers active on each. */
 export interface Keks {
