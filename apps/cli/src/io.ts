@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { unlinkSync } from 'node:fs';
-import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -146,17 +146,30 @@ export class AtomicFile {
     });
   }
 
-  /** Closes the (flushed) temporary file and renames it into place. */
-  async commit(): Promise<void> {
+  /** Writes all of `data` to the temporary file and flushes it to disk (for output that is not streamed). */
+  async write(data: Uint8Array): Promise<void> {
+    await writeFully(this.#handle, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    await this.#handle.sync();
+  }
+
+  /**
+   * Closes the (flushed) temporary file and moves it into place: renamed over `path`, or with `replace: false`
+   * hard-linked to it, which fails with the `EEXIST` error itself (rethrown as is, for the caller to word) rather
+   * than replace a file that appeared since `create`.
+   */
+  async commit(options: { readonly replace?: boolean } = {}): Promise<void> {
     try {
       await this.#handle.close();
-      await rename(this.tempPath, this.path);
+      if (options.replace === false) await link(this.tempPath, this.path);
+      else await rename(this.tempPath, this.path);
     } catch (err) {
       await this.#removeTemp();
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw err;
       throw ioError('write', this.path, err);
     } finally {
       this.#release();
     }
+    if (options.replace === false) await unlink(this.tempPath).catch(() => undefined);
   }
 
   /** Closes and deletes the temporary file. Safe to call after commit (then a no-op). */

@@ -8,14 +8,14 @@
  * --force, otherwise hard-linked into place, which fails rather than replace a FILE that appeared meanwhile.
  * @module
  */
-import { generateKeyPair, randomBytes } from 'node:crypto';
-import { link, lstat, open, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { generateKeyPair } from 'node:crypto';
+import { lstat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { KeyfoldError } from '@keyfold/envelope-core';
 import type { CommandContext } from '../command.js';
 import { UsageError } from '../exit-codes.js';
-import { ioError } from '../io.js';
+import { AtomicFile, ioError } from '../io.js';
 import { formatFields, printable } from '../output.js';
 import { NSM_FIELD_LIMIT, parseHexOption, sha256Fingerprint } from './attest-common.js';
 
@@ -68,40 +68,18 @@ async function checkTarget(path: string, force: boolean): Promise<void> {
   if (!force) throw new KeyfoldError('ALREADY_EXISTS', `${path} exists; pass --force to replace it. Nothing was fetched.`);
 }
 
-/** Writes `data` to `path` with mode 0600 via a temporary file in the same directory (see the module comment). */
+/** Writes `data` to `path` with mode 0600 through the CLI's atomic output file (see the module comment). */
 async function writeDocument(path: string, data: Uint8Array, force: boolean): Promise<void> {
-  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.keyfold-tmp`);
-  let handle;
+  const file = await AtomicFile.create(path, 0o600);
   try {
-    handle = await open(temp, 'wx', 0o600);
+    await file.write(data);
+    await file.commit({ replace: force });
   } catch (err) {
-    throw ioError('write', path, err);
-  }
-  let placed = false;
-  try {
-    await handle.chmod(0o600); // exactly 0600, whatever the umask
-    await handle.writeFile(data);
-    await handle.sync();
-    await handle.close();
-    if (force) {
-      await rename(temp, path);
-      placed = true;
-      return;
+    await file.abort();
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new KeyfoldError('ALREADY_EXISTS', `${path} appeared while fetching; it was left as it was (pass --force to replace it)`);
     }
-    try {
-      await link(temp, path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-        throw new KeyfoldError('ALREADY_EXISTS', `${path} appeared while fetching; it was left as it was (pass --force to replace it)`);
-      }
-      throw err;
-    }
-  } catch (err) {
-    if (err instanceof KeyfoldError) throw err;
-    throw ioError('write', path, err);
-  } finally {
-    await handle.close().catch(() => undefined);
-    if (!placed) await unlink(temp).catch(() => undefined);
+    throw err;
   }
 }
 
