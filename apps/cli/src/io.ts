@@ -217,12 +217,22 @@ export function assertJsonOutput(ctx: CommandContext, out: string | undefined): 
   }
 }
 
-/** Reads a whole stream into one buffer. The chunks are wiped after they are copied (they may be plaintext). */
-export async function readAll(stream: Readable): Promise<Buffer> {
+/**
+ * Reads a whole stream into one buffer. The chunks are wiped after they are copied (they may be plaintext).
+ * @throws RangeError (after destroying the stream) when it holds more than `maxBytes`.
+ */
+export async function readAll(stream: Readable, maxBytes = Infinity): Promise<Buffer> {
   const chunks: Buffer[] = [];
+  let total = 0;
   try {
     for await (const chunk of stream as AsyncIterable<Buffer | string>) {
-      chunks.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
+      const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+      chunks.push(buf);
+      total += buf.length;
+      if (total > maxBytes) {
+        stream.destroy();
+        throw new RangeError(`the input is larger than ${maxBytes} bytes`);
+      }
     }
     return Buffer.concat(chunks);
   } finally {

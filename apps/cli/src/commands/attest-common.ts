@@ -1,10 +1,9 @@
 /**
- * Shared by `keyfold attest verify` and `keyfold attest fetch`: hex option values, bounded input reading, and the
- * SHA-256 fingerprint that names a public key in the output (never the key bytes).
+ * Shared by `keyfold attest verify` and `keyfold attest fetch`: hex option values and the SHA-256 fingerprint that
+ * names a public key in the output (never the key bytes).
  * @module
  */
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import { UsageError } from '../exit-codes.js';
 
 /** The NSM's limit for `nonce` and `user_data` (bytes). */
@@ -26,23 +25,4 @@ export function parseHexOption(value: string, option: string, command: string, m
 /** `sha256:<hex>` of `bytes`: how a public key is shown. */
 export function sha256Fingerprint(bytes: Uint8Array): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-}
-
-/**
- * Reads `stream` whole, up to `max` bytes.
- * @returns the bytes, or undefined when the stream holds more than `max` (it is then destroyed).
- */
-export async function readBounded(stream: Readable, max: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of stream as AsyncIterable<Buffer | string>) {
-    const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
-    total += buf.length;
-    if (total > max) {
-      stream.destroy();
-      return undefined;
-    }
-    chunks.push(buf);
-  }
-  return Buffer.concat(chunks);
 }

@@ -14,9 +14,9 @@ import { resolve } from 'node:path';
 import type { AttestationDocument } from '@keyfold/attestation';
 import type { CommandContext } from '../command.js';
 import { UsageError } from '../exit-codes.js';
-import { ioError, openInput } from '../io.js';
+import { ioError, openInput, readAll } from '../io.js';
 import { formatFields, formatTable, printable } from '../output.js';
-import { NSM_FIELD_LIMIT, parseHexOption, readBounded, sha256Fingerprint } from './attest-common.js';
+import { NSM_FIELD_LIMIT, parseHexOption, sha256Fingerprint } from './attest-common.js';
 
 /** Nitro documents are about 4-5 KiB; anything over this is not one (base64 text of one is a third larger). */
 const MAX_INPUT = 1024 * 1024;
@@ -197,16 +197,16 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
 
   const { AttestationError, verifyAttestationDocument } = await import('@keyfold/attestation');
   const input = await openInput(ctx, file === '-' ? '-' : resolve(ctx.cwd, file));
-  let raw: Buffer | undefined;
+  let raw: Buffer;
   try {
-    raw = await readBounded(input.stream, MAX_INPUT);
+    raw = await readAll(input.stream, MAX_INPUT);
   } catch (err) {
+    if (err instanceof RangeError) {
+      throw new AttestationError('MALFORMED', `${input.name} is larger than ${MAX_INPUT} bytes: not an attestation document (they are about 5 KiB)`);
+    }
     throw ioError('read', input.name, err);
   } finally {
     input.close();
-  }
-  if (raw === undefined) {
-    throw new AttestationError('MALFORMED', `${input.name} is larger than ${MAX_INPUT} bytes: not an attestation document (they are about 5 KiB)`);
   }
   const { document, encoding } = decodeInput(raw);
   if (document.length === 0) throw new AttestationError('MALFORMED', `${input.name} is empty`);
