@@ -179,6 +179,9 @@ describe('keyfold attest verify', () => {
     const truncated = keyfold(['attest', 'verify', docFile(bytes.subarray(0, bytes.length - 10)), '--root', ca.rootPemPath, '--json']);
     expect(truncated.status).toBe(3);
     expect(JSON.parse(truncated.out)).toMatchObject({ error: { code: 'INTEGRITY_FAILED', reason: 'MALFORMED' } });
+    const huge = keyfold(['attest', 'verify', '-', '--root', ca.rootPemPath], { input: Buffer.alloc(1024 * 1024 + 1, 0x84) });
+    expect(huge.status).toBe(3);
+    expect(huge.stderr).toContain('larger than 1048576 bytes');
     const empty = keyfold(['attest', 'verify', '-', '--root', ca.rootPemPath], { input: '' });
     expect(empty.status).toBe(3);
     expect(empty.stderr).toContain('MALFORMED');
