@@ -6,9 +6,6 @@
 import { createHash } from 'node:crypto';
 import { UsageError } from '../exit-codes.js';
 
-/** The NSM's limit for `nonce` and `user_data` (bytes). */
-export const NSM_FIELD_LIMIT = 512;
-
 /**
  * `value` of `--option` as bytes: an even number of hex digits, 1 to `maxBytes` bytes.
  * @throws UsageError naming the option and what was wrong.

@@ -17,7 +17,7 @@ import type { CommandContext } from '../command.js';
 import { UsageError } from '../exit-codes.js';
 import { AtomicFile, ioError } from '../io.js';
 import { formatFields, printable } from '../output.js';
-import { NSM_FIELD_LIMIT, parseHexOption, sha256Fingerprint } from './attest-common.js';
+import { parseHexOption, sha256Fingerprint } from './attest-common.js';
 
 const generateRsa = promisify(generateKeyPair);
 
@@ -45,12 +45,12 @@ function parseSource(ctx: CommandContext): Source {
   return { kind: 'http', url };
 }
 
-function parseUserData(ctx: CommandContext): Buffer | undefined {
+function parseUserData(ctx: CommandContext, limit: number): Buffer | undefined {
   const text = ctx.args.string('user-data');
   if (text === undefined) return undefined;
   const bytes = Buffer.from(text, 'utf8');
-  if (bytes.length === 0 || bytes.length > NSM_FIELD_LIMIT) {
-    throw new UsageError(`--user-data must be 1 to ${NSM_FIELD_LIMIT} bytes of UTF-8; got ${bytes.length}`, ctx.name);
+  if (bytes.length === 0 || bytes.length > limit) {
+    throw new UsageError(`--user-data must be 1 to ${limit} bytes of UTF-8; got ${bytes.length}`, ctx.name);
   }
   return bytes;
 }
@@ -94,17 +94,17 @@ function forOperators(err: unknown): unknown {
 }
 
 export async function run(ctx: CommandContext): Promise<number | undefined> {
+  const attestation = await import('@keyfold/attestation');
   const source = parseSource(ctx);
   const out = ctx.args.string('out');
   if (out === undefined || out === '' || out === '-') throw new UsageError('--out FILE is required (the document is binary)', ctx.name);
   const nonceHex = ctx.args.string('nonce');
-  const nonce = nonceHex === undefined ? undefined : parseHexOption(nonceHex, '--nonce', ctx.name, NSM_FIELD_LIMIT);
-  const userData = parseUserData(ctx);
+  const nonce = nonceHex === undefined ? undefined : parseHexOption(nonceHex, '--nonce', ctx.name, attestation.NSM_LIMITS.nonce);
+  const userData = parseUserData(ctx, attestation.NSM_LIMITS.userData);
   const force = ctx.args.flag('force');
   const path = resolve(ctx.cwd, out);
   await checkTarget(path, force);
 
-  const attestation = await import('@keyfold/attestation');
   const from =
     source.kind === 'nsm' ? attestation.nsmSource({ devicePath: source.device }) : attestation.httpSource({ baseUrl: source.url.href });
   // Only the public half leaves this function; the private key is never exported and is dropped here.

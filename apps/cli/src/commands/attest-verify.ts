@@ -16,7 +16,7 @@ import type { CommandContext } from '../command.js';
 import { UsageError } from '../exit-codes.js';
 import { ioError, openInput, readAll } from '../io.js';
 import { formatFields, formatTable, printable } from '../output.js';
-import { NSM_FIELD_LIMIT, parseHexOption, sha256Fingerprint } from './attest-common.js';
+import { parseHexOption, sha256Fingerprint } from './attest-common.js';
 
 /** Nitro documents are about 4-5 KiB; anything over this is not one (base64 text of one is a third larger). */
 const MAX_INPUT = 1024 * 1024;
@@ -185,17 +185,17 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
     throw new UsageError(`expected one FILE (or - for stdin), got ${positionals.length === 0 ? 'nothing' : `${positionals.length} arguments`}`, ctx.name);
   }
   const file = positionals[0] as string;
+  const { AttestationError, NSM_LIMITS, verifyAttestationDocument } = await import('@keyfold/attestation');
   const expectedPcrs = parsePcrs(ctx);
   const nonceHex = ctx.args.string('nonce');
   const options: Options = {
     roots: await loadRoots(ctx, ctx.args.list('root')),
     expectedPcrs,
-    nonce: nonceHex === undefined ? undefined : parseHexOption(nonceHex, '--nonce', ctx.name, NSM_FIELD_LIMIT),
+    nonce: nonceHex === undefined ? undefined : parseHexOption(nonceHex, '--nonce', ctx.name, NSM_LIMITS.nonce),
     maxAgeMs: parseMaxAge(ctx),
     allPcrs: ctx.args.flag('all-pcrs'),
   };
 
-  const { AttestationError, verifyAttestationDocument } = await import('@keyfold/attestation');
   const input = await openInput(ctx, file === '-' ? '-' : resolve(ctx.cwd, file));
   let raw: Buffer;
   try {
