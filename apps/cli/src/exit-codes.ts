@@ -139,13 +139,14 @@ export function errorCodeFor(err: unknown): ErrorCode {
 }
 
 /**
- * The exit status of a run that left some keys undone, from their error codes: FAILURE when every one is
- * operational (LOCKED: held by another transaction; a backend that was unavailable, throttled or timed out), so
- * running again is the fix; INTEGRITY (3) when any is anything else, conservatively for codes not known here.
+ * The exit status of a run that left some keys undone, from their error codes, by the same tables as every other
+ * failure: INTEGRITY (3) when any code is an integrity code (or one not known here, conservatively), else FAILURE,
+ * so running again is the fix. `LOCKED` (rotation: another transaction held the key) is FAILURE.
  */
 export function exitCodeForFailedKeys(codes: readonly string[]): ExitCode {
-  const retryable = new Set(['LOCKED', 'UNAVAILABLE', 'THROTTLED', 'TIMEOUT']);
-  return codes.every((c) => retryable.has(c)) ? ExitCode.FAILURE : ExitCode.INTEGRITY;
+  const exitOf = (code: string): ExitCode =>
+    code === 'LOCKED' ? ExitCode.FAILURE : isKeyfoldCode(code) ? KEYFOLD_EXIT[code] : isCliCode(code) ? CLI_EXIT[code] : ExitCode.INTEGRITY;
+  return codes.some((code) => exitOf(code) === ExitCode.INTEGRITY) ? ExitCode.INTEGRITY : ExitCode.FAILURE;
 }
 
 /** The exit status for `err` (see {@link ExitCode}). */
