@@ -3,7 +3,7 @@
  * provider, and rewriting FILE atomically (temporary file in the same directory + rename, original mode kept).
  * @module
  */
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { KeyProvider } from '@keyfold/envelope-core';
 import {
@@ -18,7 +18,8 @@ import {
 } from '@keyfold/secrets';
 import type { CommandContext } from '../command.js';
 import { UsageError } from '../exit-codes.js';
-import { AtomicFile, ioError, writeAll } from '../io.js';
+import { assertSecretsFileSize, MAX_SECRETS_FILE_BYTES, readTextFile } from '../input-limits.js';
+import { AtomicFile, withOutput, writeAll } from '../io.js';
 import { printable } from '../output.js';
 import { ProviderPool, withKeyGroupProviders } from './secrets-key-groups.js';
 
@@ -49,12 +50,22 @@ export function formatOf(ctx: CommandContext, file: string): SecretsFormat {
   return detected;
 }
 
+/**
+ * FILE's text, at most {@link MAX_SECRETS_FILE_BYTES} (config files are parsed in memory).
+ * @throws LimitExceededError for a larger file; CliError IO_ERROR when it cannot be read.
+ */
 export async function readText(path: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    throw ioError('read', path, err);
-  }
+  return readTextFile(path, MAX_SECRETS_FILE_BYTES, 'secrets files are parsed in memory: keep large data out of config files');
+}
+
+/**
+ * Writes a whole `secrets` file's text to stdout, through the same guarded sink as every data command (a closed
+ * pipe is IO_ERROR, not a crash); refused over {@link MAX_SECRETS_FILE_BYTES} like {@link replaceFile}.
+ * @throws LimitExceededError, CliError IO_ERROR.
+ */
+export async function writeToStdout(ctx: CommandContext, path: string, content: string): Promise<void> {
+  assertSecretsFileSize(path, content);
+  await withOutput(ctx, undefined, 0o600, (sink) => writeAll(sink, content));
 }
 
 /** FILE's metadata (no key access), or undefined when it is not a keyfold-encrypted file. */
@@ -94,8 +105,12 @@ export async function withFileProviders<T>(
   }
 }
 
-/** Replaces `path` with `content` atomically, keeping its permission bits (0600 for a new file). */
+/**
+ * Replaces `path` with `content` atomically, keeping its permission bits (0600 for a new file).
+ * @throws LimitExceededError when `content` is over {@link MAX_SECRETS_FILE_BYTES} (nothing written).
+ */
 export async function replaceFile(path: string, content: string): Promise<void> {
+  assertSecretsFileSize(path, content);
   let mode = 0o600;
   try {
     mode = (await stat(path)).mode & 0o777;

@@ -6,12 +6,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, fsyncSync, lstatSync, mkdtempSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { decryptSecrets } from '@keyfold/secrets';
 import type { CommandContext } from '../command.js';
 import { CliError, errorCodeFor } from '../exit-codes.js';
+import { MAX_SECRETS_FILE_BYTES, readTextFile } from '../input-limits.js';
 import { encryptText, formatOf, positionalArgs, readText, replaceFile, withFileProviders } from './secrets-common.js';
 
 /** Overwrites every regular file under `dir` with zeros, then removes `dir`. Synchronous: usable in signal handlers. */
@@ -99,7 +100,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
       if (code !== 0) {
         throw new CliError('EDIT_FAILED', `the editor ${signal === null ? `exited with status ${code}` : `was killed by ${signal}`}; ${file} was not changed`);
       }
-      const edited = await readFile(tempFile, 'utf8');
+      const edited = await readTextFile(tempFile, MAX_SECRETS_FILE_BYTES, `${file} was not changed`);
       if (edited === plain) return 'unchanged' as const;
       let encrypted: string;
       try {
