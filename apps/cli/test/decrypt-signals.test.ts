@@ -70,7 +70,7 @@ describe('decrypt --out interrupted', () => {
 
     // Not leftovers of this target: a live process's file (this test process), another target's file, and a name
     // from an older version (no host or pid).
-    const dead = spawnSync(process.execPath, ['-e', '0']).pid as number;
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid;
     const keep = [
       `.killed.out.${tag}.${process.pid}.${random}.keyfold-tmp`,
       `.other.out.${tag}.${dead}.${random}.keyfold-tmp`,

@@ -54,11 +54,16 @@ export function makeEnvelopes(work: string, run: ReturnType<typeof installation>
   };
 }
 
-/** Asserts `stderr` is exactly one `keyfold: ... [CODE]` line (no stack trace, nothing else) and returns CODE. */
+/**
+ * Asserts `stderr` is exactly one `keyfold: ... [CODE]` line (no stack trace, nothing else; a usage error adds its
+ * `Run 'keyfold help ...' for usage.` hint) and returns CODE.
+ */
 export function oneCodedLine(stderr: string): string {
-  expect(stderr, 'stderr must be one coded line').toMatch(/^keyfold: [^\n]* \[[A-Z_]+\]\n$/);
+  expect(stderr, 'stderr must be one coded line').toMatch(/^keyfold: [^\n]* \[[A-Z_]+\]\n(Run 'keyfold [a-z ]+' for usage\.\n)?$/);
   expect(stderr).not.toMatch(/\n\s+at |Node\.js v|^\s*throw /m);
-  return (/\[([A-Z_]+)\]\n$/.exec(stderr) as RegExpExecArray)[1] as string;
+  const code = (/^keyfold: [^\n]* \[([A-Z_]+)\]\n/.exec(stderr) as RegExpExecArray)[1] as string;
+  if (stderr.includes('\nRun ')) expect(code).toBe('USAGE');
+  return code;
 }
 
 /** Names of temporary output files left in `dir`. */
