@@ -94,17 +94,11 @@ export class AtomicFile {
   #settled = false;
   readonly #stopSignals: () => void;
 
-  private constructor(path: string, tempPath: string, handle: FileHandle) {
+  private constructor(path: string, tempPath: string, handle: FileHandle, stopSignals: () => void) {
     this.path = path;
     this.tempPath = tempPath;
     this.#handle = handle;
-    this.#stopSignals = onInterrupt(`${path} was not written`, () => {
-      try {
-        unlinkSync(tempPath);
-      } catch {
-        // Already gone.
-      }
-    });
+    this.#stopSignals = stopSignals;
   }
 
   #release(): void {
@@ -123,10 +117,19 @@ export class AtomicFile {
     }
     await removeStaleTempFiles(dirname(path), basename(path));
     const tempPath = join(dirname(path), tempFileName(basename(path)));
+    // Watching for signals before the file exists, so none can end the run between creating it and watching.
+    const stopSignals = onInterrupt(`${path} was not written`, () => {
+      try {
+        unlinkSync(tempPath);
+      } catch {
+        // Not created yet, or already gone.
+      }
+    });
     try {
       const handle = await open(tempPath, 'wx', mode);
-      return new AtomicFile(path, tempPath, handle);
+      return new AtomicFile(path, tempPath, handle, stopSignals);
     } catch (err) {
+      stopSignals();
       throw ioError('write', path, err);
     }
   }

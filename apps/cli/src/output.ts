@@ -210,11 +210,18 @@ export class Output {
   }
 }
 
-/** IO_ERROR for output that could not be written to stdout (EPIPE: the reader exited before reading it all). */
+/**
+ * IO_ERROR for output that could not be written to stdout: EPIPE (the reader exited before reading it all), or a
+ * refused write (ENOSPC on a full disk, ...).
+ */
 export function stdoutClosedError(cause: unknown): CliError {
   const errno = (cause as { code?: unknown } | null)?.code;
-  const reason = errno === 'EPIPE' || errno === 'ERR_STREAM_DESTROYED' ? 'the reader closed the pipe (EPIPE)' : `${String(errno ?? cause)}`;
-  return new CliError('IO_ERROR', `cannot write to stdout: ${reason} before all output was written`, { cause });
+  if (errno === 'EPIPE') {
+    return new CliError('IO_ERROR', 'cannot write to stdout: the reader closed the pipe (EPIPE) before all output was written', { cause });
+  }
+  const reason =
+    errno === 'ENOSPC' ? 'no space left on device' : errno === 'ERR_STREAM_DESTROYED' ? 'it is closed' : typeof errno === 'string' ? errno : 'write failed';
+  return new CliError('IO_ERROR', `cannot write to stdout: ${reason}; the output is incomplete`, { cause });
 }
 
 /** Stack and cause chain (names, codes, messages and stacks only) for `KEYFOLD_DEBUG=1`. */
