@@ -4,7 +4,7 @@
  * ESC sequences (clear screen, window title), BEL, CR/LF and a forged `keyfold: all good` line, an 8-bit CSI (C1) and
  * a bidi override in each of those fields.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createEnvelope, type KeyProvider } from '@keyfold/envelope-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -97,6 +97,31 @@ describe('inspect of a crafted envelope', () => {
       const info = JSON.parse(j.out) as { wrappedKeys: { kind: string; keyId: string; keyVersion: string }[]; context: Record<string, string> };
       expect(info.wrappedKeys[0]).toMatchObject({ kind: `kind${EVIL}`, keyId: `id${EVIL}`, keyVersion: `v${EVIL}` });
       expect(info.context[`key${EVIL}`]).toBe(`value${EVIL}`);
+    }
+  });
+});
+
+describe('a configuration file with hostile values', () => {
+  it('status and encrypt: every line and JSON document free of raw control, C1 and bidi characters', () => {
+    const path = join(work, 'kf', 'config.json');
+    const original = readFileSync(path, 'utf8');
+    try {
+      const config = JSON.parse(original) as { provider: { keyId: string } };
+      config.provider.keyId = `KEYFOLD_KEK${EVIL}`;
+      writeFileSync(path, JSON.stringify(config));
+      for (const args of [['status'], ['status', '--json'], ['encrypt', '--out', 'cfg.kf'], ['encrypt', '--out', 'cfg.kf', '--json']]) {
+        const r = run(args, { input: 'x' });
+        expect(r.status, r.stderr).not.toBe(0);
+        expectNoRawControl(r.stderr);
+        expectNoRawControl(r.out.replace(/\n$/, ''));
+        if (args.includes('--json')) {
+          expect((JSON.parse(r.out) as { error: { message: string } }).error.message).toMatch(/KEYFOLD_KEK.*pwned.*all good/);
+        } else {
+          oneCodedLine(r.stderr);
+        }
+      }
+    } finally {
+      writeFileSync(path, original);
     }
   });
 });
