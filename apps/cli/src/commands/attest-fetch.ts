@@ -21,7 +21,8 @@ import type { CommandContext } from '../command.js';
 import { UsageError } from '../exit-codes.js';
 import { AtomicFile, ioError } from '../io.js';
 import { formatFields, printable } from '../output.js';
-import { checkFetchedDocument, loadRoots, parseHexOption, sha256Fingerprint } from './attest-common.js';
+import { loadRoots, parseHexOption, sha256Fingerprint } from './attest-common.js';
+import { checkFetchedDocument } from './attest-fetch-check.js';
 
 const generateRsa = promisify(generateKeyPair);
 
