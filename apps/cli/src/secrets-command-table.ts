@@ -163,7 +163,8 @@ const exec: CommandSpec = {
     "The values are added to the child's environment (never to keyfold's own, never written to disk); the child " +
       "inherits stdin/stdout/stderr and keyfold exits with the child's status (128 + signal number when it was " +
       'killed). Names are the dotted paths with every character other than A-Z a-z 0-9 _ replaced by _ ' +
-      '(db.password -> db_password). --pristine gives the child only the secrets plus PATH (so the command can be ' +
+      '(db.password -> db_password); two paths that map to one name, an empty name, or a value with a NUL character ' +
+      'exit 1 (UNSUPPORTED, naming the path, never the value) before COMMAND runs. --pristine gives the child only the secrets plus PATH (so the command can be ' +
       'found); nothing else of the environment.',
     `Without --pristine the child gets keyfold's environment plus the secrets, but no Keyfold credential: ${CREDENTIALS_NOTE} ` +
       'A child that is itself a Keyfold application (it opens the same key store or env KEKs) gets the variables it ' +

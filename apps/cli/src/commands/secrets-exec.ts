@@ -15,6 +15,7 @@ import { constants } from 'node:os';
 import { loadSecrets } from '@keyfold/secrets';
 import type { CommandContext } from '../command.js';
 import { CliError, UsageError } from '../exit-codes.js';
+import { printable } from '../output.js';
 import { childEnvironment, formatOf, positionalArgs, readText, withFileProviders } from './secrets-common.js';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -22,6 +23,34 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** The environment variable name of a dotted path: every character other than A-Z a-z 0-9 _ becomes `_`. */
 export function envName(path: string): string {
   return path.replace(/[^A-Za-z0-9_]/g, '_');
+}
+
+/**
+ * The environment variables of the file's values, refused (before anything runs) when one cannot be passed as it
+ * is: an empty name, two paths that map to the same name (the child would silently get one of them), or a NUL
+ * character (no environment can hold one; Node's own error would quote the value). Messages name paths, never values.
+ * @throws CliError UNSUPPORTED.
+ */
+function toEnvironment(values: Iterable<readonly [string, string]>): Record<string, string> {
+  const out: Record<string, string> = {};
+  const from = new Map<string, string>();
+  for (const [path, value] of values) {
+    const name = envName(path);
+    if (name === '') throw new CliError('UNSUPPORTED', 'a value of the file has an empty name: it cannot be an environment variable; nothing was run');
+    const other = from.get(name);
+    if (other !== undefined) {
+      throw new CliError(
+        'UNSUPPORTED',
+        `${printable(other)} and ${printable(path)} would both be the environment variable ${printable(name)}; rename one. Nothing was run`,
+      );
+    }
+    if (value.includes('\0')) {
+      throw new CliError('UNSUPPORTED', `the value of ${printable(path)} contains a NUL character, which an environment variable cannot hold; nothing was run`);
+    }
+    from.set(name, path);
+    out[name] = value;
+  }
+  return out;
 }
 
 export async function run(ctx: CommandContext): Promise<number | undefined> {
@@ -36,9 +65,9 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   const content = await readText(file);
   const env = await withFileProviders(ctx, file, content, format, async (providers, pool) => {
     const store = await loadSecrets({ content, format }, { providers, format });
-    const secrets: Record<string, string> = {};
+    let secrets: Record<string, string>;
     try {
-      for (const key of store.keys()) secrets[envName(key)] = store.get(key) ?? '';
+      secrets = toEnvironment([...store.keys()].map((key) => [key, store.get(key) ?? ''] as const));
     } finally {
       store.destroy();
     }
@@ -53,7 +82,14 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   });
 
   return new Promise<number>((resolvePromise, reject) => {
-    const child = spawn(command, args, { stdio: 'inherit', env });
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn(command, args, { stdio: 'inherit', env });
+    } catch (err) {
+      // Node's message may quote the environment (secret values): only its code goes out.
+      reject(new CliError('IO_ERROR', `cannot run ${JSON.stringify(command)}: ${(err as NodeJS.ErrnoException).code ?? 'spawn failed'}`));
+      return;
+    }
     // Ctrl-C reaches the child too (same process group): let the child decide; forward termination requests.
     const ignore = (): void => undefined;
     const forward = (signal: NodeJS.Signals): void => {
