@@ -17,11 +17,12 @@ import {
   type SecretsFormat,
 } from '@keyfold/secrets';
 import type { CommandContext } from '../command.js';
+import { withoutCredentials } from '../credential-env.js';
 import { UsageError } from '../exit-codes.js';
 import { assertSecretsFileSize, MAX_SECRETS_FILE_BYTES, readTextFile } from '../input-limits.js';
 import { AtomicFile, withOutput, writeAll } from '../io.js';
 import { printable } from '../output.js';
-import { ProviderPool, withKeyGroupProviders } from './secrets-key-groups.js';
+import { ProviderPool, rulesFileDirs, withKeyGroupProviders } from './secrets-key-groups.js';
 
 const FORMATS: readonly SecretsFormat[] = ['dotenv', 'json', 'yaml', 'toml'];
 
@@ -162,4 +163,21 @@ export async function encryptText(
   });
   for (const w of result.warnings) ctx.out.note(`warning: ${printable(w.path)}: ${printable(w.message)}`);
   return result.content;
+}
+
+/**
+ * The environment for a child process of a `secrets` command (`exec`'s command, `edit`'s editor): keyfold's own
+ * without any Keyfold credential variable (see `credential-env.ts`) except those named in `keep`. The credential
+ * variables are those of every configuration `pool` loaded (the configured directory, --add-provider-dir, key
+ * groups) and of the key groups of FILE's rules file, which may name installations whose variables are set here
+ * even when FILE does not use them.
+ */
+export async function childEnvironment(
+  ctx: CommandContext,
+  file: string,
+  pool: ProviderPool,
+  keep: ReadonlySet<string> = new Set(),
+): Promise<NodeJS.ProcessEnv> {
+  for (const dir of await rulesFileDirs(file).catch(() => [])) await pool.config(dir).catch(() => undefined);
+  return withoutCredentials(ctx.env, pool.configs(), keep);
 }
