@@ -51,7 +51,7 @@ async function restore(ctx: CommandContext): Promise<void> {
   const { restoreStore } = await import('@keyfold/keystore');
   let summary: BackupSummary;
   if (cfg.backend === 'postgres') {
-    const store = await openStoreAt(ctx, loaded.dir, cfg, loaded, true);
+    const store = await openStoreAt(ctx, loaded.dir, cfg, loaded, 'create');
     try {
       summary = await restoreStore({ store, path, actor: cliActor() });
     } finally {
