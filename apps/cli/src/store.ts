@@ -188,12 +188,16 @@ export interface ProviderSession extends StoreSession {
 
 /**
  * Loads the configuration and runs `fn` with the open store (no provider: no passphrase asked), its install lock
- * checked against config.json; closes it. `read`: the store is opened read-only.
+ * checked against config.json; closes it. `read`: the store is opened read-only. `write`: the lock is checked
+ * through a read-only open first, so a refused command leaves the store file as it was, byte for byte (opening
+ * SQLite for writing changes its header).
  * @throws PolicyError PROVIDER_MISMATCH (exit 3) when config.json names another provider than the store's lock.
  */
 export async function withStore<T>(ctx: CommandContext, fn: (s: StoreSession) => Promise<T>, access: 'read' | 'write' = 'write'): Promise<T> {
   const loaded = await loadConfig(ctx);
-  const store = await openStoreAt(ctx, loaded.dir, storeConfig(loaded), loaded, access);
+  const cfg = storeConfig(loaded);
+  if (access === 'write') await checkStoreLock(ctx, loaded);
+  const store = await openStoreAt(ctx, loaded.dir, cfg, loaded, access);
   try {
     await assertStoreLock(store, loaded);
     return await fn({ loaded, store, actor: cliActor() });

@@ -11,7 +11,7 @@ import { CliError } from '../exit-codes.js';
 import { formatFields, printable } from '../output.js';
 import type { ProviderConfig } from '../provider-config.js';
 import type { KekAdded } from '../providers/types.js';
-import { assertStoreLock, cliActor, openStoreAt } from '../store.js';
+import { assertStoreLock, checkStoreLock, cliActor, openStoreAt } from '../store.js';
 
 /** The name of the checkpoint written and deleted again to prove the store takes writes. */
 const WRITE_CHECK = 'kek-add:write-check';
@@ -56,6 +56,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   // All or nothing. The key store is opened for writing, checked (permissions, damage, the install lock against
   // config.json and the provider) and proved writable before the provider changes, so a store that refuses leaves
   // the KEK untouched; a failure to record the new version after that undoes it in the keyring.
+  await checkStoreLock(ctx, loaded);
   const store = loaded.config.store === undefined ? undefined : await openStoreAt(ctx, loaded.dir, loaded.config.store, loaded, 'write');
   let added: KekAdded;
   let recorded = false;
