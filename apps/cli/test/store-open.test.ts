@@ -14,7 +14,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -345,6 +345,54 @@ describe('a config.json edited to name another provider than the store install l
       expect(r.stderr, args.join(' ')).toMatch(/names the env provider "KEYFOLD_KEK" but the key store .* was installed with the file provider "file-[0-9a-f]+".*\[PROVIDER_MISMATCH\]\n$/);
       expect(r.stdout.length, args.join(' ')).toBe(0);
     }
+    expect(listing(dir)).toEqual(before);
+  });
+});
+
+describe('restore', () => {
+  it("refuses a target with an earlier store's -wal left beside it (SQLite would replay it into the restored store)", () => {
+    const dir = copyOfGold();
+    const store = join(dir, 'keystore.db');
+    const backup = join(work, `restore-${n}.kfb`);
+    expect(run(dir, ['backup', '--out', backup]).status).toBe(0);
+    // The store is moved away while another process has it open in WAL mode with a write not yet checkpointed.
+    const db = new Database(store);
+    db.pragma('journal_mode = WAL');
+    db.prepare("INSERT INTO keyfold_checkpoints (name, cursor, processed, data, created_at, updated_at) VALUES ('stale', NULL, 0, '{}', 't', 't')").run();
+    copyFileSync(`${store}-wal`, join(work, 'stale-wal'));
+    copyFileSync(`${store}-shm`, join(work, 'stale-shm'));
+    db.close();
+    renameSync(store, join(work, `moved-${n}.db`));
+    copyFileSync(join(work, 'stale-wal'), `${store}-wal`);
+    copyFileSync(join(work, 'stale-shm'), `${store}-shm`);
+    const before = listing(dir);
+    const r = run(dir, ['restore', '--in', backup]);
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/keystore\.db-wal is left from an earlier store.*\[ALREADY_EXISTS\]/);
+    expect(listing(dir)).toEqual(before);
+
+    rmSync(`${store}-wal`);
+    rmSync(`${store}-shm`);
+    const ok = run(dir, ['restore', '--in', backup]);
+    expect(ok.status, ok.stderr).toBe(0);
+    const restored = new Database(store, { readonly: true });
+    try {
+      expect(restored.prepare('SELECT name FROM keyfold_checkpoints').all()).toEqual([]);
+    } finally {
+      restored.close();
+    }
+    expect(run(dir, ['decrypt', '--tenant', 'acme'], {}, sealedForAcme).out).toBe('hello acme');
+  });
+
+  it('refuses to restore over an existing store file, empty or not, and leaves it as it was', () => {
+    const dir = copyOfGold();
+    const backup = join(work, `restore-${n}.kfb`);
+    expect(run(dir, ['backup', '--out', backup]).status).toBe(0);
+    writeFileSync(join(dir, 'keystore.db'), '');
+    const before = listing(dir);
+    const r = run(dir, ['restore', '--in', backup]);
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toContain('[ALREADY_EXISTS]');
     expect(listing(dir)).toEqual(before);
   });
 });

@@ -1104,6 +1104,15 @@ function openSync_(options: SqliteKeyStoreOptions): SqliteKeyStore {
     if (!create) {
       throw new ConfigError(`the key store ${path} does not exist (only a new installation creates one: keyfold init, or create: true)`);
     }
+    // A -wal or -journal left by an earlier store at this path would be replayed into the new one by SQLite.
+    const leftover = preexisting.find((suffix) => suffix !== '-shm');
+    if (leftover !== undefined) {
+      throw new KeyfoldError(
+        'ALREADY_EXISTS',
+        `the key store ${path} does not exist but ${path}${leftover} does (left by an earlier store): SQLite would apply it to a ` +
+          'new store; move it away first. Nothing was written.',
+      );
+    }
     try {
       // Created 0600 before SQLite touches it; SQLite gives its -wal / -shm files the same mode.
       closeSync(openSync(path, 'wx', 0o600));

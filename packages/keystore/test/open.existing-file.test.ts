@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
@@ -78,6 +78,20 @@ describe('an existing file that is not a whole Keyfold store is refused and neve
     const path = freshPath();
     await expect(openSqliteKeyStore({ path })).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('create: true') as unknown });
     expect(readdirSync(dirname(path))).toEqual([]);
+  });
+
+  it("create refuses a path where an earlier store's -wal is left (SQLite would replay it into the new store)", async () => {
+    const path = await populated();
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.exec("INSERT INTO keyfold_meta (key, value) VALUES ('stale', 'x')");
+    const wal = readFileSync(`${path}-wal`);
+    db.close();
+    rmSync(path);
+    writeFileSync(`${path}-wal`, wal, { mode: 0o600 });
+    const before = snapshot(`${path}-wal`);
+    await expect(openSqliteKeyStore({ path, create: true })).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+    expect(snapshot(`${path}-wal`)).toEqual(before);
   });
 
   it('create and readOnly exclude each other', async () => {

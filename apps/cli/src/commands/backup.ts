@@ -59,9 +59,20 @@ async function restore(ctx: CommandContext): Promise<void> {
     }
   } else {
     const target = sqlitePath(loaded.dir, cfg);
-    if (existsSync(target)) {
-      throw new KeyfoldError('ALREADY_EXISTS', `the key store ${target} exists; restore only replaces a missing store (move it away first). Nothing was written.`);
-    }
+    const assertTargetFree = (when: string): void => {
+      if (existsSync(target)) {
+        throw new KeyfoldError('ALREADY_EXISTS', `the key store ${target} ${when}; restore only replaces a missing store (move it away first). Nothing was written.`);
+      }
+      // A -wal / -journal of an earlier store at the target would be replayed into the restored one by SQLite.
+      const leftover = ['-wal', '-shm', '-journal'].find((suffix) => existsSync(target + suffix));
+      if (leftover !== undefined) {
+        throw new KeyfoldError(
+          'ALREADY_EXISTS',
+          `${target}${leftover} is left from an earlier store: SQLite would mix it into the restored one; move it away first. Nothing was written.`,
+        );
+      }
+    };
+    assertTargetFree('exists');
     const temp = join(dirname(target), `.${basename(target)}.restore-${randomBytes(6).toString('hex')}`);
     const cleanup = async (): Promise<void> => {
       for (const s of ['', '-wal', '-shm', '-journal']) await rm(temp + s, { force: true });
@@ -74,7 +85,7 @@ async function restore(ctx: CommandContext): Promise<void> {
       } finally {
         await store.close();
       }
-      if (existsSync(target)) throw new KeyfoldError('ALREADY_EXISTS', `the key store ${target} appeared while restoring; nothing was written`);
+      assertTargetFree('appeared while restoring');
       await rename(temp, target);
     } finally {
       await cleanup();
