@@ -89,10 +89,13 @@ export function databaseError(err: unknown, target: DatabaseTarget, what: { tabl
   if (['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EAI_AGAIN'].includes(code) || /timeout|terminated/i.test(message)) {
     return new ProviderError('UNAVAILABLE', `cannot reach the database ${db}`);
   }
-  if (code === '28P01' || code === '28000') return new ProviderError('ACCESS_DENIED', `the database ${db} refused the login (wrong user or password)`);
-  if (/password must be a string|no password was provided/i.test(message)) {
+  // With the md5 and password methods the driver sends an empty password when it has none, and the server answers
+  // 28P01 as for a wrong one.
+  const noPassword = target.password === undefined;
+  if (/password must be a (non-empty )?string|no password was provided/i.test(message) || (code === '28P01' && noPassword)) {
     return new ProviderError('ACCESS_DENIED', `the database ${db} asks for a password and none was given: put it in --database-url or PGPASSWORD`);
   }
+  if (code === '28P01' || code === '28000') return new ProviderError('ACCESS_DENIED', `the database ${db} refused the login (wrong user or password)`);
   if (code === '3D000') return new ConfigError(`the database of ${db} does not exist`);
   if (code === '3F000' || code === '42P01') return new ConfigError(`table ${what.table} does not exist in ${db}`);
   if (code === '42703') return new ConfigError(`table ${what.table} in ${db} has no column named in --column / --id-column (${message})`);
@@ -127,21 +130,30 @@ export async function openTable(target: DatabaseTarget, what: { table: string; c
     }
   }
   const { default: pg } = await import('pg');
-  const pool = new pg.Pool({
+  // One connection: batches run one after the other.
+  const client = new pg.Client({
     connectionString: target.connectionString,
     ...(target.password === undefined ? {} : { password: target.password }),
-    max: 2,
     connectionTimeoutMillis: 10_000,
   });
-  // An idle connection the server drops must not crash the process; the next query reports it.
-  pool.on('error', () => undefined);
+  // A connection the server drops must not crash the process; the next query reports it.
+  client.on('error', () => undefined);
   try {
-    const source = postgresTableSource({ db: pool, ...names });
-    // Connect (and check the table and columns exist) before anything else is done.
-    await source.list(undefined, 1);
-    return { source: wrapErrors(source, target, what), close: () => pool.end() };
+    await client.connect();
   } catch (err) {
-    await pool.end().catch(() => undefined);
+    // node-postgres keeps the socket of a connection attempt that failed on the client side (the server asked for a
+    // password and there is none) open until the server's authentication timeout: close it now. The key store's
+    // PostgreSQL client does the same (packages/keystore postgres-store.ts ClosingClient).
+    (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+    throw databaseError(err, target, what);
+  }
+  try {
+    const source = postgresTableSource({ db: client, ...names });
+    // Check the table and columns exist before anything else is done.
+    await source.list(undefined, 1);
+    return { source: wrapErrors(source, target, what), close: () => client.end() };
+  } catch (err) {
+    await client.end().catch(() => undefined);
     throw databaseError(err, target, what);
   }
 }
