@@ -213,7 +213,7 @@ describe('keyfold rewrap --table on PostgreSQL', () => {
   });
 
   it('kek retire warns from the table checks recorded (0 left under v1 here)', () => {
-    const audit = JSON.parse(cli(['audit', 'list', '--event', 'envelopes.check', '--json'], V12).out) as Json;
+    const audit = JSON.parse(cli(['audit', 'list', '--event', 'envelopes.check', '--json'], V12).out);
     const subjects = new Set((audit.entries as Json[]).map((e) => e.subject as string));
     expect([...subjects].some((s) => s.startsWith('table:postgres://app@127.0.0.1') && s.endsWith('#app.documents.body'))).toBe(true);
     for (const s of subjects) expect(s).not.toContain(password);
