@@ -19,11 +19,11 @@ export const rewrap: CommandSpec = {
       'touched and the key commitment is kept. Each new envelope is opened with the active version before it ' +
       'replaces the old one.',
     'Files (binary or kf1. armor) are replaced atomically: a temporary file in the same directory with the same ' +
-      'permission bits and owner, flushed to disk, renamed over the file, then the directory flushed; any failure or ' +
-      'signal leaves the old file as it was and no temporary file behind. A file changed by someone else while it was ' +
-      're-wrapped, a read-only file and a file with several hard links are refused. Each file is reported as ' +
-      'rewrapped, current (already on the active version), tenant (sealed under a tenant key: re-wrap it with ' +
-      "'keyfold tenant rotate', left as it is), skipped (directory walk only: not an envelope, a symbolic link, not a " +
+      'permission bits and owner, flushed to disk, renamed over the file, then the directory flushed; any failure, ' +
+      'SIGINT or SIGTERM leaves the old file as it was and no temporary file behind. A file changed by someone else ' +
+      'while it was re-wrapped, a read-only file and a file with several hard links are refused. Each file is ' +
+      'reported as rewrapped, current (already on the active version), tenant (sealed under a tenant key, which ' +
+      "'keyfold tenant rotate' rotates: left as it is), skipped (directory walk only: not an envelope, a symbolic link, not a " +
       'regular file) or failed with its error code; the others are still processed.',
     'Directories need --recursive; the walk never follows symbolic links (they are reported as skipped, so it cannot ' +
       'leave the tree) and skips files that are not Keyfold envelopes. A FILE named on the command line (or in ' +
