@@ -226,6 +226,16 @@ describe('keyfold rewrap: a directory of mixed envelopes', () => {
     expect(d.stderr).toContain('is a directory: add --recursive');
     expect(snapshot(data)).toEqual(before);
 
+    // A read-only file (no write bit) is refused even for root, and left as it was.
+    const ro = join(work, 'read-only.kf');
+    ok(cli(dir, ['encrypt', '--out', ro], V1, 'read only'));
+    chmodSync(ro, 0o444);
+    const roBefore = readFileSync(ro);
+    const refused = cli(dir, ['rewrap', ro, '--json'], V12);
+    expect(refused.status).toBe(1);
+    expect(JSON.parse(refused.out).files[0]).toMatchObject({ status: 'failed', code: 'IO_ERROR', reason: expect.stringContaining('read-only (mode 0444)') });
+    expect(readFileSync(ro).equals(roBefore)).toBe(true);
+
     const missing = cli(dir, ['rewrap', join(data, 'nope.kf')], V12);
     expect(missing.status).toBe(1);
     expect(missing.out).toMatch(/failed\s+\S*nope\.kf\s+IO_ERROR/);
@@ -274,7 +284,9 @@ describe('keyfold rewrap: files it may not write (run as nobody)', () => {
       const r = asNobody(['encrypt', '--out', f], { ...V1 });
       expect(r.status, r.stderr).toBe(0);
     }
-    chmodSync(join(root, 'ro-file', 'x.kf'), 0o444);
+    // Writable by its owner, root, only: nobody may read it but not write it.
+    chownSync(join(root, 'ro-file', 'x.kf'), 0, 0);
+    chmodSync(join(root, 'ro-file', 'x.kf'), 0o644);
     chmodSync(join(root, 'ro-dir'), 0o555);
   });
   afterAll(() => {
@@ -282,7 +294,7 @@ describe('keyfold rewrap: files it may not write (run as nobody)', () => {
     removeDir(root);
   });
 
-  it('a read-only file and a file in a read-only directory: IO_ERROR (exit 1), left byte-for-byte as they were', () => {
+  it('a file and a directory it may not write: IO_ERROR (exit 1), left byte-for-byte as they were', () => {
     for (const d of ['ro-file', 'ro-dir']) {
       const f = join(root, d, 'x.kf');
       const before = readFileSync(f);

@@ -7,8 +7,9 @@
  * - The file must still be the one that was read (same device, inode, size and modification time) just before the
  *   rename: a file another program changed meanwhile is left with that program's content, never overwritten with a
  *   re-wrap of the old one.
- * - A file the user may not write (read-only) is refused even where the directory would allow the rename, and so
- *   is a file with several hard links (the rename would give only this name the new content).
+ * - A file the user may not write, or with no write bit at all (read-only on purpose, also for root), is refused
+ *   even where the directory would allow the rename, and so is a file with several hard links (the rename would
+ *   give only this name the new content).
  * - On any failure, and on SIGINT/SIGTERM while the temporary file exists (AtomicFile's handler), the temporary file
  *   is removed and the old file is untouched.
  * @module
@@ -48,6 +49,10 @@ async function syncDirectory(dir: string): Promise<void> {
  *   was read, or cannot be written; IO_ERROR after the rename only when the directory cannot be flushed.
  */
 export async function replaceFile(path: string, read: Stats, data: Uint8Array): Promise<void> {
+  // No write bit at all: read-only on purpose, also for root (whom access() would let through).
+  if ((read.mode & 0o222) === 0) {
+    throw new CliError('IO_ERROR', `cannot write ${path}: the file is read-only (mode ${(read.mode & 0o7777).toString(8).padStart(4, '0')}); chmod u+w it first`);
+  }
   try {
     await access(path, constants.W_OK);
   } catch (err) {
