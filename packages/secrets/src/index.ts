@@ -10,7 +10,7 @@ export {
   updateKeys,
   rotateDataKey,
   inspectSecrets,
-} from './file-crypto.js';
+} from './file-api.js';
 export type { EncryptOptions, EncryptResult, SecretsFileInfo, SecretsFileOptions, WrappedKeyInfo } from './file-crypto.js';
 export type { KeyGroups, KeyOptions } from './data-key.js';
 export { loadSecrets } from './store.js';
