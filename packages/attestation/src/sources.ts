@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { Decoder, Encoder } from 'cbor-x';
 import type * as NsmIoctl from '@keyfold/nsm-ioctl';
 import { ProviderError, assertBytes, toBase64Url } from '@keyfold/envelope-core';
+import { assertKnownOptions } from './options-check.js';
 
 /** What the manager asks a source for: a document that embeds `publicKey` (DER SPKI), and optionally these fields. */
 export interface AttestationRequest {
@@ -114,7 +115,7 @@ function nsmDocument(response: Uint8Array): Uint8Array {
  * `{ Attestation: { user_data, nonce, public_key } }` per document, made through the optional native binding
  * `@keyfold/nsm-ioctl` (Node has no `ioctl`). Outside an enclave, or without the binding, `attest` fails with a clear
  * UNAVAILABLE error.
- * @throws (from attest) ProviderError:
+ * @throws TypeError for an unknown option or an empty path; (from attest) ProviderError:
  *   UNAVAILABLE — the device is absent (not in an enclave), the binding is not installed or not built, the path is not
  *   an NSM device, or the NSM failed (its error code is in the message; retryable);
  *   ACCESS_DENIED — the device cannot be opened read-write;
@@ -127,6 +128,7 @@ function nsmDocument(response: Uint8Array): Uint8Array {
  * ```
  */
 export function nsmSource(options: NsmSourceOptions = {}): AttestationSource {
+  assertKnownOptions(options, ['devicePath'], 'nsmSource');
   const devicePath = options.devicePath ?? '/dev/nsm';
   if (typeof devicePath !== 'string' || devicePath.length === 0) throw new TypeError('nsmSource devicePath must be a non-empty path');
   return {
@@ -186,7 +188,8 @@ export const DEFAULT_ATTESTATION_PATH = '/api/v1/attestation/report';
 /** Largest document accepted from an endpoint; Nitro documents are about 4-5 KiB. */
 const MAX_DOCUMENT = 64 * 1024;
 
-const HTTP_SOURCE_OPTIONS: ReadonlySet<string> = new Set(['baseUrl', 'path', 'parameters', 'fetch', 'timeoutMs']);
+const HTTP_SOURCE_OPTIONS = ['baseUrl', 'path', 'parameters', 'fetch', 'timeoutMs'] as const satisfies readonly (keyof HttpSourceOptions)[];
+
 const PARAMETER_FIELDS = ['publicKey', 'userData', 'nonce'] as const;
 /** RFC 3986 unreserved characters: a name that needs no encoding and cannot smuggle `&`, `=` or `#`. */
 const PARAMETER_NAME = /^[A-Za-z0-9._~-]{1,64}$/;
@@ -249,9 +252,7 @@ function httpSourceParameters(parameters: unknown): Record<(typeof PARAMETER_FIE
  */
 export function httpSource(options: HttpSourceOptions): AttestationSource {
   if (options === null || typeof options !== 'object') throw new TypeError('httpSource needs an options object with a baseUrl');
-  for (const name of Object.keys(options)) {
-    if (!HTTP_SOURCE_OPTIONS.has(name)) throw new TypeError(`httpSource has no option ${JSON.stringify(name)}; known: ${[...HTTP_SOURCE_OPTIONS].join(', ')}`);
-  }
+  assertKnownOptions(options, HTTP_SOURCE_OPTIONS, 'httpSource');
   let base: URL;
   try {
     base = new URL(options.baseUrl);

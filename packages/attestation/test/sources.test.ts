@@ -91,5 +91,13 @@ describe('sources', () => {
   it('options are checked', () => {
     expect(() => createAttestationManager({ source: () => new Uint8Array(1), keyBits: 1024 as 2048 })).toThrow(RangeError);
     expect(() => createAttestationManager({ source: () => new Uint8Array(1), maxDocumentAge: 10 })).toThrow(RangeError);
+    // A misspelt option never falls back to its default silently.
+    expect(() => createAttestationManager({ source: () => new Uint8Array(1), maxDocumentAg: 60_000 } as never)).toThrow(
+      /^createAttestationManager has no option "maxDocumentAg"; known options: source, maxDocumentAge, keyBits, userData, nonce, now, logger$/,
+    );
+    const manager = createAttestationManager({ source: () => new Uint8Array(1) });
+    expect(() => manager.recipient({ requird: false } as never)).toThrow(/^recipient has no option "requird"; known options: required$/);
+    manager.destroy();
+    expect(() => nsmSource({ devicepath: '/dev/nsm' } as never)).toThrow(/^nsmSource has no option "devicepath"/);
   });
 });
