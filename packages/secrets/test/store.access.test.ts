@@ -6,14 +6,14 @@
  */
 import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProviderError, type EncryptionContext, type KeyProvider, type WrappedKey } from '@keyfold/envelope-core';
-import { encryptSecrets, loadSecrets, type RefreshFailureInfo } from '../src/index.js';
+import { decryptSecrets, encryptSecrets, loadSecrets, type RefreshFailureInfo } from '../src/index.js';
 import { envProvider, policy } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'keyfold-secrets-access-'));
@@ -107,6 +107,22 @@ describe('loadSecrets options', () => {
     expect(lenient.get('DATABASE_URI')).toBeUndefined();
     expect(lenient.getSection('db')).toBeUndefined();
     lenient.destroy();
+  });
+});
+
+describe('an enclave provider whose attestation KMS refuses', () => {
+  it('loadSecrets and decryptSecrets surface ATTESTATION_REFUSED, not DECRYPT_FAILED', async () => {
+    const inner = envProvider();
+    const path = await secretsFile([inner], 'A=one\n');
+    const refusing: KeyProvider = {
+      ...switchable(inner).provider,
+      // What @keyfold/provider-aws throws when KMS refuses the enclave's attestation document.
+      unwrapKey: () => Promise.reject(new ProviderError('ATTESTATION_REFUSED', 'AWS KMS refused the enclave attestation document')),
+    };
+    await expect(loadSecrets(path, { providers: [refusing], policy })).rejects.toMatchObject({ code: 'ATTESTATION_REFUSED' });
+    await expect(decryptSecrets(readFileSync(path, 'utf8'), { format: 'dotenv', providers: [refusing], policy })).rejects.toMatchObject({
+      code: 'ATTESTATION_REFUSED',
+    });
   });
 });
 
