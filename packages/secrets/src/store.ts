@@ -331,9 +331,9 @@ class Store implements SecretStore {
     const code: KeyfoldErrorCode = last instanceof KeyfoldError ? last.code : 'UNAVAILABLE';
     return new KeyfoldError(
       code,
-      `the secrets of this store expired: they could not be re-read for access.maxStale (${access.maxStale} ms) after access.ttl ` +
-        `(${access.ttl} ms) and were wiped; last refresh error: ${last ? last.message : 'none yet'}. Fix the source or its providers; ` +
-        'the next successful refresh restores them',
+      `the secrets of this store expired: re-reading them from the source has failed for access.maxStale (${access.maxStale} ms), ` +
+        `so they were wiped; last refresh error: ${last ? last.message : 'none'}. Fix the source or its providers; the next ` +
+        'successful refresh restores them',
       last === undefined ? {} : { cause: last },
     );
   }
