@@ -237,7 +237,7 @@ export function verifyAuditMacs(entries: readonly AuditEntry[], head: AuditHead,
     const expected = key.entryMac(e, e.seq === keyedFrom ? undefined : prevMac);
     if (!macEqual(expected, e.mac)) {
       macProblem = {
-        kind: 'edited',
+        kind: e.mac === undefined ? 'inserted' : 'edited',
         seq: e.seq,
         message:
           e.mac === undefined
