@@ -1,7 +1,7 @@
 /**
  * `keyfold backup --out FILE` and `keyfold restore --in FILE`: the key store as wrapped material only (install
- * lock, KEK versions, wrapped data keys, audit log), with a digest. Restore verifies the file and its audit chain
- * before anything is written; an SQLite store is restored into a temporary file that is renamed into place only
+ * lock, KEK versions, wrapped data keys, the wrapped audit key, audit log), with a digest. Both open the KEK provider:
+ * restore verifies the file and its audit log's MACs before anything is written; an SQLite store is restored into a temporary file that is renamed into place only
  * when everything succeeded.
  * @module
  */
@@ -9,12 +9,12 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { KeyfoldError } from '@keyfold/envelope-core';
+import { KeyfoldError, type KeyProvider } from '@keyfold/envelope-core';
 import type { BackupSummary } from '@keyfold/keystore';
 import type { CommandContext } from '../command.js';
-import { loadConfig } from '../config.js';
+import { loadConfig, openProvider } from '../config.js';
 import { formatCount, formatFields, printable } from '../output.js';
-import { cliActor, openStoreAt, requiredOption, sqlitePath, storeConfig, withStore } from '../store.js';
+import { cliActor, openStoreAt, requiredOption, sqlitePath, storeConfig, withStoreAndProvider } from '../store.js';
 
 function render(ctx: CommandContext, title: string, s: BackupSummary): string {
   return [
@@ -35,7 +35,8 @@ function render(ctx: CommandContext, title: string, s: BackupSummary): string {
 
 async function backup(ctx: CommandContext): Promise<void> {
   const path = resolve(ctx.cwd, requiredOption(ctx, 'out', 'FILE'));
-  const summary = await withStore(ctx, async ({ store, actor }) => {
+  // With the provider: the audit key is open, so the log is verified with its MACs and the store.backup entry MAC'd.
+  const summary = await withStoreAndProvider(ctx, async ({ store, actor }) => {
     const { backupStore } = await import('@keyfold/keystore');
     return backupStore({ store, path, actor });
   });
@@ -49,11 +50,28 @@ async function restore(ctx: CommandContext): Promise<void> {
   const loaded = await loadConfig(ctx);
   const cfg = storeConfig(loaded);
   const { restoreStore } = await import('@keyfold/keystore');
+  // The installation's provider verifies the backup's audit MACs before anything is written, and opens the audit key.
+  const provider = await openProvider(ctx, loaded);
+  try {
+    return await restoreWith(ctx, path, loaded, cfg, restoreStore, provider);
+  } finally {
+    await provider.close();
+  }
+}
+
+async function restoreWith(
+  ctx: CommandContext,
+  path: string,
+  loaded: Awaited<ReturnType<typeof loadConfig>>,
+  cfg: ReturnType<typeof storeConfig>,
+  restoreStore: typeof import('@keyfold/keystore').restoreStore,
+  provider: KeyProvider,
+): Promise<void> {
   let summary: BackupSummary;
   if (cfg.backend === 'postgres') {
     const store = await openStoreAt(ctx, loaded.dir, cfg, loaded, true);
     try {
-      summary = await restoreStore({ store, path, actor: cliActor() });
+      summary = await restoreStore({ store, path, actor: cliActor(), provider });
     } finally {
       await store.close();
     }
@@ -70,7 +88,7 @@ async function restore(ctx: CommandContext): Promise<void> {
       const { openSqliteKeyStore } = await import('@keyfold/keystore');
       const store = await openSqliteKeyStore({ path: temp, create: true, securityMode: loaded.securityMode });
       try {
-        summary = await restoreStore({ store, path, actor: cliActor() });
+        summary = await restoreStore({ store, path, actor: cliActor(), provider });
       } finally {
         await store.close();
       }

@@ -4,8 +4,9 @@
  * themselves, so for them this command says which of the service's own commands to run instead.
  * @module
  */
+import type { KeyProvider } from '@keyfold/envelope-core';
 import type { CommandContext } from '../command.js';
-import { loadConfig } from '../config.js';
+import { loadConfig, openProvider } from '../config.js';
 import { CliError } from '../exit-codes.js';
 import { formatFields, printable } from '../output.js';
 import type { ProviderConfig } from '../provider-config.js';
@@ -47,9 +48,21 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   let recorded = false;
   try {
     if (store !== undefined) await store.ensureInstallLock({ kind: cfg.kind, keyId: cfg.keyId }, cliActor());
+    // Keyed audit log: the kek.activate entry below is MAC'd, so the store's audit key is opened with the provider first.
+    const openAuditKey = async (provider: KeyProvider): Promise<void> => {
+      await store?.openAuditKey(provider, { actor: cliActor() });
+    };
     if (cfg.kind === 'file') {
-      added = await (await import('../providers/local.js')).addKekVersion(ctx, loaded, cfg);
+      added = await (await import('../providers/local.js')).addKekVersion(ctx, loaded, cfg, openAuditKey);
     } else if (cfg.kind === 'pkcs11') {
+      if (store !== undefined) {
+        const provider = await openProvider(ctx, loaded);
+        try {
+          await openAuditKey(provider);
+        } finally {
+          await provider.close();
+        }
+      }
       added = await (await import('../providers/pkcs11.js')).addKekVersion(loaded.securityMode, cfg);
     } else {
       throw await unsupported(cfg);
