@@ -220,11 +220,14 @@ describe('keyed audit log', () => {
     }
   });
 
-  it('writes without the key are refused: a store without its KEK gets no audit entries', () => {
+  it('writes without the key are refused: a run without the KEK adds no audit entry (backup needs key access now)', () => {
     const dir = copy();
     const before = entries(dir).length;
-    const r = run(dir, ['kek', 'retire', '--kek-version', '1'], {});
+    const out = join(work, `nokey-${n}.backup`);
+    const r = run(dir, ['backup', '--out', out], {});
     expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/^keyfold: .*\[[A-Z_]+\]\n$/);
+    expect(existsSync(out)).toBe(false);
     expect(entries(dir)).toHaveLength(before);
   });
 });
