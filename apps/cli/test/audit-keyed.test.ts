@@ -21,6 +21,8 @@ let neighbour: string;
 let n = 0;
 
 type Json = ReturnType<typeof JSON.parse>;
+/** An audit row as stored (`mac` NULL on entries written before keying, or stripped by an attacker). */
+type Row = Omit<AuditEntry, 'mac'> & { mac: string | null };
 
 function copy(from = pristine): string {
   const dir = join(work, `copy-${++n}`);
@@ -47,7 +49,7 @@ function sql(dir: string, fn: (db: Database.Database) => void): void {
   }
 }
 
-function entries(dir: string): (AuditEntry & { mac: string | null })[] {
+function entries(dir: string): Row[] {
   let rows: Record<string, unknown>[] = [];
   sql(dir, (db) => {
     rows = db.prepare('SELECT * FROM keyfold_audit ORDER BY seq').all() as Record<string, unknown>[];
@@ -66,13 +68,14 @@ function entries(dir: string): (AuditEntry & { mac: string | null })[] {
 }
 
 /** Rewrites the log as `log` with every SHA-256 hash recomputed and the head moved to its end: a keyless re-chain. */
-function rechain(dir: string, log: readonly (AuditEntry & { mac: string | null })[]): void {
+function rechain(dir: string, log: readonly Row[]): void {
   sql(dir, (db) => {
     db.transaction(() => {
       db.prepare('DELETE FROM keyfold_audit').run();
       let prev = '0'.repeat(64);
       for (const e of log) {
-        const hash = auditHash({ ...e, prevHash: prev });
+        const { mac: _mac, ...fields } = e;
+        const hash = auditHash({ ...fields, prevHash: prev });
         db.prepare('INSERT INTO keyfold_audit (seq, time, actor, event, subject, details, prev_hash, hash, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
           e.seq,
           e.time,
@@ -166,7 +169,7 @@ describe('keyed audit log', () => {
   it('an entry inserted with a valid hash, the later entries renumbered and re-chained, the head moved', () => {
     const dir = copy();
     const log = entries(dir);
-    const forged = { ...(log[2] as AuditEntry), subject: 'tenant:evil', mac: null };
+    const forged: Row = { ...(log[2] as Row), subject: 'tenant:evil', mac: null };
     rechain(dir, [...log.slice(0, 3), forged, ...log.slice(3)].map((e, i) => ({ ...e, seq: i + 1 })));
     expect(ok(dir, ['audit', 'verify', '--unkeyed'], {}).ok).toBe(true); // the hash chain alone is fooled
     expectCaught(dir, ['inserted', 'edited'], 4);
@@ -178,7 +181,7 @@ describe('keyed audit log', () => {
     const keep = log.length - 2;
     sql(dir, (db) => {
       db.prepare('DELETE FROM keyfold_audit WHERE seq > ?').run(keep);
-      db.prepare('UPDATE keyfold_audit_head SET seq = ?, hash = ? WHERE id = 1').run(keep, (log[keep - 1] as AuditEntry).hash);
+      db.prepare('UPDATE keyfold_audit_head SET seq = ?, hash = ? WHERE id = 1').run(keep, (log[keep - 1] as Row).hash);
     });
     expect(ok(dir, ['audit', 'verify', '--unkeyed'], {}).ok).toBe(true);
     expectCaught(dir, ['truncated'], keep + 1);

@@ -304,13 +304,13 @@ export class AuditKeyHolder {
       }
       const fresh = await AuditKey.generate(provider, 1, new Date().toISOString());
       let created: AuditKey | undefined;
-      let made: AuditKey | undefined;
+      const made: { key?: AuditKey } = {};
       try {
-        created = await storage.insertAuditKey((head) => (made = fresh.withRecord({ ...fresh.record, keyedFrom: head.seq + 1 })), actor);
+        created = await storage.insertAuditKey((head) => (made.key = fresh.withRecord({ ...fresh.record, keyedFrom: head.seq + 1 })), actor);
       } finally {
         if (!created) {
           fresh.wipe();
-          (made as AuditKey | undefined)?.wipe();
+          made.key?.wipe();
         }
       }
       if (created) {

@@ -49,11 +49,10 @@ async function restore(ctx: CommandContext): Promise<void> {
   const path = resolve(ctx.cwd, requiredOption(ctx, 'in', 'FILE'));
   const loaded = await loadConfig(ctx);
   const cfg = storeConfig(loaded);
-  const { restoreStore } = await import('@keyfold/keystore');
   // The installation's provider verifies the backup's audit MACs before anything is written, and opens the audit key.
   const provider = await openProvider(ctx, loaded);
   try {
-    return await restoreWith(ctx, path, loaded, cfg, restoreStore, provider);
+    return await restoreWith(ctx, path, loaded, cfg, provider);
   } finally {
     await provider.close();
   }
@@ -64,9 +63,9 @@ async function restoreWith(
   path: string,
   loaded: Awaited<ReturnType<typeof loadConfig>>,
   cfg: ReturnType<typeof storeConfig>,
-  restoreStore: typeof import('@keyfold/keystore').restoreStore,
   provider: KeyProvider,
 ): Promise<void> {
+  const { restoreStore } = await import('@keyfold/keystore');
   let summary: BackupSummary;
   if (cfg.backend === 'postgres') {
     const store = await openStoreAt(ctx, loaded.dir, cfg, loaded, true);
