@@ -20,9 +20,11 @@ import {
   KeyfoldError,
   PolicyError,
   ProviderError,
+  type KeyProvider,
   type WrappedKey,
 } from '@keyfold/envelope-core';
-import { assertAuditInput, nextAuditEntry, verifyAuditChain } from './audit.js';
+import { assertAuditInput, nextAuditEntry, parseHeadRow, verifyAuditRows } from './audit.js';
+import { AuditKeyHolder, anchorEntry, auditKeyRowChanged, isKeyProvider, parseAuditKeyRow, type AuditKey, type AuditKeyStorage } from './audit-key.js';
 import { IntegrityError, StoreAccessError } from './errors.js';
 import {
   assertFilter,
@@ -55,6 +57,7 @@ import type {
   AuditEntry,
   AuditHead,
   AuditInput,
+  AuditKeyRecord,
   AuditQuery,
   AuditVerification,
   Checkpoint,
@@ -303,6 +306,8 @@ export class PostgresKeyStore implements KeyStore {
   readonly #s: string;
   #pool: PgPoolLike | undefined;
   readonly #ownPool: boolean;
+  /** The unwrapped audit key, once opened (wiped on close). */
+  readonly #audit = new AuditKeyHolder();
 
   /** @internal Use {@link openPostgresKeyStore}. */
   constructor(pool: PgPoolLike, ownPool: boolean, schema: string, location: string) {
@@ -357,15 +362,84 @@ export class PostgresKeyStore implements KeyStore {
     }
   }
 
-  async #appendAuditIn(c: PgClientLike, input: AuditInput): Promise<AuditEntry> {
-    const head = (await c.query(`SELECT seq, hash FROM ${this.#t('audit_head')} WHERE id = 1 FOR UPDATE`)).rows[0] as Row;
-    const entry = nextAuditEntry({ seq: Number(head.seq), hash: head.hash as string }, input, now());
+  async #headIn(c: PgClientLike, forUpdate: boolean): Promise<AuditHead> {
+    return parseHeadRow((await c.query(`SELECT seq, hash, mac FROM ${this.#t('audit_head')} WHERE id = 1${forUpdate ? ' FOR UPDATE' : ''}`)).rows[0]);
+  }
+
+  async #appendAuditIn(c: PgClientLike, input: AuditInput, key: AuditKey | undefined = this.#audit.key): Promise<AuditEntry> {
+    const head = await this.#headIn(c, true);
+    const last = head.seq > 0 ? (await c.query(`SELECT mac FROM ${this.#t('audit')} WHERE seq = $1`, [head.seq])).rows[0] : undefined;
+    const { entry, head: next } = nextAuditEntry({ ...head, entryMac: typeof last?.mac === 'string' ? last.mac : undefined }, input, now(), key, this.location);
     await c.query(
-      `INSERT INTO ${this.#t('audit')} (seq, time, actor, event, subject, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-      [entry.seq, entry.time, entry.actor, entry.event, entry.subject, JSON.stringify(entry.details), entry.prevHash, entry.hash],
+      `INSERT INTO ${this.#t('audit')} (seq, time, actor, event, subject, details, prev_hash, hash, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      [entry.seq, entry.time, entry.actor, entry.event, entry.subject, JSON.stringify(entry.details), entry.prevHash, entry.hash, entry.mac ?? null],
     );
-    await c.query(`UPDATE ${this.#t('audit_head')} SET seq = $1, hash = $2 WHERE id = 1`, [entry.seq, entry.hash]);
+    await c.query(`UPDATE ${this.#t('audit_head')} SET seq = $1, hash = $2, mac = $3 WHERE id = 1`, [next.seq, next.hash, next.mac ?? null]);
     return entry;
+  }
+
+  async #auditKeyIn(c: PgClientLike, forUpdate: boolean): Promise<AuditKeyRecord | undefined> {
+    const row = (await c.query(`SELECT * FROM ${this.#t('audit_key')} WHERE id = 1${forUpdate ? ' FOR UPDATE' : ''}`)).rows[0];
+    return row ? parseAuditKeyRow(row, this.location) : undefined;
+  }
+
+  async getAuditKey(): Promise<AuditKeyRecord | undefined> {
+    const row = (await this.#q(`SELECT * FROM ${this.#t('audit_key')} WHERE id = 1`))[0];
+    return row ? parseAuditKeyRow(row, this.location) : undefined;
+  }
+
+  openAuditKey(providers: KeyProvider | readonly KeyProvider[], options: { readonly actor?: string; readonly create?: boolean } = {}): Promise<AuditKeyRecord | undefined> {
+    if (options.actor !== undefined) assertName(options.actor, 'options.actor');
+    return this.#audit.open(this.#auditStorage, providers, options);
+  }
+
+  rewrapAuditKey(to: KeyProvider, actor: string): Promise<boolean> {
+    assertName(actor, 'actor');
+    return this.#audit.rewrap(this.#auditStorage, to, actor);
+  }
+
+  /** Compare-and-swap of the audit key row's wrapped key. @throws ProviderError UNAVAILABLE when it changed. */
+  async #replaceAuditKeyIn(c: PgClientLike, old: AuditKeyRecord, next: AuditKeyRecord): Promise<void> {
+    const w = next.wrapped;
+    const o = old.wrapped;
+    const changed = await c.query(
+      `UPDATE ${this.#t('audit_key')} SET kek_kind = $1, kek_key_id = $2, kek_version = $3, wrapped = $4, updated_at = $5 ` +
+        'WHERE id = 1 AND installation = $6 AND kek_kind = $7 AND kek_key_id = $8 AND kek_version = $9 AND wrapped = $10',
+      [w.kind, w.keyId, w.keyVersion, buf(w.ciphertext), next.updatedAt, old.installation, o.kind, o.keyId, o.keyVersion, buf(o.ciphertext)],
+    );
+    if (changed.rowCount !== 1) throw new ProviderError('UNAVAILABLE', `the audit key of ${this.location} changed while it was re-wrapped (another rotation?); run again`);
+  }
+
+  async #insertAuditKeyIn(c: PgClientLike, r: AuditKeyRecord): Promise<void> {
+    await c.query(
+      `INSERT INTO ${this.#t('audit_key')} (id, installation, keyed_from, kek_kind, kek_key_id, kek_version, wrapped, created_at, updated_at) VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8)`,
+      [r.installation, r.keyedFrom, r.wrapped.kind, r.wrapped.keyId, r.wrapped.keyVersion, buf(r.wrapped.ciphertext), r.createdAt, r.updatedAt],
+    );
+  }
+
+  /** Persistence of the audit key for {@link AuditKeyHolder}. */
+  get #auditStorage(): AuditKeyStorage {
+    return {
+      location: this.location,
+      getAuditKey: () => this.getAuditKey(),
+      getInstallLock: () => this.getInstallLock(),
+      insertAuditKey: (make, actor) =>
+        this.#tx(async (c) => {
+          // The head row lock serialises this with every append and with another process keying the log.
+          const head = await this.#headIn(c, true);
+          if (await this.#auditKeyIn(c, false)) return undefined;
+          const key = make(head);
+          await this.#insertAuditKeyIn(c, key.record);
+          if (head.seq > 0) await this.#appendAuditIn(c, anchorEntry(key.record, head, actor), key);
+          else await c.query(`UPDATE ${this.#t('audit_head')} SET mac = $1 WHERE id = 1`, [key.headMac(head, undefined)]);
+          return key;
+        }),
+      replaceAuditKeyWrap: (old, next, audit, key) =>
+        this.#tx(async (c) => {
+          await this.#replaceAuditKeyIn(c, old, next);
+          await this.#appendAuditIn(c, audit, key);
+        }),
+    };
   }
 
   async #lockIn(c: PgClientLike, forUpdate: boolean): Promise<InstallLock | undefined> {
@@ -379,9 +453,14 @@ export class PostgresKeyStore implements KeyStore {
     return row ? { kind: row.kind as string, keyId: row.key_id as string, createdAt: row.created_at as string, updatedAt: row.updated_at as string } : undefined;
   }
 
-  ensureInstallLock(provider: ProviderRef, actor = 'keyfold'): Promise<InstallLock> {
+  async ensureInstallLock(provider: ProviderRef | KeyProvider, actor = 'keyfold'): Promise<InstallLock> {
     assertProviderRef(provider, 'provider');
     assertName(actor, 'actor');
+    const current = await this.getInstallLock();
+    if (current && !sameProvider(current, provider)) throw installLockMismatch(current, provider);
+    if (isKeyProvider(provider)) await this.openAuditKey(provider, { actor });
+    // Locked already: nothing to write, no table lock taken.
+    if (current) return current;
     return this.#tx(async (c) => {
       // Serialise concurrent first opens: whoever inserts first wins, the others compare.
       await c.query(`LOCK TABLE ${this.#t('install_lock')} IN SHARE ROW EXCLUSIVE MODE`);
@@ -401,11 +480,30 @@ export class PostgresKeyStore implements KeyStore {
     });
   }
 
-  changeInstallLock(from: ProviderRef, to: ProviderRef, actor: string, details: AuditInput['details'] = {}): Promise<InstallLock> {
+  async changeInstallLock(from: ProviderRef, to: ProviderRef | KeyProvider, actor: string, details: AuditInput['details'] = {}): Promise<InstallLock> {
     assertProviderRef(from, 'from');
     assertProviderRef(to, 'to');
     assertName(actor, 'actor');
+    // The audit key moves with the lock, in the same transaction: wrapped under `to` first, written below.
+    const old = this.#audit.key?.record;
+    const moved = await this.#audit.prepareMove(this.#auditStorage, to);
+    try {
+      return await this.#changeLock(from, to, actor, details, moved && old ? { old, moved } : undefined);
+    } catch (err) {
+      if (moved && old) this.#audit.abortMove(moved, old);
+      throw err;
+    }
+  }
+
+  #changeLock(
+    from: ProviderRef,
+    to: ProviderRef,
+    actor: string,
+    details: AuditInput['details'],
+    move: { readonly old: AuditKeyRecord; readonly moved: AuditKey } | undefined,
+  ): Promise<InstallLock> {
     return this.#tx(async (c) => {
+      if (move) await this.#replaceAuditKeyIn(c, move.old, move.moved.record);
       const lock = await this.#lockIn(c, true);
       if (!lock) throw storeError('CONFIG_INVALID', `the key store ${this.location} has no install lock to migrate`);
       if (!sameProvider(lock, from)) throw installLockMismatch(lock, from);
@@ -502,6 +600,10 @@ export class PostgresKeyStore implements KeyStore {
           'POLICY_VIOLATION',
           `KEK version ${kekName(kek)} still wraps ${refs} data key(s); re-wrap them first (keyfold kek rotate), then retire it`,
         );
+      }
+      const auditKey = await this.#auditKeyIn(c, true);
+      if (auditKey && auditKey.wrapped.kind === kek.kind && auditKey.wrapped.keyId === kek.keyId && auditKey.wrapped.keyVersion === kek.version) {
+        throw new PolicyError('POLICY_VIOLATION', `KEK version ${kekName(kek)} still wraps the audit key; re-wrap it first (keyfold kek rotate), then retire it`);
       }
       const t = now();
       await c.query(`UPDATE ${this.#t('kek_versions')} SET state = 'retired', retired_at = $4 WHERE kind = $1 AND key_id = $2 AND version = $3`, [
@@ -852,34 +954,39 @@ export class PostgresKeyStore implements KeyStore {
   }
 
   async auditHead(): Promise<AuditHead> {
-    const r = (await this.#q(`SELECT seq, hash FROM ${this.#t('audit_head')} WHERE id = 1`))[0] as Row;
-    return { seq: Number(r.seq), hash: r.hash as string };
+    return parseHeadRow((await this.#q(`SELECT seq, hash, mac FROM ${this.#t('audit_head')} WHERE id = 1`))[0]);
   }
 
   verifyAudit(): Promise<AuditVerification> {
-    return this.#tx(async (c) => {
-      // A repeatable-read snapshot: the entries and the head agree.
+    return this.#tx(async (c): Promise<AuditVerification> => {
+      // A repeatable-read snapshot: the entries, the head and the key row agree.
       await c.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const head = (await c.query(`SELECT seq, hash FROM ${this.#t('audit_head')} WHERE id = 1`)).rows[0] as Row;
-      const entries = (await c.query(`SELECT * FROM ${this.#t('audit')} ORDER BY seq`)).rows.map(rowToAudit);
-      return verifyAuditChain(entries, { seq: Number(head.seq), hash: head.hash as string });
+      const head = await this.#headIn(c, false);
+      const key = this.#audit.key;
+      if (key) {
+        const changed = auditKeyRowChanged(key.record, await this.#auditKeyIn(c, false));
+        if (changed) return { ok: false, keyed: true, entries: 0, head, problem: { kind: 'key', seq: key.record.keyedFrom, message: changed } };
+      }
+      return verifyAuditRows((await c.query(`SELECT * FROM ${this.#t('audit')} ORDER BY seq`)).rows, head, key);
     });
   }
 
   async isEmpty(): Promise<boolean> {
     const r = (await this.#q(
       `SELECT (SELECT count(*) FROM ${this.#t('install_lock')}) + (SELECT count(*) FROM ${this.#t('data_keys')}) + ` +
-        `(SELECT count(*) FROM ${this.#t('audit')}) + (SELECT count(*) FROM ${this.#t('kek_versions')}) AS n`,
+        `(SELECT count(*) FROM ${this.#t('audit')}) + (SELECT count(*) FROM ${this.#t('kek_versions')}) + (SELECT count(*) FROM ${this.#t('audit_key')}) AS n`,
     ))[0];
     return Number(r?.n) === 0;
   }
 
   importRecords(records: StoreRecords): Promise<void> {
     return this.#tx(async (c) => {
-      await c.query(`LOCK TABLE ${this.#t('data_keys')}, ${this.#t('audit')}, ${this.#t('install_lock')}, ${this.#t('kek_versions')} IN EXCLUSIVE MODE`);
+      await c.query(
+        `LOCK TABLE ${this.#t('data_keys')}, ${this.#t('audit')}, ${this.#t('install_lock')}, ${this.#t('kek_versions')}, ${this.#t('audit_key')} IN EXCLUSIVE MODE`,
+      );
       const r = (await c.query(
         `SELECT (SELECT count(*) FROM ${this.#t('install_lock')}) + (SELECT count(*) FROM ${this.#t('data_keys')}) + ` +
-          `(SELECT count(*) FROM ${this.#t('audit')}) + (SELECT count(*) FROM ${this.#t('kek_versions')}) AS n`,
+          `(SELECT count(*) FROM ${this.#t('audit')}) + (SELECT count(*) FROM ${this.#t('kek_versions')}) + (SELECT count(*) FROM ${this.#t('audit_key')}) AS n`,
       )).rows[0];
       if (Number(r?.n) !== 0) throw storeError('ALREADY_EXISTS', `the key store ${this.location} is not empty; restore only into a new store`);
       const l = records.installLock;
@@ -915,17 +1022,23 @@ export class PostgresKeyStore implements KeyStore {
       }
       for (const e of records.audit) {
         await c.query(
-          `INSERT INTO ${this.#t('audit')} (seq, time, actor, event, subject, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-          [e.seq, e.time, e.actor, e.event, e.subject, JSON.stringify(e.details), e.prevHash, e.hash],
+          `INSERT INTO ${this.#t('audit')} (seq, time, actor, event, subject, details, prev_hash, hash, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+          [e.seq, e.time, e.actor, e.event, e.subject, JSON.stringify(e.details), e.prevHash, e.hash, e.mac ?? null],
         );
       }
-      await c.query(`UPDATE ${this.#t('audit_head')} SET seq = $1, hash = $2 WHERE id = 1`, [records.auditHead.seq, records.auditHead.hash]);
+      await c.query(`UPDATE ${this.#t('audit_head')} SET seq = $1, hash = $2, mac = $3 WHERE id = 1`, [
+        records.auditHead.seq,
+        records.auditHead.hash,
+        records.auditHead.mac ?? null,
+      ]);
+      if (records.auditKey) await this.#insertAuditKeyIn(c, records.auditKey);
     });
   }
 
   async close(): Promise<void> {
     const pool = this.#pool;
     this.#pool = undefined;
+    this.#audit.close();
     if (pool && this.#ownPool) await pool.end();
   }
 }

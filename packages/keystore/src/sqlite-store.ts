@@ -24,14 +24,13 @@ import {
   ProviderError,
   assertPrivatePath,
   resolveSecurityMode,
+  type KeyProvider,
   type SecurityMode,
   type WrappedKey,
 } from '@keyfold/envelope-core';
-import { nextAuditEntry, verifyAuditChain } from './audit.js';
+import { assertAuditInput, nextAuditEntry, parseAuditRow, parseHeadRow, verifyAuditRows, type AuditAppendState } from './audit.js';
+import { AuditKeyHolder, anchorEntry, auditKeyRowChanged, isKeyProvider, parseAuditKeyRow, type AuditKey, type AuditKeyStorage } from './audit-key.js';
 import { IntegrityError, StoreUpgradeRequiredError } from './errors.js';
-import {
-  assertAuditInput,
-} from './audit.js';
 import {
   assertFilter,
   assertKekRef,
@@ -53,6 +52,7 @@ import type {
   AuditEntry,
   AuditHead,
   AuditInput,
+  AuditKeyRecord,
   AuditQuery,
   AuditVerification,
   Checkpoint,
@@ -179,17 +179,9 @@ export function rowToDataKey(row: Row): DataKeyRecord {
   };
 }
 
+/** A stored audit row as an entry. @throws IntegrityError naming the entry when it does not decode. */
 export function rowToAudit(row: Row): AuditEntry {
-  return {
-    seq: Number(row.seq),
-    time: str(row.time),
-    actor: str(row.actor),
-    event: str(row.event),
-    subject: str(row.subject),
-    details: JSON.parse(str(row.details)) as AuditEntry['details'],
-    prevHash: str(row.prev_hash),
-    hash: str(row.hash),
-  };
+  return parseAuditRow(row);
 }
 
 export function rowToKek(row: Row): KekVersionRecord {
@@ -268,6 +260,8 @@ export class SqliteKeyStore implements KeyStore {
   readonly readOnly: boolean;
   #db: Db | undefined;
   readonly #stmts = new Map<string, Database.Statement>();
+  /** The unwrapped audit key, once opened (wiped on close). */
+  readonly #audit = new AuditKeyHolder();
 
   /** @internal Use {@link openSqliteKeyStore}. */
   constructor(db: Db, location: string, readOnly: boolean) {
@@ -304,14 +298,80 @@ export class SqliteKeyStore implements KeyStore {
     return this.#run((db) => db.transaction(() => fn(db)).immediate());
   }
 
-  #appendAuditSync(input: AuditInput): AuditEntry {
-    const head = this.#stmt('SELECT seq, hash FROM keyfold_audit_head WHERE id = 1').get() as Row;
-    const entry = nextAuditEntry({ seq: Number(head.seq), hash: str(head.hash) }, input, now());
+  #headSync(): AuditHead {
+    return parseHeadRow(this.#stmt('SELECT seq, hash, mac FROM keyfold_audit_head WHERE id = 1').get() as Row | undefined);
+  }
+
+  #appendAuditSync(input: AuditInput, key: AuditKey | undefined = this.#audit.key): AuditEntry {
+    const head = this.#headSync();
+    const last = head.seq > 0 ? (this.#stmt('SELECT mac FROM keyfold_audit WHERE seq = ?').get(head.seq) as Row | undefined) : undefined;
+    const state: AuditAppendState = { ...head, entryMac: typeof last?.mac === 'string' ? last.mac : undefined };
+    const { entry, head: next } = nextAuditEntry(state, input, now(), key, this.location);
     this.#stmt(
-      'INSERT INTO keyfold_audit (seq, time, actor, event, subject, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-    ).run(entry.seq, entry.time, entry.actor, entry.event, entry.subject, JSON.stringify(entry.details), entry.prevHash, entry.hash);
-    this.#stmt('UPDATE keyfold_audit_head SET seq = ?, hash = ? WHERE id = 1').run(entry.seq, entry.hash);
+      'INSERT INTO keyfold_audit (seq, time, actor, event, subject, details, prev_hash, hash, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ).run(entry.seq, entry.time, entry.actor, entry.event, entry.subject, JSON.stringify(entry.details), entry.prevHash, entry.hash, entry.mac ?? null);
+    this.#stmt('UPDATE keyfold_audit_head SET seq = ?, hash = ?, mac = ? WHERE id = 1').run(next.seq, next.hash, next.mac ?? null);
     return entry;
+  }
+
+  #auditKeySync(): AuditKeyRecord | undefined {
+    const row = this.#stmt('SELECT * FROM keyfold_audit_key WHERE id = 1').get() as Row | undefined;
+    return row ? parseAuditKeyRow(row, this.location) : undefined;
+  }
+
+  getAuditKey(): Promise<AuditKeyRecord | undefined> {
+    return this.#run(() => this.#auditKeySync());
+  }
+
+  openAuditKey(providers: KeyProvider | readonly KeyProvider[], options: { readonly actor?: string; readonly create?: boolean } = {}): Promise<AuditKeyRecord | undefined> {
+    if (options.actor !== undefined) assertName(options.actor, 'options.actor');
+    return this.#audit.open(this.#auditStorage, providers, options);
+  }
+
+  rewrapAuditKey(to: KeyProvider, actor: string): Promise<boolean> {
+    assertName(actor, 'actor');
+    return this.#audit.rewrap(this.#auditStorage, to, actor);
+  }
+
+  #insertAuditKeySync(r: AuditKeyRecord): void {
+    this.#stmt(
+      'INSERT INTO keyfold_audit_key (id, installation, keyed_from, kek_kind, kek_key_id, kek_version, wrapped, created_at, updated_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ).run(r.installation, r.keyedFrom, r.wrapped.kind, r.wrapped.keyId, r.wrapped.keyVersion, buf(r.wrapped.ciphertext), r.createdAt, r.updatedAt);
+  }
+
+  /** Compare-and-swap of the audit key row's wrapped key. @throws ProviderError UNAVAILABLE when it changed. */
+  #replaceAuditKeySync(old: AuditKeyRecord, next: AuditKeyRecord): void {
+    const w = next.wrapped;
+    const o = old.wrapped;
+    const changed = this.#stmt(
+      'UPDATE keyfold_audit_key SET kek_kind = ?, kek_key_id = ?, kek_version = ?, wrapped = ?, updated_at = ? ' +
+        'WHERE id = 1 AND installation = ? AND kek_kind = ? AND kek_key_id = ? AND kek_version = ? AND wrapped = ?',
+    ).run(w.kind, w.keyId, w.keyVersion, buf(w.ciphertext), next.updatedAt, old.installation, o.kind, o.keyId, o.keyVersion, buf(o.ciphertext));
+    if (changed.changes !== 1) throw new ProviderError('UNAVAILABLE', `the audit key of ${this.location} changed while it was re-wrapped (another rotation?); run again`);
+  }
+
+  /** Persistence of the audit key for {@link AuditKeyHolder}. */
+  get #auditStorage(): AuditKeyStorage {
+    return {
+      location: this.location,
+      getAuditKey: () => this.getAuditKey(),
+      getInstallLock: () => this.getInstallLock(),
+      insertAuditKey: (make, actor) =>
+        this.#tx(() => {
+          if (this.#auditKeySync()) return undefined;
+          const head = this.#headSync();
+          const key = make(head);
+          this.#insertAuditKeySync(key.record);
+          if (head.seq > 0) this.#appendAuditSync(anchorEntry(key.record, head, actor), key);
+          else this.#stmt('UPDATE keyfold_audit_head SET mac = ? WHERE id = 1').run(key.headMac(head, undefined));
+          return key;
+        }),
+      replaceAuditKeyWrap: (old, next, audit, key) =>
+        this.#tx(() => {
+          this.#replaceAuditKeySync(old, next);
+          this.#appendAuditSync(audit, key);
+        }),
+    };
   }
 
   #lockSync(): InstallLock | undefined {
@@ -323,9 +383,14 @@ export class SqliteKeyStore implements KeyStore {
     return this.#run(() => this.#lockSync());
   }
 
-  ensureInstallLock(provider: ProviderRef, actor = 'keyfold'): Promise<InstallLock> {
+  async ensureInstallLock(provider: ProviderRef | KeyProvider, actor = 'keyfold'): Promise<InstallLock> {
     assertProviderRef(provider, 'provider');
     assertName(actor, 'actor');
+    const current = await this.getInstallLock();
+    if (current && !sameProvider(current, provider)) throw installLockMismatch(current, provider);
+    if (isKeyProvider(provider)) await this.openAuditKey(provider, { actor });
+    // Locked already: nothing to write (so a read-only store can be opened with its provider).
+    if (current) return current;
     return this.#tx(() => {
       const lock = this.#lockSync();
       if (lock) {
@@ -344,31 +409,45 @@ export class SqliteKeyStore implements KeyStore {
     });
   }
 
-  changeInstallLock(from: ProviderRef, to: ProviderRef, actor: string, details: AuditInput['details'] = {}): Promise<InstallLock> {
+  async changeInstallLock(from: ProviderRef, to: ProviderRef | KeyProvider, actor: string, details: AuditInput['details'] = {}): Promise<InstallLock> {
     assertProviderRef(from, 'from');
     assertProviderRef(to, 'to');
     assertName(actor, 'actor');
-    return this.#tx(() => {
-      const lock = this.#lockSync();
-      if (!lock) throw storeError('CONFIG_INVALID', `the key store ${this.location} has no install lock to migrate`);
-      if (!sameProvider(lock, from)) throw installLockMismatch(lock, from);
-      const left = Number(
-        (this.#stmt("SELECT count(*) AS n FROM keyfold_data_keys WHERE kek_kind = ? AND kek_key_id = ? AND state <> 'destroyed'").get(
-          from.kind,
-          from.keyId,
-        ) as Row).n,
+    // The audit key moves with the lock, in the same transaction: wrapped under `to` first (async), written below.
+    const storage = this.#auditStorage;
+    const old = this.#audit.key?.record;
+    const moved = await this.#audit.prepareMove(storage, to);
+    try {
+      return await this.#tx(() => {
+        if (moved && old) this.#replaceAuditKeySync(old, moved.record);
+        return this.#changeLockSync(from, to, actor, details, this.#audit.key);
+      });
+    } catch (err) {
+      if (moved && old) this.#audit.abortMove(moved, old);
+      throw err;
+    }
+  }
+
+  #changeLockSync(from: ProviderRef, to: ProviderRef, actor: string, details: AuditInput['details'], key: AuditKey | undefined): InstallLock {
+    const lock = this.#lockSync();
+    if (!lock) throw storeError('CONFIG_INVALID', `the key store ${this.location} has no install lock to migrate`);
+    if (!sameProvider(lock, from)) throw installLockMismatch(lock, from);
+    const left = Number(
+      (this.#stmt("SELECT count(*) AS n FROM keyfold_data_keys WHERE kek_kind = ? AND kek_key_id = ? AND state <> 'destroyed'").get(
+        from.kind,
+        from.keyId,
+      ) as Row).n,
+    );
+    if (left > 0 && !sameProvider(from, to)) {
+      throw new PolicyError(
+        'POLICY_VIOLATION',
+        `${left} data key(s) are still wrapped under ${kekName(from)}; the install lock moves to ${kekName(to)} only once none are`,
       );
-      if (left > 0 && !sameProvider(from, to)) {
-        throw new PolicyError(
-          'POLICY_VIOLATION',
-          `${left} data key(s) are still wrapped under ${kekName(from)}; the install lock moves to ${kekName(to)} only once none are`,
-        );
-      }
-      const t = now();
-      this.#stmt('UPDATE keyfold_install_lock SET kind = ?, key_id = ?, updated_at = ? WHERE id = 1').run(to.kind, to.keyId, t);
-      this.#appendAuditSync({ actor, event: 'install.migrate', subject: kekName(to), details: { ...details, from: kekName(from), to: kekName(to) } });
-      return { kind: to.kind, keyId: to.keyId, createdAt: lock.createdAt, updatedAt: t };
-    });
+    }
+    const t = now();
+    this.#stmt('UPDATE keyfold_install_lock SET kind = ?, key_id = ?, updated_at = ? WHERE id = 1').run(to.kind, to.keyId, t);
+    this.#appendAuditSync({ actor, event: 'install.migrate', subject: kekName(to), details: { ...details, from: kekName(from), to: kekName(to) } }, key);
+    return { kind: to.kind, keyId: to.keyId, createdAt: lock.createdAt, updatedAt: t };
   }
 
   listKekVersions(filter?: ProviderRef): Promise<KekVersionRecord[]> {
@@ -452,6 +531,10 @@ export class SqliteKeyStore implements KeyStore {
           'POLICY_VIOLATION',
           `KEK version ${kekName(kek)} still wraps ${refs} data key(s); re-wrap them first (keyfold kek rotate), then retire it`,
         );
+      }
+      const auditKey = this.#auditKeySync();
+      if (auditKey && auditKey.wrapped.kind === kek.kind && auditKey.wrapped.keyId === kek.keyId && auditKey.wrapped.keyVersion === kek.version) {
+        throw new PolicyError('POLICY_VIOLATION', `KEK version ${kekName(kek)} still wraps the audit key; re-wrap it first (keyfold kek rotate), then retire it`);
       }
       const t = now();
       this.#stmt("UPDATE keyfold_kek_versions SET state = 'retired', retired_at = ? WHERE kind = ? AND key_id = ? AND version = ?").run(
@@ -753,19 +836,20 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   auditHead(): Promise<AuditHead> {
-    return this.#run(() => {
-      const r = this.#stmt('SELECT seq, hash FROM keyfold_audit_head WHERE id = 1').get() as Row;
-      return { seq: Number(r.seq), hash: str(r.hash) };
-    });
+    return this.#run(() => this.#headSync());
   }
 
   verifyAudit(): Promise<AuditVerification> {
     return this.#run((db) => {
-      // One read transaction: the entries and the head are a consistent snapshot.
-      return db.transaction(() => {
-        const head = this.#stmt('SELECT seq, hash FROM keyfold_audit_head WHERE id = 1').get() as Row;
-        const entries = (this.#stmt('SELECT * FROM keyfold_audit ORDER BY seq').all() as Row[]).map(rowToAudit);
-        return verifyAuditChain(entries, { seq: Number(head.seq), hash: str(head.hash) });
+      // One read transaction: the entries, the head and the key row are a consistent snapshot.
+      return db.transaction((): AuditVerification => {
+        const head = this.#headSync();
+        const key = this.#audit.key;
+        if (key) {
+          const changed = auditKeyRowChanged(key.record, this.#auditKeySync());
+          if (changed) return { ok: false, keyed: true, entries: 0, head, problem: { kind: 'key', seq: key.record.keyedFrom, message: changed } };
+        }
+        return verifyAuditRows(this.#stmt('SELECT * FROM keyfold_audit ORDER BY seq').all() as Row[], head, key);
       }).deferred();
     });
   }
@@ -773,14 +857,14 @@ export class SqliteKeyStore implements KeyStore {
   isEmpty(): Promise<boolean> {
     return this.#run(() => {
       const n = (t: string): number => Number((this.#conn().prepare(`SELECT count(*) AS n FROM ${t}`).get() as Row).n);
-      return n('keyfold_install_lock') + n('keyfold_data_keys') + n('keyfold_audit') + n('keyfold_kek_versions') === 0;
+      return n('keyfold_install_lock') + n('keyfold_data_keys') + n('keyfold_audit') + n('keyfold_kek_versions') + n('keyfold_audit_key') === 0;
     });
   }
 
   importRecords(records: StoreRecords): Promise<void> {
     return this.#tx(() => {
       const n = (t: string): number => Number((this.#conn().prepare(`SELECT count(*) AS n FROM ${t}`).get() as Row).n);
-      if (n('keyfold_install_lock') + n('keyfold_data_keys') + n('keyfold_audit') + n('keyfold_kek_versions') !== 0) {
+      if (n('keyfold_install_lock') + n('keyfold_data_keys') + n('keyfold_audit') + n('keyfold_kek_versions') + n('keyfold_audit_key') !== 0) {
         throw storeError('ALREADY_EXISTS', `the key store ${this.location} is not empty; restore only into a new store`);
       }
       const l = records.installLock;
@@ -811,15 +895,22 @@ export class SqliteKeyStore implements KeyStore {
           k.updatedAt,
         );
       }
-      const au = this.#stmt('INSERT INTO keyfold_audit (seq, time, actor, event, subject, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
-      for (const e of records.audit) au.run(e.seq, e.time, e.actor, e.event, e.subject, JSON.stringify(e.details), e.prevHash, e.hash);
-      this.#stmt('UPDATE keyfold_audit_head SET seq = ?, hash = ? WHERE id = 1').run(records.auditHead.seq, records.auditHead.hash);
+      const au = this.#stmt('INSERT INTO keyfold_audit (seq, time, actor, event, subject, details, prev_hash, hash, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+      for (const e of records.audit) au.run(e.seq, e.time, e.actor, e.event, e.subject, JSON.stringify(e.details), e.prevHash, e.hash, e.mac ?? null);
+      this.#stmt('UPDATE keyfold_audit_head SET seq = ?, hash = ?, mac = ? WHERE id = 1').run(records.auditHead.seq, records.auditHead.hash, records.auditHead.mac ?? null);
+      const k = records.auditKey;
+      if (k) {
+        this.#stmt(
+          'INSERT INTO keyfold_audit_key (id, installation, keyed_from, kek_kind, kek_key_id, kek_version, wrapped, created_at, updated_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)',
+        ).run(k.installation, k.keyedFrom, k.wrapped.kind, k.wrapped.keyId, k.wrapped.keyVersion, buf(k.wrapped.ciphertext), k.createdAt, k.updatedAt);
+      }
     });
   }
 
   close(): Promise<void> {
     const db = this.#db;
     this.#db = undefined;
+    this.#audit.close();
     this.#stmts.clear();
     if (db?.open) {
       if (!this.readOnly) {
