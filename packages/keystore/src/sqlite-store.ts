@@ -1073,17 +1073,22 @@ function inspectHeader(path: string): { wal: boolean } {
   if (read < 100 || header.toString('latin1', 0, 16) !== SQLITE_MAGIC) {
     throw notAStore(path, 'is not an SQLite database (damaged, or another kind of file)');
   }
-  if (header.readUInt32BE(68) !== SQLITE_APPLICATION_ID) {
-    throw notAStore(path, 'is an SQLite database of another application');
+  // Pages not yet checkpointed live in the -wal file. While another connection has such pages (a store just created
+  // or migrated by a process that still has it open), the header on disk may predate them: application_id and
+  // user_version are then checked through the read-only connection instead (openChecked), which sees the WAL.
+  const walPending = existsSync(`${path}-wal`) && statSync(`${path}-wal`).size > 0;
+  if (!walPending) {
+    if (header.readUInt32BE(68) !== SQLITE_APPLICATION_ID) {
+      throw notAStore(path, 'is an SQLite database of another application');
+    }
+    const version = header.readUInt32BE(60);
+    assertKnownSchema(version, path);
+    if (version === 0) throw notAStore(path, 'records no Keyfold schema');
   }
-  const version = header.readUInt32BE(60);
-  assertKnownSchema(version, path);
-  if (version === 0) throw notAStore(path, 'records no Keyfold schema');
   const rawPageSize = header.readUInt16BE(16);
   const pageSize = rawPageSize === 1 ? 65536 : rawPageSize;
   if (pageSize < 512 || (pageSize & (pageSize - 1)) !== 0) throw notAStore(path, 'has a damaged header');
-  // Pages not yet checkpointed live in the -wal file; without one the file must hold every page its header counts.
-  const walPending = existsSync(`${path}-wal`) && statSync(`${path}-wal`).size > 0;
+  // Without pending WAL pages the file must hold every page its header counts.
   if (!walPending) {
     const pages = header.readUInt32BE(28);
     const sizeValid = pages > 0 && header.readUInt32BE(92) === header.readUInt32BE(24);
@@ -1121,9 +1126,15 @@ function openChecked(path: string, wal: boolean, integrityCheck: boolean, busy: 
       }
       throw err;
     }
+    // Through the connection (the WAL applied): the header on disk may predate pages another connection wrote.
+    if (Number(db.pragma('application_id', { simple: true })) !== SQLITE_APPLICATION_ID) {
+      throw notAStore(path, 'is an SQLite database of another application');
+    }
+    const version = Number(db.pragma('user_version', { simple: true }));
+    assertKnownSchema(version, path);
+    if (version === 0) throw notAStore(path, 'records no Keyfold schema');
     const missing = REQUIRED_TABLES.filter((t) => !tables.has(t));
     if (missing.length > 0) throw notAStore(path, `lacks the tables ${missing.join(', ')}`);
-    assertKnownSchema(Number(db.pragma('user_version', { simple: true })), path);
     if (integrityCheck) {
       const result = db.pragma('quick_check', { simple: true });
       if (result !== 'ok') throw notAStore(path, `is damaged (quick_check: ${String(result)})`);
