@@ -15,7 +15,7 @@ import {
   KeyfoldError,
   PolicyError,
   ProviderError,
-  type KeyfoldErrorCode,
+  isOperationalCode,
 } from './errors.js';
 import {
   DEFAULT_LIMITS,
@@ -123,18 +123,6 @@ export interface Envelope {
   /** Wipes and drops cached data keys. Providers are the caller's and stay open. Idempotent. */
   close(): Promise<void>;
 }
-
-/** Error codes an open may surface unchanged: operational, not "this ciphertext is bad". */
-const OPERATIONAL: ReadonlySet<KeyfoldErrorCode> = new Set<KeyfoldErrorCode>([
-  'THROTTLED',
-  'UNAVAILABLE',
-  'TIMEOUT',
-  'ACCESS_DENIED',
-  'KEY_NOT_FOUND',
-  'KEY_DISABLED',
-  'KEY_VERSION_RETIRED',
-  'PROVIDER_CLOSED',
-]);
 
 /** Refuses development-only providers in production mode (DESIGN.md "Security policy"). */
 export function assertProvidersAllowed(providers: readonly KeyProvider[], mode: SecurityMode): void {
@@ -336,7 +324,7 @@ class EnvelopeImpl implements Envelope {
         this.#calls.unwrap++;
         dataKey = await provider.unwrapKey(w, header.context);
       } catch (err) {
-        if (err instanceof KeyfoldError && OPERATIONAL.has(err.code)) operational ??= err;
+        if (err instanceof KeyfoldError && isOperationalCode(err.code)) operational ??= err;
         continue;
       }
       if (!(dataKey instanceof Uint8Array) || dataKey.length !== DATA_KEY_LENGTH) {

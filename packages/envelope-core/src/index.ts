@@ -27,6 +27,7 @@ export {
   UnsupportedFormatError,
   UnwrapFailedError,
   isKeyfoldError,
+  isOperationalCode,
 } from './errors.js';
 export type { KeyfoldErrorCode, KeyfoldErrorOptions } from './errors.js';
 export {
