@@ -48,7 +48,7 @@ const NON_OPERATIONAL_CODES: readonly KeyfoldErrorCode[] = [
 const KEY_ID = 'kek-operational';
 
 /** A KeyProvider written by hand (not on BaseKeyProvider) whose unwrap throws `error`. */
-function rawFailingProvider(error: unknown): KeyProvider {
+function rawFailingProvider(error: Error): KeyProvider {
   const description: ProviderDescription = {
     kind: 'test',
     keyId: KEY_ID,
@@ -62,7 +62,7 @@ function rawFailingProvider(error: unknown): KeyProvider {
     keyId: KEY_ID,
     protection: 'software',
     wrapKey: (): Promise<WrappedKey> => Promise.reject(new Error('not used')),
-    unwrapKey: (): Promise<Uint8Array> => Promise.reject(error as Error),
+    unwrapKey: (): Promise<Uint8Array> => Promise.reject(error),
     describe: () => Promise.resolve(description),
     probe: (): Promise<ProbeResult> => Promise.resolve({ kind: 'test', keyId: KEY_ID, ok: false, latencyMs: 0 }),
     close: () => Promise.resolve(),
@@ -70,9 +70,9 @@ function rawFailingProvider(error: unknown): KeyProvider {
 }
 
 /** A BaseKeyProvider whose backend throws `error` on unwrap (resilience off: no retries, no breaker). */
-function baseFailingProvider(error: unknown): KeyProvider {
+function baseFailingProvider(error: Error): KeyProvider {
   const p = new LocalKekProvider({ keyId: KEY_ID, resilience: false });
-  p.beforeUnwrap = () => Promise.reject(error as Error);
+  p.beforeUnwrap = () => Promise.reject(error);
   return p;
 }
 
