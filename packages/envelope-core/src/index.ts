@@ -47,9 +47,10 @@ export { Resilience } from './resilience.js';
 export type { CircuitBreakerOptions, CircuitState, ResilienceOptions, ResilienceStats, RetryOptions } from './resilience.js';
 export { BaseKeyProvider, assertWrappedKey } from './provider-base.js';
 export type { BaseProviderOptions } from './provider-base.js';
-export { assertPrivatePath, resolveSecurityMode, SECURITY_MODE_ENV } from './policy.js';
+export { assertPrivatePath, assertProvidersAllowed, resolveSecurityMode, SECURITY_MODE_ENV } from './policy.js';
 export type { PermissionCheck, SecurityMode } from './policy.js';
-export { createEnvelope, inspectEnvelope, assertProvidersAllowed, DEFAULT_FRAME_SIZE } from './envelope.js';
+export { createEnvelope, DEFAULT_FRAME_SIZE } from './envelope.js';
+export { inspectEnvelope } from './inspect.js';
 export type {
   Envelope,
   EnvelopeInfo,
@@ -58,7 +59,7 @@ export type {
   EnvelopeStats,
   OpenOptions,
   RewrapOptions,
-} from './envelope.js';
+} from './envelope-types.js';
 export { armor, dearmor, isArmored, DEFAULT_LIMITS, FORMAT_VERSION, ARMOR_PREFIX } from './format.js';
 export type { FormatLimits } from './format.js';
 export type { CacheOptions, CacheCounters } from './cache.js';
