@@ -46,6 +46,7 @@ export { localUnwrap, localWrap, localWrapAad, randomOwnedBytes } from './aead.j
 export { Resilience } from './resilience.js';
 export type { CircuitBreakerOptions, CircuitState, ResilienceOptions, ResilienceStats, RetryOptions } from './resilience.js';
 export { BaseKeyProvider, assertWrappedKey } from './provider-base.js';
+export { assertKeyProvider } from './provider-shape.js';
 export type { BaseProviderOptions } from './provider-base.js';
 export { assertPrivatePath, assertProvidersAllowed, resolveSecurityMode, SECURITY_MODE_ENV } from './policy.js';
 export type { PermissionCheck, SecurityMode } from './policy.js';
