@@ -44,6 +44,7 @@ export {
 export { assertContext, contextsEqual, encodeContext, MAX_CONTEXT_ENTRIES, MAX_CONTEXT_FIELD } from './context.js';
 export { localUnwrap, localWrap, localWrapAad, randomOwnedBytes } from './aead.js';
 export { Resilience } from './resilience.js';
+export { networkErrorCode } from './network-errors.js';
 export type { CircuitBreakerOptions, CircuitState, ResilienceOptions, ResilienceStats, RetryOptions } from './resilience.js';
 export { BaseKeyProvider, assertWrappedKey } from './provider-base.js';
 export { assertKeyProvider } from './provider-shape.js';
