@@ -42,7 +42,16 @@ export {
   wipe,
 } from './bytes.js';
 export { assertContext, contextsEqual, encodeContext, MAX_CONTEXT_ENTRIES, MAX_CONTEXT_FIELD } from './context.js';
-export { localUnwrap, localWrap, localWrapAad, randomOwnedBytes } from './aead.js';
+export {
+  gcmOpen,
+  gcmOpenWithIv,
+  gcmSeal,
+  gcmSealWithRandomIv,
+  localUnwrap,
+  localWrap,
+  localWrapAad,
+  randomOwnedBytes,
+} from './aead.js';
 export { Resilience } from './resilience.js';
 export { networkErrorCode } from './network-errors.js';
 export type { CircuitBreakerOptions, CircuitState, ResilienceOptions, ResilienceStats, RetryOptions } from './resilience.js';
