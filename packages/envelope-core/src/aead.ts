@@ -11,8 +11,18 @@ export const GCM_IV_LENGTH = 12;
 export const GCM_TAG_LENGTH = 16;
 export const AES_256_KEY_LENGTH = 32;
 
-/** AES-256-GCM encrypt. Returns `ciphertext || tag` in one fresh buffer. */
+/**
+ * AES-256-GCM encrypt with a 16-byte tag. Returns `ciphertext || tag` in one fresh buffer. The caller guarantees
+ * that `iv` is never used twice under `key` (a random 12-byte IV per message, or a counter).
+ * @throws RangeError / TypeError when `key` is not 32 bytes or `iv` not 12 (caller mistakes).
+ * @example
+ * ```ts
+ * const sealed = gcmSeal(key, iv, plaintext, aad); // plaintext.length + 16 bytes
+ * ```
+ */
 export function gcmSeal(key: Uint8Array, iv: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array {
+  assertBytes(key, AES_256_KEY_LENGTH, 'key');
+  assertBytes(iv, GCM_IV_LENGTH, 'iv');
   const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: GCM_TAG_LENGTH });
   cipher.setAAD(aad);
   const out = new Uint8Array(plaintext.length + GCM_TAG_LENGTH);
@@ -25,10 +35,19 @@ export function gcmSeal(key: Uint8Array, iv: Uint8Array, plaintext: Uint8Array, 
 }
 
 /**
- * AES-256-GCM decrypt of `ciphertext || tag`. Returns the plaintext only if the tag verifies, else `undefined`
- * (callers turn that into their one generic error).
+ * AES-256-GCM decrypt of `ciphertext || tag` (the tag is always the last 16 bytes: a shorter, truncated tag is never
+ * accepted). Returns the plaintext, in a fresh buffer the caller owns, only if the tag verifies, else `undefined`
+ * (callers turn that into their one generic error); a failed attempt leaves no plaintext behind.
+ * @throws RangeError / TypeError when `key` is not 32 bytes or `iv` not 12 (caller mistakes); never for bad data.
+ * @example
+ * ```ts
+ * const plaintext = gcmOpen(key, iv, sealed, aad);
+ * if (plaintext === undefined) throw new DecryptFailedError();
+ * ```
  */
 export function gcmOpen(key: Uint8Array, iv: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Uint8Array | undefined {
+  assertBytes(key, AES_256_KEY_LENGTH, 'key');
+  assertBytes(iv, GCM_IV_LENGTH, 'iv');
   if (sealed.length < GCM_TAG_LENGTH) return undefined;
   const ctLen = sealed.length - GCM_TAG_LENGTH;
   const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: GCM_TAG_LENGTH });
@@ -72,24 +91,51 @@ export function randomOwnedBytes(n: number): Uint8Array {
 }
 
 /**
- * Wraps a 32-byte data key under a local 32-byte KEK with AES-256-GCM. Output: `iv(12) || ct(32) || tag(16)`.
- * `aad` must bind everything the wrapped key is used with (see {@link localWrapAad}).
+ * AES-256-GCM under a fresh random 12-byte IV: returns `iv(12) || ciphertext || tag(16)` in one buffer, the layout
+ * of local wraps and of sealed secret values. A random IV is safe for up to 2^32 messages under one key.
+ * @throws RangeError / TypeError when `key` is not 32 bytes (a caller mistake).
+ * @example
+ * ```ts
+ * const sealed = gcmSealWithRandomIv(key, new TextEncoder().encode('s3cret'), aad);
+ * ```
  */
-export function localWrap(kek: Uint8Array, dataKey: Uint8Array, aad: Uint8Array): Uint8Array {
-  assertBytes(kek, AES_256_KEY_LENGTH, 'kek');
-  assertBytes(dataKey, AES_256_KEY_LENGTH, 'dataKey');
+export function gcmSealWithRandomIv(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array {
   const iv = randomOwnedBytes(GCM_IV_LENGTH);
-  const sealed = gcmSeal(kek, iv, dataKey, aad);
+  const sealed = gcmSeal(key, iv, plaintext, aad);
   const out = new Uint8Array(GCM_IV_LENGTH + sealed.length);
   out.set(iv, 0);
   out.set(sealed, GCM_IV_LENGTH);
   return out;
 }
 
+/**
+ * Inverse of {@link gcmSealWithRandomIv}: opens `iv(12) || ciphertext || tag(16)`. Returns the plaintext only if
+ * the tag verifies, else `undefined` (also for input shorter than IV and tag).
+ * @throws RangeError / TypeError when `key` is not 32 bytes (a caller mistake); never for bad data.
+ * @example
+ * ```ts
+ * const plaintext = gcmOpenWithIv(key, sealed, aad) ?? fail();
+ * ```
+ */
+export function gcmOpenWithIv(key: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Uint8Array | undefined {
+  if (sealed.length < GCM_IV_LENGTH + GCM_TAG_LENGTH) return undefined;
+  return gcmOpen(key, sealed.subarray(0, GCM_IV_LENGTH), sealed.subarray(GCM_IV_LENGTH), aad);
+}
+
+/**
+ * Wraps a 32-byte data key under a local 32-byte KEK with AES-256-GCM. Output: `iv(12) || ct(32) || tag(16)`.
+ * `aad` must bind everything the wrapped key is used with (see {@link localWrapAad}).
+ */
+export function localWrap(kek: Uint8Array, dataKey: Uint8Array, aad: Uint8Array): Uint8Array {
+  assertBytes(kek, AES_256_KEY_LENGTH, 'kek');
+  assertBytes(dataKey, AES_256_KEY_LENGTH, 'dataKey');
+  return gcmSealWithRandomIv(kek, dataKey, aad);
+}
+
 /** Inverse of {@link localWrap}; `undefined` on any failure (wrong KEK, wrong AAD, tampered or malformed bytes). */
 export function localUnwrap(kek: Uint8Array, wrapped: Uint8Array, aad: Uint8Array): Uint8Array | undefined {
   if (wrapped.length !== GCM_IV_LENGTH + AES_256_KEY_LENGTH + GCM_TAG_LENGTH) return undefined;
-  return gcmOpen(kek, wrapped.subarray(0, GCM_IV_LENGTH), wrapped.subarray(GCM_IV_LENGTH), aad);
+  return gcmOpenWithIv(kek, wrapped, aad);
 }
 
 const LOCAL_WRAP_LABEL = new TextEncoder().encode('keyfold/local-wrap/v1');

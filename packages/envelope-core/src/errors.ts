@@ -39,6 +39,43 @@ export type KeyfoldErrorCode =
   | 'ALREADY_EXISTS'
   | 'INTERNAL';
 
+/**
+ * Whether each code is *operational*: a problem with the backend or the setup (throttled, unreachable, denied, key
+ * disabled, bad configuration, loose permissions, ...) that the operator can act on, as opposed to "this ciphertext
+ * or wrapped key is bad". The one place this rule lives: an unwrap (`BaseKeyProvider.unwrapKey`) and an envelope
+ * open (`open`, `openStream`, `rewrap`) surface an operational error as itself, and turn every other failure into
+ * the one generic UNWRAP_FAILED / DECRYPT_FAILED, so nothing about the data leaks.
+ *
+ * Keyed by the whole {@link KeyfoldErrorCode} union: a new code does not compile until it is classified here.
+ */
+const OPERATIONAL_BY_CODE: { readonly [C in KeyfoldErrorCode]: boolean } = {
+  DECRYPT_FAILED: false,
+  UNWRAP_FAILED: false,
+  CONTEXT_MISMATCH: false,
+  FORMAT_INVALID: false,
+  FORMAT_UNSUPPORTED: false,
+  LIMIT_EXCEEDED: false,
+  KEY_NOT_FOUND: true,
+  KEY_DISABLED: true,
+  KEY_VERSION_RETIRED: true,
+  ACCESS_DENIED: true,
+  // KMS refused the enclave's attestation document: a policy / enclave problem, not bad data.
+  ATTESTATION_REFUSED: true,
+  THROTTLED: true,
+  UNAVAILABLE: true,
+  TIMEOUT: true,
+  PROVIDER_CLOSED: true,
+  PROVIDER_MISMATCH: false,
+  NO_PROVIDER: false,
+  CONFIG_INVALID: true,
+  INSECURE_PERMISSIONS: true,
+  POLICY_VIOLATION: true,
+  WRONG_PASSPHRASE: false,
+  INTEGRITY_FAILED: false,
+  ALREADY_EXISTS: false,
+  INTERNAL: false,
+};
+
 export interface KeyfoldErrorOptions {
   cause?: unknown;
 }
@@ -170,4 +207,21 @@ export class PolicyError extends KeyfoldError {
 /** True when `err` is a {@link KeyfoldError}, optionally with the given code. */
 export function isKeyfoldError(err: unknown, code?: KeyfoldErrorCode): err is KeyfoldError {
   return err instanceof KeyfoldError && (code === undefined || err.code === code);
+}
+
+/**
+ * True when `code` is operational: a backend or setup problem the operator can act on (`UNAVAILABLE`,
+ * `ACCESS_DENIED`, `CONFIG_INVALID`, ...), so an error with it may surface from an unwrap or an envelope open as
+ * itself; every other unwrap or decrypt failure must become the one generic `UNWRAP_FAILED` / `DECRYPT_FAILED`.
+ * Unknown codes are not operational (fail closed).
+ * @throws never
+ * @example
+ * ```ts
+ * catch (err) {
+ *   throw err instanceof KeyfoldError && isOperationalCode(err.code) ? err : new UnwrapFailedError({ cause: err });
+ * }
+ * ```
+ */
+export function isOperationalCode(code: KeyfoldErrorCode): boolean {
+  return Object.hasOwn(OPERATIONAL_BY_CODE, code) && OPERATIONAL_BY_CODE[code];
 }

@@ -49,6 +49,20 @@ export const DEFAULT_LIMITS: Readonly<FormatLimits> = Object.freeze({
   maxFrameSize: 16 * 1024 * 1024,
 });
 
+/**
+ * Parser limits from a caller's partial override of {@link DEFAULT_LIMITS}.
+ * @throws RangeError naming the limit when a value is not a positive integer or is out of the format's range.
+ */
+export function resolveLimits(partial: Partial<FormatLimits> | undefined): FormatLimits {
+  const l = { ...DEFAULT_LIMITS, ...(partial ?? {}) };
+  for (const [k, v] of Object.entries(l)) {
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`policy.limits.${k} must be a positive integer; got ${String(v)}`);
+  }
+  if (l.maxWrappedKeys > 255) throw new RangeError('policy.limits.maxWrappedKeys must be at most 255');
+  if (l.maxFrameSize > 0x7fff_ffff) throw new RangeError('policy.limits.maxFrameSize must be below 2^31');
+  return l;
+}
+
 /** The parsed header. `bytes` is the exact header as it appeared (its prefix up to the salt is HMAC'd). */
 export interface ParsedHeader {
   readonly version: number;

@@ -27,6 +27,7 @@ export {
   UnsupportedFormatError,
   UnwrapFailedError,
   isKeyfoldError,
+  isOperationalCode,
 } from './errors.js';
 export type { KeyfoldErrorCode, KeyfoldErrorOptions } from './errors.js';
 export {
@@ -41,14 +42,26 @@ export {
   wipe,
 } from './bytes.js';
 export { assertContext, contextsEqual, encodeContext, MAX_CONTEXT_ENTRIES, MAX_CONTEXT_FIELD } from './context.js';
-export { localUnwrap, localWrap, localWrapAad, randomOwnedBytes } from './aead.js';
+export {
+  gcmOpen,
+  gcmOpenWithIv,
+  gcmSeal,
+  gcmSealWithRandomIv,
+  localUnwrap,
+  localWrap,
+  localWrapAad,
+  randomOwnedBytes,
+} from './aead.js';
 export { Resilience } from './resilience.js';
+export { networkErrorCode } from './network-errors.js';
 export type { CircuitBreakerOptions, CircuitState, ResilienceOptions, ResilienceStats, RetryOptions } from './resilience.js';
 export { BaseKeyProvider, assertWrappedKey } from './provider-base.js';
+export { assertKeyProvider } from './provider-shape.js';
 export type { BaseProviderOptions } from './provider-base.js';
-export { assertPrivatePath, resolveSecurityMode, SECURITY_MODE_ENV } from './policy.js';
+export { assertPrivatePath, assertProvidersAllowed, resolveSecurityMode, SECURITY_MODE_ENV } from './policy.js';
 export type { PermissionCheck, SecurityMode } from './policy.js';
-export { createEnvelope, inspectEnvelope, assertProvidersAllowed, DEFAULT_FRAME_SIZE } from './envelope.js';
+export { createEnvelope, DEFAULT_FRAME_SIZE } from './envelope.js';
+export { inspectEnvelope } from './inspect.js';
 export type {
   Envelope,
   EnvelopeInfo,
@@ -57,7 +70,7 @@ export type {
   EnvelopeStats,
   OpenOptions,
   RewrapOptions,
-} from './envelope.js';
+} from './envelope-types.js';
 export { armor, dearmor, isArmored, DEFAULT_LIMITS, FORMAT_VERSION, ARMOR_PREFIX } from './format.js';
 export type { FormatLimits } from './format.js';
 export type { CacheOptions, CacheCounters } from './cache.js';

@@ -10,15 +10,13 @@
  *   32 bytes, checked in constant time before any decryption. HMAC-SHA-256 is collision resistant across keys, so
  *   no second data key yields the same value; it also authenticates every header field, wrapped keys included.
  *   The two labels differ at byte 18 ('e' vs 'c'), so no input of one use equals an input of the other.
- * - Frame nonce: 4 zero bytes || u64 frame index. Frame AAD: header core (magic .. context) || u64 index ||
- *   u8 final flag || u32 plaintext length, so reordering, truncation and frame swapping break a tag.
+ *
+ * Frame nonces, frame AAD and the frame cipher itself are the frame codec (`frame-codec.ts`).
  * @module
  */
-import { createDecipheriv, createHmac } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { randomOwnedBytes } from './aead.js';
-import { DecryptFailedError } from './errors.js';
 
-const TAG_LENGTH = 16;
 const ENC_LABEL = Buffer.from('keyfold/v1/suite1/enc', 'latin1');
 const BLOCK_1 = Buffer.from([1]);
 const COMMIT_LABEL = Buffer.from('keyfold/v1/suite1/commit', 'latin1');
@@ -41,54 +39,6 @@ export function deriveMessageKeys(dataKey: Uint8Array, salt: Uint8Array): Messag
 export function computeCommitment(keys: MessageKeys, headerPrefix: Uint8Array): Uint8Array {
   return createHmac('sha256', keys.dataKey).update(COMMIT_LABEL).update(headerPrefix).digest();
 }
-
-/** 12-byte GCM nonce of frame `index`. */
-export function frameNonce(index: number): Uint8Array {
-  const iv = new Uint8Array(12);
-  const view = new DataView(iv.buffer);
-  view.setUint32(4, Math.floor(index / 0x1_0000_0000));
-  view.setUint32(8, index >>> 0);
-  return iv;
-}
-
-/** AAD of one frame (see the module comment). */
-export function frameAad(core: Uint8Array, index: number, final: boolean, length: number): Uint8Array {
-  const aad = new Uint8Array(core.length + 13);
-  aad.set(core, 0);
-  const view = new DataView(aad.buffer);
-  view.setUint32(core.length, Math.floor(index / 0x1_0000_0000));
-  view.setUint32(core.length + 4, index >>> 0);
-  aad[core.length + 8] = final ? 1 : 0;
-  view.setUint32(core.length + 9, length);
-  return aad;
-}
-
-/** Decrypts and verifies one frame; returns its plaintext only if the tag verified. */
-export function openFrame(
-  encKey: Uint8Array,
-  index: number,
-  final: boolean,
-  core: Uint8Array,
-  ciphertext: Uint8Array,
-  tag: Uint8Array,
-): Uint8Array {
-  if (tag.length !== TAG_LENGTH) throw new DecryptFailedError();
-  const decipher = createDecipheriv('aes-256-gcm', encKey, frameNonce(index), { authTagLength: TAG_LENGTH });
-  decipher.setAAD(frameAad(core, index, final, ciphertext.length));
-  decipher.setAuthTag(tag);
-  // node:crypto returns output in a buffer of its own (never a view into the shared Buffer pool), so it can be
-  // handed to the caller as is once the tag has verified, and wiped if it did not.
-  let out: Uint8Array | undefined;
-  try {
-    out = decipher.update(ciphertext);
-    decipher.final();
-    return out;
-  } catch (cause) {
-    out?.fill(0);
-    throw new DecryptFailedError({ cause });
-  }
-}
-
 
 /** A fresh random salt (not secret), from the CSPRNG-filled block of {@link randomOwnedBytes}. */
 export function nextSalt(length: number): Uint8Array {

@@ -6,6 +6,7 @@
  */
 import { statSync, type Stats } from 'node:fs';
 import { ConfigError, PolicyError } from './errors.js';
+import type { KeyProvider } from './types.js';
 
 export type SecurityMode = 'production' | 'development';
 
@@ -61,4 +62,26 @@ export function assertPrivatePath(path: string, check: PermissionCheck): Stats {
     );
   }
   return st;
+}
+
+/**
+ * Refuses development-only providers in production mode (DESIGN.md "Security policy"): a provider whose KEK lives
+ * only in process memory is lost at exit and unprotected.
+ * @throws PolicyError (POLICY_VIOLATION) naming the provider and what to use instead.
+ * @example
+ * ```ts
+ * assertProvidersAllowed([createEnvProvider()], resolveSecurityMode());
+ * ```
+ */
+export function assertProvidersAllowed(providers: readonly KeyProvider[], mode: SecurityMode): void {
+  for (const p of providers) {
+    if (mode === 'production' && (p.protection === 'memory' || p.kind === 'memory')) {
+      throw new PolicyError(
+        'POLICY_VIOLATION',
+        `the ${p.kind} provider "${p.keyId}" keeps its KEK only in process memory (lost at exit, unprotected) and is ` +
+          'refused in production mode; use the env or file provider (or a KMS/HSM provider), or set ' +
+          'KEYFOLD_SECURITY_MODE=development for tests and local experiments',
+      );
+    }
+  }
 }

@@ -7,7 +7,7 @@
 import { randomOwnedBytes } from './aead.js';
 import { assertBytes, copyBytes, wipe } from './bytes.js';
 import { assertContext } from './context.js';
-import { KeyfoldError, ProviderError, UnwrapFailedError, type KeyfoldErrorCode } from './errors.js';
+import { KeyfoldError, ProviderError, UnwrapFailedError, isOperationalCode } from './errors.js';
 import { Resilience, type ResilienceOptions, type ResilienceStats } from './resilience.js';
 import {
   DATA_KEY_LENGTH,
@@ -28,22 +28,6 @@ export interface BaseProviderOptions {
    */
   resilience?: ResilienceOptions | false;
 }
-
-/** Codes an unwrap may surface as themselves: operational problems, not "this ciphertext is bad". */
-const OPERATIONAL_CODES: ReadonlySet<KeyfoldErrorCode> = new Set<KeyfoldErrorCode>([
-  'THROTTLED',
-  'UNAVAILABLE',
-  'TIMEOUT',
-  'ACCESS_DENIED',
-  'ATTESTATION_REFUSED',
-  'KEY_NOT_FOUND',
-  'KEY_DISABLED',
-  'KEY_VERSION_RETIRED',
-  'PROVIDER_CLOSED',
-  'CONFIG_INVALID',
-  'POLICY_VIOLATION',
-  'INSECURE_PERMISSIONS',
-]);
 
 const NEVER_ABORTED: AbortSignal = new AbortController().signal;
 
@@ -152,7 +136,7 @@ export abstract class BaseKeyProvider implements KeyProvider {
   /** For unwrap: anything that is not operational becomes the generic UNWRAP_FAILED. */
   #mapUnwrap(err: unknown): KeyfoldError {
     const mapped = this.#map(err);
-    if (OPERATIONAL_CODES.has(mapped.code)) return mapped;
+    if (isOperationalCode(mapped.code)) return mapped;
     if (mapped instanceof UnwrapFailedError) return mapped;
     return new UnwrapFailedError({ cause: err });
   }

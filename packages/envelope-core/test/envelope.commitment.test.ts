@@ -4,18 +4,18 @@
  */
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { createEnvelope } from '../src/index.js';
-import * as messageCrypto from '../src/message-crypto.js';
+import * as frameCodec from '../src/frame-codec.js';
 
-type MessageCrypto = typeof messageCrypto;
+type FrameCodec = typeof frameCodec;
 import { expectKeyfold, LocalKekProvider } from './helpers.js';
 import { refParseHeader, refSerializeHeader } from './reference.js';
 
-vi.mock('../src/message-crypto.js', async (importOriginal) => {
-  const original = await importOriginal<MessageCrypto>();
+vi.mock('../src/frame-codec.js', async (importOriginal) => {
+  const original = await importOriginal<FrameCodec>();
   return { ...original, openFrame: vi.fn(original.openFrame) };
 });
 
-const openFrame = vi.mocked(messageCrypto.openFrame);
+const openFrame = vi.mocked(frameCodec.openFrame);
 
 /**
  * Builds an envelope whose header carries two wrapped keys for different data keys: A wraps k1 (the body key), B

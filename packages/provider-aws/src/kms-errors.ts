@@ -1,11 +1,12 @@
 /**
  * Maps AWS SDK / KMS errors to Keyfold codes. The SDK names service errors by the `__type` KMS sent
- * (`NotFoundException`, `ThrottlingException`, ...); connection failures carry a Node `code`. Ciphertext errors
+ * (`NotFoundException`, `ThrottlingException`, ...); connection failures carry a Node `code`
+ * (classified by the core's `networkErrorCode`). Ciphertext errors
  * (InvalidCiphertextException, IncorrectKeyException, ValidationException) are deliberately not mapped: on unwrap the
  * base class turns them into the one generic UNWRAP_FAILED.
  * @module
  */
-import { ConfigError, ProviderError, type KeyfoldError } from '@keyfold/envelope-core';
+import { ConfigError, ProviderError, networkErrorCode, type KeyfoldError } from '@keyfold/envelope-core';
 
 const THROTTLING = new Set(['ThrottlingException', 'LimitExceededException', 'TooManyRequestsException', 'RequestLimitExceeded']);
 const UNAVAILABLE = new Set([
@@ -30,8 +31,6 @@ const DENIED = new Set([
   'MissingAuthenticationTokenException',
   'InvalidGrantTokenException',
 ]);
-const NETWORK = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
-
 function statusOf(err: Error): number | undefined {
   return (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 }
@@ -74,9 +73,10 @@ export function mapKmsError(err: unknown, arn: string): KeyfoldError | undefined
   if (UNAVAILABLE.has(name) || (statusOf(err) ?? 0) >= 500) {
     return new ProviderError('UNAVAILABLE', `AWS KMS is unavailable for ${arn} (${name})`, cause);
   }
-  const code = (err as { code?: unknown }).code;
-  if ((typeof code === 'string' && NETWORK.has(code)) || name === 'TimeoutError') {
-    return new ProviderError('UNAVAILABLE', `AWS KMS could not be reached for ${arn} (${typeof code === 'string' ? code : name})`, cause);
+  // The SDK's request handler names its socket timeout TimeoutError; every other transport failure has a code.
+  const net = networkErrorCode(err) ?? (name === 'TimeoutError' ? name : undefined);
+  if (net !== undefined) {
+    return new ProviderError('UNAVAILABLE', `AWS KMS could not be reached for ${arn} (${net})`, cause);
   }
   return undefined;
 }

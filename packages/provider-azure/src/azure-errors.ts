@@ -4,20 +4,7 @@
  * failures are RestError `REQUEST_SEND_ERROR` or system errors; credentials throw their own errors.
  * @module
  */
-import { KeyfoldError, ProviderError, type KeyfoldErrorCode } from '@keyfold/envelope-core';
-
-const NETWORK_CODES = new Set([
-  'REQUEST_SEND_ERROR',
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-  'ENOTFOUND',
-  'UND_ERR_SOCKET',
-]);
+import { KeyfoldError, ProviderError, networkErrorCode, type KeyfoldErrorCode } from '@keyfold/envelope-core';
 
 interface RestErrorLike {
   name?: unknown;
@@ -35,13 +22,6 @@ function innerCode(e: RestErrorLike): string | undefined {
 
 function make(code: KeyfoldErrorCode, message: string, cause: unknown): ProviderError {
   return new ProviderError(code, message, { cause });
-}
-
-function networkCode(err: unknown, depth = 0): string | undefined {
-  if (depth > 4 || err === null || typeof err !== 'object') return undefined;
-  const e = err as RestErrorLike;
-  if (typeof e.code === 'string' && NETWORK_CODES.has(e.code)) return e.code;
-  return networkCode(e.cause, depth + 1);
 }
 
 interface HeadersLike {
@@ -95,7 +75,8 @@ export function mapAzureError(err: unknown, keyId: string): KeyfoldError | undef
     if (status === 408 || status >= 500) return make('UNAVAILABLE', `Key Vault is unavailable for ${keyId} (HTTP ${status})`, err);
     return undefined;
   }
-  const net = networkCode(err);
+  // The SDK's own code for a request it could not send; the system error under it, when there is one, says more.
+  const net = networkErrorCode(err) ?? (e.code === 'REQUEST_SEND_ERROR' ? e.code : undefined);
   if (net !== undefined) return make('UNAVAILABLE', `Key Vault could not be reached for ${keyId} (${net})`, err);
   // Checks the SDK makes itself before calling the service.
   if (/expired at|can't be used before/.test(message)) {

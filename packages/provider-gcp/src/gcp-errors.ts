@@ -4,7 +4,7 @@
  * GaxiosError / fetch errors with an HTTP status or a system error code.
  * @module
  */
-import { KeyfoldError, ProviderError, type KeyfoldErrorCode } from '@keyfold/envelope-core';
+import { KeyfoldError, ProviderError, networkErrorCode, type KeyfoldErrorCode } from '@keyfold/envelope-core';
 
 /** gRPC status codes (google.rpc.Code). */
 const GRPC = {
@@ -27,21 +27,6 @@ const GRPC = {
 } as const;
 
 const GRPC_NAMES: Readonly<Record<string, number>> = GRPC;
-
-/** System error codes of a connection that failed or broke: the service was unreachable. */
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-  'ENOTFOUND',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'ERR_STREAM_PREMATURE_CLOSE',
-]);
 
 /**
  * A CRC32C check failed: the request or the response was changed in transit (Google's end-to-end integrity
@@ -89,13 +74,6 @@ function httpStatusOf(e: ErrorLike): number | undefined {
   const rs = e.response?.status;
   if (typeof rs === 'number') return rs;
   return undefined;
-}
-
-function networkCodeOf(err: unknown, depth = 0): string | undefined {
-  if (depth > 4 || err === null || typeof err !== 'object') return undefined;
-  const e = err as ErrorLike;
-  if (typeof e.code === 'string' && NETWORK_CODES.has(e.code)) return e.code;
-  return networkCodeOf(e.cause, depth + 1);
 }
 
 function text(e: ErrorLike): string {
@@ -161,7 +139,7 @@ export function mapGcpError(err: unknown, keyName: string): KeyfoldError | undef
     if (http === 408 || http >= 500) return make('UNAVAILABLE', `Cloud KMS is unavailable for ${keyName} (HTTP ${http})`, err);
     return undefined;
   }
-  const net = networkCodeOf(err);
+  const net = networkErrorCode(err);
   if (net !== undefined) return make('UNAVAILABLE', `Cloud KMS could not be reached for ${keyName} (${net})`, err);
   return undefined;
 }

@@ -6,22 +6,16 @@
  */
 export { createEnvProvider, EnvProvider } from './env-provider.js';
 export type { EnvProviderOptions } from './env-provider.js';
-export {
-  addFileKekVersion,
-  changeFilePassphrase,
-  createFileProvider,
-  FileProvider,
-  initFileKeyring,
-  setActiveFileKekVersion,
-} from './file-provider.js';
+export { createFileProvider, FileProvider } from './file-provider.js';
+export type { FileProviderOptions } from './file-provider.js';
+export { addFileKekVersion, changeFilePassphrase, initFileKeyring, setActiveFileKekVersion } from './file-keyring-admin.js';
 export type {
   AddFileKekVersionOptions,
   ChangeFilePassphraseOptions,
   FileKeyringInfo,
-  FileProviderOptions,
   InitFileKeyringOptions,
   SetActiveFileKekVersionOptions,
-} from './file-provider.js';
+} from './file-keyring-admin.js';
 export { createMemoryProvider, MemoryProvider } from './memory-provider.js';
 export type { MemoryProviderOptions } from './memory-provider.js';
 export { DEFAULT_PBKDF2_ITERATIONS, DEFAULT_SCRYPT, KEYRING_FILE } from './kek-file.js';

@@ -11,7 +11,7 @@
  *   the token, binding-tag mismatch) is the one generic UNWRAP_FAILED.
  * - A wrong PIN is tried once and never again in this process (`library.ts`), so Keyfold cannot lock a token.
  * - One operation per session at a time (`session-pool.ts`); sessions invalidated under us are reopened, with a new
- *   login when the token logged us out, and the operation is tried once more.
+ *   login when the token logged us out, and the operation is tried once more (`SessionRunner`, same file).
  * @module
  */
 import {
@@ -19,8 +19,6 @@ import {
   type KeyfoldError,
   ProviderError,
   UnwrapFailedError,
-  concatBytes,
-  constantTimeEqual,
   randomOwnedBytes,
   wipe,
   type EncryptionContext,
@@ -30,7 +28,6 @@ import {
 } from '@keyfold/envelope-core';
 import { assertCapabilities, KEYGEN_REQUIREMENT, MODE_REQUIREMENTS } from './capabilities.js';
 import { AadCache } from './aad-cache.js';
-import { pkcs11Failure } from './ckr.js';
 import { mapPkcs11Error, toKeyfoldError, type Pkcs11Operation } from './error-mapping.js';
 import {
   gcmDecrypt,
@@ -59,47 +56,22 @@ import {
   type TokenState,
 } from './library.js';
 import { resolveProviderOptions, type Pkcs11ProviderOptions, type ResolvedProviderOptions } from './options.js';
-import { SessionPool, type SessionPoolStats } from './session-pool.js';
+import { SessionPool, SessionRunner, type SessionPoolStats } from './session-pool.js';
 import {
-  BINDING_TAG_LENGTH,
   DATA_KEY_LENGTH,
-  FORMAT_AES_GCM,
-  FORMAT_AES_KEY_WRAP_PAD,
   GCM_IV_LENGTH,
+  GCM_SEALED_OFFSET,
   GCM_TAG_LENGTH,
-  GCM_WRAPPED_LENGTH,
   KWP_WRAPPED_LENGTH,
-  KWP_WRAPPED_TOTAL_LENGTH,
-  kwpBindingTag,
+  checkKwpUnwrapped,
+  kwpWrapped,
+  newGcmWrapped,
+  parseWrapped,
   type Pkcs11WrapMechanism,
 } from './wrap-format.js';
 
 /** The provider kind stored in every wrapped key. */
 export const PKCS11_KIND = 'pkcs11';
-
-/**
- * Recoveries per operation: a lost session, then a stale KEK handle after logging in again, can follow each other.
- */
-const MAX_RECOVERIES = 2;
-
-/** Failures after which a session is not trusted again: it is closed, and the operation tried again. */
-const SESSION_LOST = new Set<string>([
-  'CKR_SESSION_HANDLE_INVALID',
-  'CKR_SESSION_CLOSED',
-  'CKR_USER_NOT_LOGGED_IN',
-  'CKR_OPERATION_ACTIVE',
-  'CKR_DEVICE_REMOVED',
-  'CKR_TOKEN_NOT_PRESENT',
-  'CKR_CRYPTOKI_NOT_INITIALIZED',
-]);
-
-/** Failures that mean a cached KEK handle is stale: it is looked up again and the operation tried again. */
-const HANDLE_STALE = new Set<string>([
-  'CKR_KEY_HANDLE_INVALID',
-  'CKR_OBJECT_HANDLE_INVALID',
-  'CKR_WRAPPING_KEY_HANDLE_INVALID',
-  'CKR_UNWRAPPING_KEY_HANDLE_INVALID',
-]);
 
 /** Counters of one provider. */
 export interface Pkcs11ProviderStats {
@@ -160,7 +132,7 @@ export class Pkcs11Provider extends BaseKeyProvider {
   #active: string;
   readonly #aads: AadCache;
   #pin: string | undefined;
-  #recoveries = 0;
+  readonly #runner: SessionRunner<Pkcs11Operation>;
 
   private constructor(init: ProviderInit) {
     // PKCS#11 calls go to a library in this process; see createPkcs11Provider for why resilience is off by default.
@@ -186,6 +158,16 @@ export class Pkcs11Provider extends BaseKeyProvider {
     }
     this.#pool = new SessionPool({ size: o.sessions, open: () => this.#openSession(), name: `pkcs11 provider for ${o.keyLabel}` });
     this.#pool.adopt(init.session);
+    this.#runner = new SessionRunner<Pkcs11Operation>(this.#pool, {
+      loggedIn: () => this.#token.loggedIn,
+      markLoggedOut: () => {
+        this.#token.loggedIn = false;
+      },
+      login: (session) => this.#login(session),
+      forgetKek: (version) => this.#keks.delete(version),
+      closed: () => this.closed,
+      mapError: (err, operation, version) => toKeyfoldError(err, operation, this.#site(version)),
+    });
   }
 
   /** @internal Use {@link createPkcs11Provider}. */
@@ -284,69 +266,6 @@ export class Pkcs11Provider extends BaseKeyProvider {
     return found;
   }
 
-  /**
-   * Runs `fn` on a pooled session, recovering from an invalidated session (reopen, log in again) and a stale KEK
-   * handle (look it up again), at most {@link MAX_RECOVERIES} times, and maps PKCS#11 failures to Keyfold errors. Written without `async` so that with
-   * execution `sync` and an idle session the whole call runs synchronously and settles one promise.
-   */
-  #run<T>(operation: Pkcs11Operation, version: string, fn: (session: Session) => T | Promise<T>, attempt = 0): Promise<T> {
-    const session = this.#pool.tryAcquire();
-    if (session) return this.#runOn(session, operation, version, fn, attempt);
-    return this.#pool.acquire().then(
-      (s) => this.#runOn(s, operation, version, fn, attempt),
-      (err: unknown) => Promise.reject(toKeyfoldError(err, operation, this.#site(version))),
-    );
-  }
-
-  #runOn<T>(session: Session, operation: Pkcs11Operation, version: string, fn: (session: Session) => T | Promise<T>, attempt: number): Promise<T> {
-    let result: T | Promise<T>;
-    try {
-      // After a lost login (all sessions closed behind us), log in again before using any session, new or idle.
-      if (!this.#token.loggedIn) this.#login(session);
-      result = fn(session);
-    } catch (err) {
-      return this.#failed(session, err, operation, version, fn, attempt);
-    }
-    if (result instanceof Promise) {
-      return result.then(
-        (value) => {
-          this.#pool.release(session);
-          return value;
-        },
-        (err: unknown) => this.#failed(session, err, operation, version, fn, attempt),
-      );
-    }
-    this.#pool.release(session);
-    return Promise.resolve(result);
-  }
-
-  #failed<T>(session: Session, err: unknown, operation: Pkcs11Operation, version: string, fn: (session: Session) => T | Promise<T>, attempt: number): Promise<T> {
-    const failure = pkcs11Failure(err);
-    if (failure && SESSION_LOST.has(failure.name)) {
-      // The token may have logged the application out with its last session: log in again before the next use.
-      // (Set first: discarding hands a freshly opened session to a waiting call, which must see it.)
-      this.#token.loggedIn = false;
-      this.#pool.discard(session);
-      this.#pool.purgeIdle();
-      if (attempt < MAX_RECOVERIES && !this.closed) {
-        this.#recoveries++;
-        return this.#run(operation, version, fn, attempt + 1);
-      }
-    } else {
-      this.#pool.release(session);
-      if (failure && HANDLE_STALE.has(failure.name)) {
-        // A private object is invisible to a session that is not logged in: the login may be what was lost.
-        this.#token.loggedIn = false;
-        this.#keks.delete(version);
-        if (attempt < MAX_RECOVERIES && !this.closed) {
-          this.#recoveries++;
-          return this.#run(operation, version, fn, attempt + 1);
-        }
-      }
-    }
-    return Promise.reject(toKeyfoldError(err, operation, this.#site(version)));
-  }
-
   #site(version: string): { token: string; key: string; mechanism: string } {
     return { token: this.#where, key: objectLabel(this.keyId, version), mechanism: `CKM_${this.mechanism}` };
   }
@@ -355,44 +274,39 @@ export class Pkcs11Provider extends BaseKeyProvider {
     const version = this.#active;
     const aad = this.#aads.aad(this.mechanism, version, context, true);
     const done = (ciphertext: Uint8Array): WrappedKey => ({ kind: this.kind, keyId: this.keyId, keyVersion: version, ciphertext });
-    return this.#run('wrap', version, (session) => {
+    return this.#runner.run('wrap', version, (session) => {
       const kek = this.#kek(session, version, 'wrap');
       if (!kek) {
         throw new ProviderError('KEY_NOT_FOUND', `the active KEK ${JSON.stringify(objectLabel(this.keyId, version))} is no longer on ${this.#where}`);
       }
       if (this.mechanism === 'AES_GCM') {
-        const out = new Uint8Array(GCM_WRAPPED_LENGTH);
-        out[0] = FORMAT_AES_GCM;
         const iv = randomOwnedBytes(GCM_IV_LENGTH);
-        out.set(iv, 1);
+        const out = newGcmWrapped(iv);
         const check = (written: number): WrappedKey => {
           if (written !== DATA_KEY_LENGTH + GCM_TAG_LENGTH) {
             throw new ProviderError('INTERNAL', `${this.#where} returned ${written} bytes for an AES-GCM wrap; expected 48`);
           }
           return done(out);
         };
-        const written = gcmEncrypt(session, kek.key, iv, aad, dataKey, this.#execution, out, 1 + GCM_IV_LENGTH);
+        const written = gcmEncrypt(session, kek.key, iv, aad, dataKey, this.#execution, out, GCM_SEALED_OFFSET);
         return typeof written === 'number' ? check(written) : written.then(check);
       }
       return kwpWrap(session, kek.key, dataKey, this.#execution).then((wrapped) => {
         if (wrapped.length !== KWP_WRAPPED_LENGTH) {
           throw new ProviderError('INTERNAL', `${this.#where} returned ${wrapped.length} bytes for an RFC 5649 wrap; expected 40`);
         }
-        return done(concatBytes(Uint8Array.of(FORMAT_AES_KEY_WRAP_PAD), wrapped, kwpBindingTag(dataKey, aad)));
+        return done(kwpWrapped(wrapped, dataKey, aad));
       });
     });
   }
 
   protected override _unwrapKey(wrapped: WrappedKey, context: EncryptionContext): Promise<Uint8Array> {
     const version = wrapped.keyVersion;
-    const ct = wrapped.ciphertext;
     if (!isCanonicalVersion(version)) return Promise.reject(new UnwrapFailedError());
-    let mode: Pkcs11WrapMechanism;
-    if (ct[0] === FORMAT_AES_GCM && ct.length === GCM_WRAPPED_LENGTH) mode = 'AES_GCM';
-    else if (ct[0] === FORMAT_AES_KEY_WRAP_PAD && ct.length === KWP_WRAPPED_TOTAL_LENGTH) mode = 'AES_KEY_WRAP_PAD';
-    else return Promise.reject(new UnwrapFailedError());
-    const aad = this.#aads.aad(mode, version, context, this.#keks.has(version));
-    return this.#run('unwrap', version, (session) => {
+    const parsed = parseWrapped(wrapped.ciphertext);
+    if (!parsed) return Promise.reject(new UnwrapFailedError());
+    const aad = this.#aads.aad(parsed.mode, version, context, this.#keks.has(version));
+    return this.#runner.run('unwrap', version, (session) => {
       const kek = this.#kek(session, version, 'unwrap');
       if (!kek) {
         if (this.#seen.has(version)) {
@@ -400,7 +314,7 @@ export class Pkcs11Provider extends BaseKeyProvider {
         }
         throw new UnwrapFailedError();
       }
-      if (mode === 'AES_GCM') {
+      if (parsed.mode === 'AES_GCM') {
         const checkLength = (key: Uint8Array): Uint8Array => {
           if (key.length !== DATA_KEY_LENGTH) {
             wipe(key);
@@ -408,17 +322,10 @@ export class Pkcs11Provider extends BaseKeyProvider {
           }
           return key;
         };
-        const key = gcmDecrypt(session, kek.key, ct.subarray(1, 1 + GCM_IV_LENGTH), aad, ct.subarray(1 + GCM_IV_LENGTH), this.#execution);
+        const key = gcmDecrypt(session, kek.key, parsed.iv, aad, parsed.sealed, this.#execution);
         return key instanceof Uint8Array ? checkLength(key) : key.then(checkLength);
       }
-      return kwpUnwrap(session, kek.key, ct.subarray(1, 1 + KWP_WRAPPED_LENGTH), this.#execution).then((key) => {
-        const tag = ct.subarray(1 + KWP_WRAPPED_LENGTH, 1 + KWP_WRAPPED_LENGTH + BINDING_TAG_LENGTH);
-        if (key.length !== DATA_KEY_LENGTH || !constantTimeEqual(kwpBindingTag(key, aad), tag)) {
-          wipe(key);
-          throw new UnwrapFailedError();
-        }
-        return key;
-      });
+      return kwpUnwrap(session, kek.key, parsed.kwp, this.#execution).then((key) => checkKwpUnwrapped(key, aad, parsed.bindingTag));
     });
   }
 
@@ -427,7 +334,7 @@ export class Pkcs11Provider extends BaseKeyProvider {
   }
 
   protected override async _describe(): Promise<ProviderDescription> {
-    const versions = await this.#run('describe', this.#active, (session) =>
+    const versions = await this.#runner.run('describe', this.#active, (session) =>
       Promise.resolve(listKekVersions(session, this.keyId, this.#where).map((k) => k.version)),
     );
     for (const v of versions) this.#seen.add(v);
@@ -496,7 +403,7 @@ export class Pkcs11Provider extends BaseKeyProvider {
 
   /** Session pool and recovery counters. */
   stats(): Pkcs11ProviderStats {
-    return { pool: this.#pool.stats(), recoveries: this.#recoveries };
+    return { pool: this.#pool.stats(), recoveries: this.#runner.recoveries };
   }
 
   /** Waits for the operations in flight, logs out (if no other provider uses the token), closes and finalizes. */

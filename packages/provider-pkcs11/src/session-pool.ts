@@ -1,5 +1,6 @@
 /**
- * A pool of PKCS#11 sessions with one operation per session at a time.
+ * A pool of PKCS#11 sessions with one operation per session at a time, and the runner that takes a session from it
+ * for one operation and recovers from a session or KEK handle the token invalidated under us.
  *
  * Why: a session runs one cryptographic operation at a time (a second C_EncryptInit on a busy session fails with
  * CKR_OPERATION_ACTIVE), and calls on different sessions may run in parallel on libuv's threads. So every operation
@@ -11,6 +12,7 @@
  * @module
  */
 import { ProviderError } from '@keyfold/envelope-core';
+import { pkcs11Failure } from './ckr.js';
 import type { Session } from './graphene-adapter.js';
 
 /** Pool counters, for `Pkcs11Provider.stats()`. */
@@ -200,5 +202,127 @@ function closeQuietly(session: Session): void {
     session.close();
   } catch {
     // already invalid: nothing to close
+  }
+}
+
+/**
+ * Recoveries per operation: a lost session, then a stale KEK handle after logging in again, can follow each other.
+ */
+const MAX_RECOVERIES = 2;
+
+/** Failures after which a session is not trusted again: it is closed, and the operation tried again. */
+const SESSION_LOST = new Set<string>([
+  'CKR_SESSION_HANDLE_INVALID',
+  'CKR_SESSION_CLOSED',
+  'CKR_USER_NOT_LOGGED_IN',
+  'CKR_OPERATION_ACTIVE',
+  'CKR_DEVICE_REMOVED',
+  'CKR_TOKEN_NOT_PRESENT',
+  'CKR_CRYPTOKI_NOT_INITIALIZED',
+]);
+
+/** Failures that mean a cached KEK handle is stale: it is looked up again and the operation tried again. */
+const HANDLE_STALE = new Set<string>([
+  'CKR_KEY_HANDLE_INVALID',
+  'CKR_OBJECT_HANDLE_INVALID',
+  'CKR_WRAPPING_KEY_HANDLE_INVALID',
+  'CKR_UNWRAPPING_KEY_HANDLE_INVALID',
+]);
+
+/** What the runner needs from its provider: the login state, the KEK handle cache and the error mapping. */
+export interface SessionRunnerHooks<Op extends string> {
+  /** True while the application is logged in to the token. */
+  readonly loggedIn: () => boolean;
+  /** Records that the token may have logged the application out (log in again before the next use). */
+  readonly markLoggedOut: () => void;
+  /** Logs in through `session` (at most one C_Login; a refused PIN is never tried again). */
+  readonly login: (session: Session) => void;
+  /** Drops the cached KEK handle of `version`, so the next use looks it up again. */
+  readonly forgetKek: (version: string) => void;
+  /** True once the provider is closed: nothing is tried again then. */
+  readonly closed: () => boolean;
+  /** Maps a failure of `operation` on KEK `version` to the error the caller sees (coded, or a caller's TypeError). */
+  readonly mapError: (err: unknown, operation: Op, version: string) => Error;
+}
+
+/**
+ * Runs operations on pooled sessions, recovering from an invalidated session (reopen, log in again) and a stale KEK
+ * handle (look it up again), at most {@link MAX_RECOVERIES} times per operation.
+ */
+export class SessionRunner<Op extends string> {
+  readonly #pool: SessionPool;
+  readonly #hooks: SessionRunnerHooks<Op>;
+  #recoveries = 0;
+
+  constructor(pool: SessionPool, hooks: SessionRunnerHooks<Op>) {
+    this.#pool = pool;
+    this.#hooks = hooks;
+  }
+
+  /** Operations tried again after their session was invalidated or their KEK handle went stale. */
+  get recoveries(): number {
+    return this.#recoveries;
+  }
+
+  /**
+   * Runs `fn` on a pooled session and maps PKCS#11 failures to Keyfold errors. Written without `async` so that with
+   * execution `sync` and an idle session the whole call runs synchronously and settles one promise.
+   */
+  run<T>(operation: Op, version: string, fn: (session: Session) => T | Promise<T>, attempt = 0): Promise<T> {
+    const session = this.#pool.tryAcquire();
+    if (session) return this.#runOn(session, operation, version, fn, attempt);
+    return this.#pool.acquire().then(
+      (s) => this.#runOn(s, operation, version, fn, attempt),
+      (err: unknown) => Promise.reject(this.#hooks.mapError(err, operation, version)),
+    );
+  }
+
+  #runOn<T>(session: Session, operation: Op, version: string, fn: (session: Session) => T | Promise<T>, attempt: number): Promise<T> {
+    let result: T | Promise<T>;
+    try {
+      // After a lost login (all sessions closed behind us), log in again before using any session, new or idle.
+      if (!this.#hooks.loggedIn()) this.#hooks.login(session);
+      result = fn(session);
+    } catch (err) {
+      return this.#failed(session, err, operation, version, fn, attempt);
+    }
+    if (result instanceof Promise) {
+      return result.then(
+        (value) => {
+          this.#pool.release(session);
+          return value;
+        },
+        (err: unknown) => this.#failed(session, err, operation, version, fn, attempt),
+      );
+    }
+    this.#pool.release(session);
+    return Promise.resolve(result);
+  }
+
+  #failed<T>(session: Session, err: unknown, operation: Op, version: string, fn: (session: Session) => T | Promise<T>, attempt: number): Promise<T> {
+    const failure = pkcs11Failure(err);
+    if (failure && SESSION_LOST.has(failure.name)) {
+      // The token may have logged the application out with its last session: log in again before the next use.
+      // (Set first: discarding hands a freshly opened session to a waiting call, which must see it.)
+      this.#hooks.markLoggedOut();
+      this.#pool.discard(session);
+      this.#pool.purgeIdle();
+      if (attempt < MAX_RECOVERIES && !this.#hooks.closed()) {
+        this.#recoveries++;
+        return this.run(operation, version, fn, attempt + 1);
+      }
+    } else {
+      this.#pool.release(session);
+      if (failure && HANDLE_STALE.has(failure.name)) {
+        // A private object is invisible to a session that is not logged in: the login may be what was lost.
+        this.#hooks.markLoggedOut();
+        this.#hooks.forgetKek(version);
+        if (attempt < MAX_RECOVERIES && !this.#hooks.closed()) {
+          this.#recoveries++;
+          return this.run(operation, version, fn, attempt + 1);
+        }
+      }
+    }
+    return Promise.reject(this.#hooks.mapError(err, operation, version));
   }
 }

@@ -23,7 +23,7 @@
  * @module
  */
 import { createHmac } from 'node:crypto';
-import { lengthPrefixed } from '@keyfold/envelope-core';
+import { UnwrapFailedError, concatBytes, constantTimeEqual, lengthPrefixed, wipe } from '@keyfold/envelope-core';
 import { utf8 } from './utf8.js';
 
 export const FORMAT_AES_GCM = 0x01;
@@ -77,4 +77,55 @@ export function kwpBindingTag(dataKey: Uint8Array, aad: Uint8Array): Uint8Array 
   } finally {
     bindingKey.fill(0);
   }
+}
+
+/** Where the token writes `ct || tag` in an `AES_GCM` wrapped key: after the format byte and the IV. */
+export const GCM_SEALED_OFFSET = 1 + GCM_IV_LENGTH;
+
+/** A new `AES_GCM` wrapped key with its format byte and `iv` in place; the token fills in `ct || tag`. */
+export function newGcmWrapped(iv: Uint8Array): Uint8Array {
+  const out = new Uint8Array(GCM_WRAPPED_LENGTH);
+  out[0] = FORMAT_AES_GCM;
+  out.set(iv, 1);
+  return out;
+}
+
+/** The `AES_KEY_WRAP_PAD` wrapped key: format byte, the token's RFC 5649 output, the binding tag over `aad`. */
+export function kwpWrapped(kwp: Uint8Array, dataKey: Uint8Array, aad: Uint8Array): Uint8Array {
+  return concatBytes(Uint8Array.of(FORMAT_AES_KEY_WRAP_PAD), kwp, kwpBindingTag(dataKey, aad));
+}
+
+/** A wrapped key split into its parts (views into the ciphertext), by its format byte. */
+export type ParsedWrapped =
+  | { readonly mode: 'AES_GCM'; readonly iv: Uint8Array; readonly sealed: Uint8Array }
+  | { readonly mode: 'AES_KEY_WRAP_PAD'; readonly kwp: Uint8Array; readonly bindingTag: Uint8Array };
+
+/**
+ * Splits a wrapped key made in either mode; `undefined` for an unknown format byte or a wrong length (refused before
+ * the token is called).
+ */
+export function parseWrapped(ciphertext: Uint8Array): ParsedWrapped | undefined {
+  if (ciphertext[0] === FORMAT_AES_GCM && ciphertext.length === GCM_WRAPPED_LENGTH) {
+    return { mode: 'AES_GCM', iv: ciphertext.subarray(1, GCM_SEALED_OFFSET), sealed: ciphertext.subarray(GCM_SEALED_OFFSET) };
+  }
+  if (ciphertext[0] === FORMAT_AES_KEY_WRAP_PAD && ciphertext.length === KWP_WRAPPED_TOTAL_LENGTH) {
+    return {
+      mode: 'AES_KEY_WRAP_PAD',
+      kwp: ciphertext.subarray(1, 1 + KWP_WRAPPED_LENGTH),
+      bindingTag: ciphertext.subarray(1 + KWP_WRAPPED_LENGTH, 1 + KWP_WRAPPED_LENGTH + BINDING_TAG_LENGTH),
+    };
+  }
+  return undefined;
+}
+
+/**
+ * Accepts a key the token unwrapped from RFC 5649 only when it is 32 bytes and its binding tag over `aad` matches
+ * (constant time). Otherwise the key is wiped. @throws UnwrapFailedError
+ */
+export function checkKwpUnwrapped(key: Uint8Array, aad: Uint8Array, bindingTag: Uint8Array): Uint8Array {
+  if (key.length !== DATA_KEY_LENGTH || !constantTimeEqual(kwpBindingTag(key, aad), bindingTag)) {
+    wipe(key);
+    throw new UnwrapFailedError();
+  }
+  return key;
 }

@@ -5,7 +5,7 @@
  * not mapped: on unwrap the base class turns them into the one generic UNWRAP_FAILED.
  * @module
  */
-import { ConfigError, ProviderError, type KeyfoldError } from '@keyfold/envelope-core';
+import { ConfigError, ProviderError, networkErrorCode, type KeyfoldError } from '@keyfold/envelope-core';
 import { VaultApiError, VaultConnectionError } from './vault-http.js';
 
 /**
@@ -18,7 +18,8 @@ import { VaultApiError, VaultConnectionError } from './vault-http.js';
 export function mapVaultError(err: unknown, keyId: string): KeyfoldError | undefined {
   const cause = { cause: err };
   if (err instanceof VaultConnectionError) {
-    return new ProviderError('UNAVAILABLE', `Vault could not be reached for ${keyId} (${err.path})`, cause);
+    const net = networkErrorCode(err.cause);
+    return new ProviderError('UNAVAILABLE', `Vault could not be reached for ${keyId} (${err.path}${net === undefined ? '' : `: ${net}`})`, cause);
   }
   if (!(err instanceof VaultApiError)) return undefined;
   const text = err.errors.join('; ');

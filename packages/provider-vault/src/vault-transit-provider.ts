@@ -20,6 +20,7 @@ import {
   assertWrappedKey,
   copyBytes,
   encodeContext,
+  isOperationalCode,
   wipe,
   type BaseProviderOptions,
   type EncryptionContext,
@@ -40,9 +41,6 @@ import { b64, decodePlaintext, joinCiphertext, splitCiphertext } from './transit
  * ```
  */
 export type BatchResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: KeyfoldError };
-
-/** Operational codes an unwrap may surface as themselves (as BaseKeyProvider does). */
-const OPERATIONAL = new Set(['THROTTLED', 'UNAVAILABLE', 'TIMEOUT', 'ACCESS_DENIED', 'KEY_NOT_FOUND', 'KEY_DISABLED', 'KEY_VERSION_RETIRED', 'PROVIDER_CLOSED', 'CONFIG_INVALID']);
 
 /** Refuses a non-array (a caller mistake) without narrowing the typed parameter to any[]. */
 function assertArray(items: unknown): void {
@@ -268,7 +266,7 @@ export class VaultTransitProvider extends BaseKeyProvider {
   /** Maps one failed batch item or chunk. */
   #itemError(err: unknown, unwrap: boolean): KeyfoldError {
     const mapped = err instanceof KeyfoldError ? err : this.mapBackendError(err);
-    if (unwrap) return mapped && OPERATIONAL.has(mapped.code) ? mapped : new UnwrapFailedError({ cause: err });
+    if (unwrap) return mapped && isOperationalCode(mapped.code) ? mapped : new UnwrapFailedError({ cause: err });
     return mapped ?? new ProviderError('INTERNAL', `Vault batch call for ${this.keyId} failed`, { cause: err });
   }
 

@@ -10,26 +10,14 @@ import {
   type KeyfoldError,
   createEnvelope,
   isKeyfoldError,
+  isOperationalCode,
   wipe,
   type EnvelopePolicy,
   type KeyProvider,
-  type KeyfoldErrorCode,
 } from '@keyfold/envelope-core';
 import { combineShares, splitSecret } from './shamir.js';
 
 const CONTEXT = { purpose: 'keyfold-secrets-data-key', v: '1' } as const;
-
-/** Provider failures that are about the backend, not the file: surfaced unchanged so operators can act on them. */
-const OPERATIONAL: ReadonlySet<KeyfoldErrorCode> = new Set<KeyfoldErrorCode>([
-  'THROTTLED',
-  'UNAVAILABLE',
-  'TIMEOUT',
-  'ACCESS_DENIED',
-  'ATTESTATION_REFUSED',
-  'KEY_DISABLED',
-  'PROVIDER_CLOSED',
-  'POLICY_VIOLATION',
-]);
 
 /**
  * k-of-n key groups: the data key is split into one Shamir share per group, each share sealed under every provider
@@ -131,7 +119,7 @@ async function openKeyGroups(field: string, options: KeyOptions): Promise<Uint8A
         }
         shares.push(share);
       } catch (err) {
-        if (isKeyfoldError(err) && OPERATIONAL.has(err.code)) operational ??= err;
+        if (isKeyfoldError(err) && isOperationalCode(err.code)) operational ??= err;
         else if (err instanceof TypeError || err instanceof RangeError) throw err;
       }
     }
@@ -160,7 +148,7 @@ export async function openDataKey(armored: string, options: KeyOptions): Promise
     return key;
   } catch (err) {
     if (key !== undefined) wipe(key);
-    if (isKeyfoldError(err) && OPERATIONAL.has(err.code)) throw err;
+    if (isKeyfoldError(err) && isOperationalCode(err.code)) throw err;
     if (err instanceof TypeError || err instanceof RangeError) throw err;
     throw new DecryptFailedError({ cause: err });
   } finally {
@@ -177,7 +165,7 @@ export async function rewrapDataKey(armored: string, options: KeyOptions, to: re
   try {
     return await env.rewrap(armored, { to });
   } catch (err) {
-    if (isKeyfoldError(err) && OPERATIONAL.has(err.code)) throw err;
+    if (isKeyfoldError(err) && isOperationalCode(err.code)) throw err;
     if (err instanceof TypeError || err instanceof RangeError) throw err;
     throw new DecryptFailedError({ cause: err });
   } finally {

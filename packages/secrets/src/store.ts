@@ -5,10 +5,10 @@
  * `autoRefresh`), and a failing source is tolerated for a bounded time only.
  * @module
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { ConfigError, KeyfoldError, wipe, type KeyfoldErrorCode } from '@keyfold/envelope-core';
+import { ConfigError, KeyfoldError, gcmOpenWithIv, gcmSealWithRandomIv, wipe, type KeyfoldErrorCode } from '@keyfold/envelope-core';
 import type { KeyOptions } from './data-key.js';
 import { openSecretsFile } from './file-crypto.js';
 import { adapterFor, formatFromFileName } from './formats/index.js';
@@ -162,7 +162,7 @@ export interface SecretStore {
 
 interface Entry {
   path: readonly (string | number)[];
-  sealed: Buffer;
+  sealed: Uint8Array;
 }
 
 interface Vault {
@@ -170,23 +170,23 @@ interface Vault {
   entries: Map<string, Entry>;
 }
 
-function sealEntry(key: Uint8Array, name: string, value: SecretValue): Buffer {
-  const iv = randomBytes(12);
-  const c = createCipheriv('aes-256-gcm', key, iv);
-  c.setAAD(Buffer.from(name, 'utf8'));
-  const body = Buffer.concat([c.update(JSON.stringify(value), 'utf8'), c.final()]);
-  return Buffer.concat([iv, body, c.getAuthTag()]);
+function sealEntry(key: Uint8Array, name: string, value: SecretValue): Uint8Array {
+  const bytes = new TextEncoder().encode(JSON.stringify(value));
+  try {
+    return gcmSealWithRandomIv(key, bytes, new TextEncoder().encode(name));
+  } finally {
+    wipe(bytes);
+  }
 }
 
-function openEntry(key: Uint8Array, name: string, sealed: Buffer): SecretValue {
-  const d = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, 12));
-  d.setAAD(Buffer.from(name, 'utf8'));
-  d.setAuthTag(sealed.subarray(sealed.length - 16));
-  const out = Buffer.concat([d.update(sealed.subarray(12, sealed.length - 16)), d.final()]);
+function openEntry(key: Uint8Array, name: string, sealed: Uint8Array): SecretValue {
+  const out = gcmOpenWithIv(key, sealed, new TextEncoder().encode(name));
+  // Entries are sealed by this process and never leave it: a failure here is memory corruption, not bad input.
+  if (out === undefined) throw new KeyfoldError('INTERNAL', 'a secret held in memory by this store failed to open');
   try {
-    return JSON.parse(out.toString('utf8')) as SecretValue;
+    return JSON.parse(Buffer.from(out.buffer, out.byteOffset, out.byteLength).toString('utf8')) as SecretValue;
   } finally {
-    out.fill(0);
+    wipe(out);
   }
 }
 

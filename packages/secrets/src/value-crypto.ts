@@ -3,16 +3,14 @@
  * AES-256-GCM bound to their path, and the file MAC.
  * @module
  */
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
-import { DecryptFailedError, FormatError, fromBase64Url, toBase64Url, wipe } from '@keyfold/envelope-core';
+import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { DecryptFailedError, FormatError, fromBase64Url, gcmOpenWithIv, gcmSealWithRandomIv, toBase64Url, wipe } from '@keyfold/envelope-core';
 import { IntegrityFailedError } from './errors.js';
 
 /** A path into a file: object keys as strings, sequence indexes as numbers. */
 export type SecretPath = readonly (string | number)[];
 
 const SALT = Buffer.from('keyfold-secrets/v1', 'utf8');
-const IV_LENGTH = 12;
-const TAG_LENGTH = 16;
 const ENC_RE = /^ENC\[kf1,([A-Za-z0-9_-]+)\]$/;
 
 /** True for text that is (or claims to be) an encrypted value: anything starting `ENC[`. */
@@ -45,14 +43,17 @@ function valueAad(path: SecretPath): Buffer {
   return Buffer.from(`keyfold-secrets/v1 value\0${JSON.stringify(path)}`, 'utf8');
 }
 
-/** Seals `plaintext` (the value's source text) under the value key, bound to `path`. */
+/**
+ * Seals `plaintext` (the value's source text) under the value key, bound to `path`: `iv(12) || ct || tag(16)` with
+ * the core's checked AES-256-GCM (16-byte tags only).
+ */
 export function sealValue(keys: FileKeys, path: SecretPath, plaintext: string): string {
-  const iv = randomBytes(IV_LENGTH);
-  const cipher = createCipheriv('aes-256-gcm', keys.valueKey, iv);
-  cipher.setAAD(valueAad(path));
-  const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-  const sealed = Buffer.concat([iv, body, cipher.getAuthTag()]);
-  return `ENC[kf1,${toBase64Url(sealed)}]`;
+  const bytes = new TextEncoder().encode(plaintext);
+  try {
+    return `ENC[kf1,${toBase64Url(gcmSealWithRandomIv(keys.valueKey, bytes, valueAad(path)))}]`;
+  } finally {
+    wipe(bytes);
+  }
 }
 
 /**
@@ -62,15 +63,12 @@ export function sealValue(keys: FileKeys, path: SecretPath, plaintext: string): 
 export function openValue(keys: FileKeys, path: SecretPath, value: string): string {
   const m = ENC_RE.exec(value);
   const sealed = m?.[1] === undefined ? undefined : fromBase64Url(m[1]);
-  if (sealed === undefined || sealed.length < IV_LENGTH + TAG_LENGTH) throw new DecryptFailedError();
+  const out = sealed === undefined ? undefined : gcmOpenWithIv(keys.valueKey, sealed, valueAad(path));
+  if (out === undefined) throw new DecryptFailedError();
   try {
-    const decipher = createDecipheriv('aes-256-gcm', keys.valueKey, sealed.subarray(0, IV_LENGTH));
-    decipher.setAAD(valueAad(path));
-    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_LENGTH));
-    const out = Buffer.concat([decipher.update(sealed.subarray(IV_LENGTH, sealed.length - TAG_LENGTH)), decipher.final()]);
-    return out.toString('utf8');
-  } catch (cause) {
-    throw new DecryptFailedError({ cause });
+    return Buffer.from(out.buffer, out.byteOffset, out.byteLength).toString('utf8');
+  } finally {
+    wipe(out);
   }
 }
 
