@@ -464,12 +464,14 @@ describe('keyfold attest fetch', () => {
       ['--source', endpoint.url, '--nonce', 'abc', '--out', join(work, 'u5')],
       ['--source', endpoint.url, '--nonce', 'aa'.repeat(513), '--out', join(work, 'u6')],
       ['--source', endpoint.url, '--user-data', 'x'.repeat(513), '--out', join(work, 'u7')],
+      ['--source', `${endpoint.url}/?a=1`, '--out', join(work, 'u8')],
+      ['--source', `${endpoint.url}/#frag`, '--out', join(work, 'u9')],
     ]) {
       const r = keyfold(['attest', 'fetch', ...args]);
       expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(2);
     }
     expect(endpoint.requests).toBe(before);
-    for (const n of ['u1', 'u2', 'u3', 'u4', 'u5', 'u6', 'u7']) expect(existsSync(join(work, n))).toBe(false);
+    for (const n of ['u1', 'u2', 'u3', 'u4', 'u5', 'u6', 'u7', 'u8', 'u9']) expect(existsSync(join(work, n))).toBe(false);
   });
 });
 

@@ -47,6 +47,10 @@ function parseSource(ctx: CommandContext): Source {
     throw new UsageError(`--source URL must be http:// or https://; got ${url.protocol}`, ctx.name);
   }
   if (url.username !== '' || url.password !== '') throw new UsageError('--source URL must not carry credentials', ctx.name);
+  // The request's query (public key, user data, nonce) is built here: a query or fragment in --source would be dropped.
+  if (url.search !== '' || url.hash !== '') {
+    throw new UsageError(`--source URL must not have a query or fragment (http://HOST:PORT); got ${JSON.stringify(value)}`, ctx.name);
+  }
   return { kind: 'http', url };
 }
 
