@@ -60,7 +60,7 @@ import type {
   RewrapUpdate,
   StoreRecords,
 } from '../types.js';
-import { DuplicateRowError, type DataKeyRow, type Dialect, type DialectLease, type SqlRunner, type Transaction } from './dialect.js';
+import { DuplicateRowError, type DataKeyRow, type Dialect, type DialectLease, type Row, type SqlRunner, type Transaction } from './dialect.js';
 import { buf, rowToAudit, rowToCheckpoint, rowToDataKey, rowToInstallLock, rowToKek } from './rows.js';
 
 type CommitOptions = Parameters<RewrapLease['commit']>[1];
@@ -227,7 +227,7 @@ export abstract class SqlKeyStore implements KeyStore {
         )) === 1;
       // Lock every version of this KEK: activation changes two rows.
       const rows = await tx.all(`SELECT * FROM keyfold_kek_versions WHERE kind = ? AND key_id = ? ORDER BY version${this.#d.forUpdate}`, [kek.kind, kek.keyId]);
-      const existing = rowToKek(rows.find((r) => r.version === kek.version) as (typeof rows)[number]);
+      const existing = rowToKek(rows.find((r) => r.version === kek.version) as Row);
       if (existing.state === 'retired') {
         throw new ProviderError('KEY_VERSION_RETIRED', `KEK version ${kekName(kek)} was retired on ${existing.retiredAt ?? '?'}; it cannot be used again`);
       }

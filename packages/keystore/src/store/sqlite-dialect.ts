@@ -4,14 +4,20 @@
  * Rules, and why they hold:
  * - better-sqlite3 is synchronous and the store has one connection. A write transaction is `BEGIN IMMEDIATE` (the
  *   database's one write lock, taken up front, so it never fails half-way for a lock) and the logic awaits between
- *   its statements, so the dialect lets one transaction run at a time: a statement or transaction that arrives
- *   meanwhile waits until it ends, and never sees its uncommitted changes. With nothing running, a statement runs at
- *   once (the hot path pays no wait).
+ *   its statements, so the dialect lets one transaction run at a time on the connection: a statement or transaction
+ *   that arrives meanwhile waits until it ends, and never sees its uncommitted changes. With nothing running, a
+ *   statement runs at once (the hot path pays no wait).
+ * - Write transactions of every store open on the same file in this process also take turns (a gate per file): a
+ *   second connection's `BEGIN IMMEDIATE` would otherwise wait for the write lock inside SQLite's busy handler,
+ *   blocking the thread that has to finish the first transaction, until the busy timeout. Other processes wait in
+ *   the busy handler as before (their thread is not the one holding the lock). Reads of other connections need no
+ *   turn: in WAL mode they read the last committed state without waiting.
  * - Statements are prepared once and cached by their text (a bounded cache: filters make a few variants).
  * - A lease is a plain read: SQLite has no row locks, so the commit relies on compare-and-swap on the revision, in
  *   one `BEGIN IMMEDIATE` transaction with the checkpoint and the audit entry.
  * @module
  */
+import { statSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import { closedError } from '../records.js';
 import type { RewrapUpdate } from '../types.js';
@@ -42,6 +48,26 @@ const REWRAP_DATA_KEY =
   'UPDATE keyfold_data_keys SET kek_kind = ?, kek_key_id = ?, kek_version = ?, wrapped = ?, revision = revision + 1, updated_at = ? ' +
   "WHERE id = ? AND revision = ? AND state <> 'destroyed'";
 
+/** Where the write transactions of the stores open on one database file take turns. */
+interface WriteGate {
+  /** Set while one of them runs a write transaction; resolves when it ends. */
+  turn: Promise<void> | undefined;
+  /** Dialects open on the file. */
+  users: number;
+}
+
+/** Write gates by file identity (device and inode: the same file under any path). */
+const writeGates = new Map<string, WriteGate>();
+
+function fileIdentity(path: string): string {
+  try {
+    const st = statSync(path);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return `path:${path}`;
+  }
+}
+
 /** A {@link Dialect} on one better-sqlite3 connection. */
 export class SqliteDialect implements Dialect {
   readonly backend = 'sqlite' as const;
@@ -50,13 +76,23 @@ export class SqliteDialect implements Dialect {
   readonly shardCondition = 'keyfold_shard(id, ?) = ?';
   #db: Db | undefined;
   readonly #stmts = new Map<string, Database.Statement>();
-  /** Set while a transaction runs; resolves when it ends. */
+  /** Set while a transaction runs on this connection; resolves when it ends. */
   #busy: Promise<void> | undefined;
+  readonly #gateKey: string;
+  readonly #gate: WriteGate;
   readonly #tx: Transaction;
 
   constructor(db: Db, location: string) {
     this.#db = db;
     this.location = location;
+    this.#gateKey = fileIdentity(location);
+    let gate = writeGates.get(this.#gateKey);
+    if (!gate) {
+      gate = { turn: undefined, users: 0 };
+      writeGates.set(this.#gateKey, gate);
+    }
+    gate.users++;
+    this.#gate = gate;
     db.function('keyfold_shard', { deterministic: true }, (id: unknown, count: unknown) => shardOf(String(id), Number(count)));
     const stmt = (sql: string): Database.Statement => this.#stmt(sql);
     // Inside a transaction statements run at once (the transaction holds the connection); the transaction maps errors.
@@ -109,16 +145,23 @@ export class SqliteDialect implements Dialect {
     return this.#read(() => this.#stmt(sql).get(...params) as Row | undefined);
   }
 
+  /** A write statement: it takes the file's write turn like a transaction. */
   run(sql: string, params: readonly unknown[] = []): Promise<number> {
-    return this.#read(() => this.#stmt(sql).run(...params).changes);
+    return this.transaction((tx) => tx.run(sql, params));
   }
 
-  /** Runs `fn` between `begin` and `COMMIT` (`ROLLBACK` when it throws), alone on the connection. */
-  async #exclusive<T>(begin: string, fn: (tx: Transaction) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` between `begin` and `COMMIT` (`ROLLBACK` when it throws), alone on the connection and, for a write
+   * transaction, alone among the writers of the file in this process.
+   */
+  async #exclusive<T>(begin: string, write: boolean, fn: (tx: Transaction) => Promise<T>): Promise<T> {
     // Check and claim in one synchronous step: no other transaction can start in between.
-    while (this.#busy) await this.#busy;
+    const blocker = (): Promise<void> | undefined => this.#busy ?? (write ? this.#gate.turn : undefined);
+    for (let wait = blocker(); wait; wait = blocker()) await wait;
     let done: () => void = () => undefined;
-    this.#busy = new Promise<void>((resolve) => (done = resolve));
+    const turn = new Promise<void>((resolve) => (done = resolve));
+    this.#busy = turn;
+    if (write) this.#gate.turn = turn;
     try {
       const db = this.#conn();
       this.#stmt(begin).run();
@@ -140,17 +183,18 @@ export class SqliteDialect implements Dialect {
       throw mapSqliteError(err, this.location);
     } finally {
       this.#busy = undefined;
+      if (this.#gate.turn === turn) this.#gate.turn = undefined;
       done();
     }
   }
 
   transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
-    return this.#exclusive('BEGIN IMMEDIATE', fn);
+    return this.#exclusive('BEGIN IMMEDIATE', true, fn);
   }
 
   snapshot<T>(fn: (reader: SqlRunner) => Promise<T>): Promise<T> {
     // A deferred transaction reads one snapshot of a WAL database and takes no write lock.
-    return this.#exclusive('BEGIN DEFERRED', fn);
+    return this.#exclusive('BEGIN DEFERRED', false, fn);
   }
 
   async lease(where: string, params: readonly unknown[], limit: number): Promise<DialectLease> {
@@ -167,9 +211,11 @@ export class SqliteDialect implements Dialect {
   close(): Promise<void> {
     if (this.#busy) return this.#idle().then(() => this.close());
     const db = this.#db;
+    if (!db) return Promise.resolve();
     this.#db = undefined;
     this.#stmts.clear();
-    if (db?.open) db.close();
+    if (--this.#gate.users === 0) writeGates.delete(this.#gateKey);
+    if (db.open) db.close();
     return Promise.resolve();
   }
 }
