@@ -55,14 +55,21 @@ const attestFetch: CommandSpec = {
   name: 'attest fetch',
   summary: 'get an attestation document from the NSM (/dev/nsm) or an HTTP attestation endpoint into a file',
   usage:
-    'keyfold attest fetch --source nsm|http://HOST:PORT [--device PATH] [--nonce HEX] [--user-data TEXT] --out FILE [--force] [--json]',
+    'keyfold attest fetch --source nsm|http://HOST:PORT [--device PATH] [--nonce HEX] [--user-data TEXT] [--root PEM-FILE]... ' +
+    '--out FILE [--force] [--json]',
   description: [
     '--source nsm asks the Nitro Secure Module of the enclave this runs in (--device, default /dev/nsm; needs the ' +
       'native @keyfold/nsm-ioctl binding). --source http://HOST:PORT asks an attestation endpoint (GET ' +
-      '/api/v1/attestation/report, Anjuna-style sidecars); the document is signed, so plain http adds no trust to ' +
-      'check: verify it with keyfold attest verify.',
+      '/api/v1/attestation/report, Anjuna-style sidecars); the document is signed and checked before it is written, ' +
+      'so plain http adds no trust to check.',
     'The document names a fresh RSA-2048 public key made for this request; its private half is never written or ' +
       'printed and is dropped at exit, so the file is for checking the enclave (PCRs, chain), not for use with KMS.',
+    'The answer is checked before anything is written, as attest verify checks a document (the chain to the pinned ' +
+      'AWS Nitro root unless --root is given, validity, the signature), and it must answer this request: the public ' +
+      'key it names is the one just made (an old or replayed document names another), and the nonce and user data ' +
+      'are those sent. Otherwise exit 3 and nothing is written: INTEGRITY_FAILED when it cannot be shown authentic ' +
+      '(MALFORMED, UNTRUSTED_ROOT, CERT_EXPIRED, BAD_SIGNATURE), ACCESS_DENIED when it answers another request ' +
+      '(PUBLIC_KEY_MISMATCH, NONCE_MISMATCH, USER_DATA_MISMATCH); the reason is in the message (and in "reason" with --json).',
     'FILE is written with mode 0600 through a temporary file renamed into place, and only when a document arrived. ' +
       'An existing FILE is refused (exit 1, ALREADY_EXISTS) unless --force. Outside an enclave --source nsm fails ' +
       'with exit 1 (UNAVAILABLE) and writes nothing.',
@@ -72,12 +79,18 @@ const attestFetch: CommandSpec = {
     device: { type: 'string', valueName: 'PATH', description: 'nsm: the NSM device (default /dev/nsm)' },
     nonce: { type: 'string', valueName: 'HEX', description: 'nonce to include in the document (at most 512 bytes)' },
     'user-data': { type: 'string', valueName: 'TEXT', description: 'user data to include, as UTF-8 (at most 512 bytes)' },
+    root: {
+      type: 'string',
+      multiple: true,
+      valueName: 'PEM-FILE',
+      description: 'trust the CA certificate(s) in this PEM file instead of the pinned AWS Nitro root (repeatable)',
+    },
     out: { type: 'string', short: 'o', valueName: 'FILE', description: 'where to write the document (raw COSE_Sign1 bytes)' },
     force: { type: 'boolean', description: 'replace FILE when it exists' },
   },
   examples: [
     'keyfold attest fetch --source nsm --nonce $(openssl rand -hex 16) --out doc.cbor',
-    'keyfold attest fetch --source http://127.0.0.1:50123 --out doc.cbor && keyfold attest verify doc.cbor',
+    'keyfold attest fetch --source http://127.0.0.1:50123 --root emulator-root.pem --out doc.cbor',
   ],
   load: () => import('./commands/attest-fetch.js'),
 };

@@ -5,14 +5,19 @@
  * @module
  */
 import { main } from './cli.js';
+import { errorLine } from './output.js';
 
-// A reader that goes away (`keyfold status | head -1`) is not an error worth a stack trace.
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    throw err;
-  });
-}
+// Stream errors (a reader that went away: EPIPE) are reported by `main` through Output, which listens for them on
+// stdout and stderr. This last resort only catches what escaped every handler: one coded line, exit 1, never a
+// stack trace (KEYFOLD_DEBUG=1 adds it).
+process.on('uncaughtException', (err) => {
+  try {
+    process.stderr.write(errorLine(`internal error: ${err instanceof Error ? err.message : String(err)}`, 'INTERNAL'));
+    if (process.env.KEYFOLD_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
+  } finally {
+    process.exit(1);
+  }
+});
 
 process.exitCode = await main(process.argv.slice(2), {
   get stdin() {

@@ -224,16 +224,25 @@ async function dispatch(argv: readonly string[], io: CommandIO, out: Output): Pr
 
 /**
  * Runs the CLI for `argv` (without `node` and the script path) and returns the exit status. Never throws: every
- * failure is printed (`keyfold: <message> [CODE]`, or JSON with `--json`) and mapped by `exit-codes.ts`.
+ * failure is printed (`keyfold: <message> [CODE]`, or JSON with `--json`) and mapped by `exit-codes.ts`, and a
+ * stdout that failed (a reader that went away) turns a success into IO_ERROR (exit 1).
  */
 export async function main(argv: readonly string[], io: CommandIO): Promise<number> {
   const end = argv.indexOf('--');
   const json = (end === -1 ? argv : argv.slice(0, end)).includes('--json');
   const out = new Output({ json, stdout: io.stdout, stderr: io.stderr, env: io.env });
+  let status: number;
   try {
-    return await dispatch(argv, io, out);
+    status = await dispatch(argv, io, out);
   } catch (err) {
     out.error(err);
-    return exitCodeFor(err);
+    status = exitCodeFor(err);
   }
+  // Output a reader never got (EPIPE) is a failure even when the command itself succeeded.
+  const undelivered = await out.settle();
+  if (undelivered !== undefined && status === ExitCode.OK) {
+    out.error(undelivered);
+    status = exitCodeFor(undelivered);
+  }
+  return status;
 }

@@ -7,6 +7,7 @@
  * table below, which the compiler keeps in step with the core's `KeyfoldErrorCode` union).
  * @module
  */
+import { constants } from 'node:os';
 import type { KeyfoldErrorCode } from '@keyfold/envelope-core';
 
 /** Stable exit statuses. Scripts may rely on them; changing one is a breaking change. */
@@ -147,6 +148,22 @@ export function exitCodeForFailedKeys(codes: readonly string[]): ExitCode {
   const exitOf = (code: string): ExitCode =>
     code === 'LOCKED' ? ExitCode.FAILURE : isKeyfoldCode(code) ? KEYFOLD_EXIT[code] : isCliCode(code) ? CLI_EXIT[code] : ExitCode.INTEGRITY;
   return codes.some((code) => exitOf(code) === ExitCode.INTEGRITY) ? ExitCode.INTEGRITY : ExitCode.FAILURE;
+}
+
+/** Every error code the CLI may print, core and CLI codes (for the exit-code table's test and docs). */
+export function knownErrorCodes(): readonly ErrorCode[] {
+  return [...Object.keys(KEYFOLD_EXIT), ...Object.keys(CLI_EXIT)] as ErrorCode[];
+}
+
+/**
+ * The exit status of a run ended by `signal` while it wrote output (`decrypt --out`, data on stdout): the shell
+ * convention 128 + the signal number (SIGHUP 129, SIGINT 130 = {@link ExitCode.INTERRUPTED}, SIGTERM 143).
+ * @throws RangeError for a signal this platform does not know.
+ */
+export function exitCodeForSignal(signal: NodeJS.Signals): number {
+  const number = (constants.signals as Partial<Record<NodeJS.Signals, number>>)[signal];
+  if (number === undefined) throw new RangeError(`unknown signal ${signal}`);
+  return 128 + number;
 }
 
 /** The exit status for `err` (see {@link ExitCode}). */

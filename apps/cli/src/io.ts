@@ -3,7 +3,6 @@
  * replaced only on success (temporary file in the same directory, renamed into place; removed on failure).
  * @module
  */
-import { randomBytes } from 'node:crypto';
 import { unlinkSync } from 'node:fs';
 import { link, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -11,6 +10,9 @@ import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { CommandContext } from './command.js';
 import { CliError, UsageError } from './exit-codes.js';
+import { onInterrupt } from './interrupt.js';
+import { stdoutClosedError } from './output.js';
+import { removeStaleTempFiles, tempFileName } from './temp-file-names.js';
 
 /** True when `path` means the standard stream (`-` or absent). */
 export function isStdio(path: string | undefined): path is undefined | '-' {
@@ -81,35 +83,27 @@ async function writeFully(handle: FileHandle, chunk: Buffer): Promise<void> {
 
 /**
  * An output file written under a temporary name in the same directory (so the rename is atomic) and created with
- * `mode` and O_EXCL: a failed run removes it and leaves any existing file at `path` untouched.
+ * `mode` and O_EXCL: a failed run removes it and leaves any existing file at `path` untouched. SIGINT, SIGTERM and
+ * SIGHUP during the write remove it too; what SIGKILL leaves behind, the next write to the same `path` removes (see
+ * `temp-file-names.ts` for which files count as leftovers).
  */
 export class AtomicFile {
   readonly path: string;
   readonly tempPath: string;
   readonly #handle: FileHandle;
   #settled = false;
-  /** Removes the temporary file if the process is interrupted mid-write (Ctrl-C, kill), then exits. */
-  readonly #onSignal = (signal: NodeJS.Signals): void => {
-    try {
-      unlinkSync(this.tempPath);
-    } catch {
-      // Already gone.
-    }
-    process.exit(signal === 'SIGINT' ? 130 : 143);
-  };
+  readonly #stopSignals: () => void;
 
-  private constructor(path: string, tempPath: string, handle: FileHandle) {
+  private constructor(path: string, tempPath: string, handle: FileHandle, stopSignals: () => void) {
     this.path = path;
     this.tempPath = tempPath;
     this.#handle = handle;
-    process.once('SIGINT', this.#onSignal);
-    process.once('SIGTERM', this.#onSignal);
+    this.#stopSignals = stopSignals;
   }
 
   #release(): void {
     this.#settled = true;
-    process.removeListener('SIGINT', this.#onSignal);
-    process.removeListener('SIGTERM', this.#onSignal);
+    this.#stopSignals();
   }
 
   /** Creates the temporary file next to `path` with `mode`. */
@@ -121,11 +115,21 @@ export class AtomicFile {
       if (err instanceof CliError) throw err;
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('write', path, err);
     }
-    const tempPath = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.keyfold-tmp`);
+    await removeStaleTempFiles(dirname(path), basename(path));
+    const tempPath = join(dirname(path), tempFileName(basename(path)));
+    // Watching for signals before the file exists, so none can end the run between creating it and watching.
+    const stopSignals = onInterrupt(`${path} was not written`, () => {
+      try {
+        unlinkSync(tempPath);
+      } catch {
+        // Not created yet, or already gone.
+      }
+    });
     try {
       const handle = await open(tempPath, 'wx', mode);
-      return new AtomicFile(path, tempPath, handle);
+      return new AtomicFile(path, tempPath, handle, stopSignals);
     } catch (err) {
+      stopSignals();
       throw ioError('write', path, err);
     }
   }
@@ -189,8 +193,27 @@ export class AtomicFile {
 }
 
 /**
+ * A sink that forwards to `stdout` one chunk at a time (the next only once the last was taken: back-pressure) and is
+ * never `stdout` itself: `pipeline()` destroys its streams on failure, and a destroyed process.stdout would lose the
+ * error line and crash the process. A write stdout refuses (EPIPE: the reader went away) fails the sink with
+ * IO_ERROR.
+ */
+export function stdoutSink(stdout: NodeJS.WritableStream): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      try {
+        stdout.write(chunk, (err) => callback(err === undefined || err === null ? undefined : stdoutClosedError(err)));
+      } catch (err) {
+        callback(stdoutClosedError(err));
+      }
+    },
+  });
+}
+
+/**
  * Runs `write` against `--out` (a file replaced only on success, or stdout for `-`/absent). On failure the
- * temporary file is deleted and the error rethrown.
+ * temporary file is deleted and the error rethrown. A signal during the write ends the run with exit 128 + signal
+ * and one coded line, after removing the temporary file.
  */
 export async function withOutput<T>(
   ctx: CommandContext,
@@ -198,7 +221,14 @@ export async function withOutput<T>(
   mode: number,
   write: (sink: Writable) => Promise<T>,
 ): Promise<T> {
-  if (isStdio(path)) return write(ctx.stdout);
+  if (isStdio(path)) {
+    const stopSignals = onInterrupt('the output on stdout is incomplete');
+    try {
+      return await write(stdoutSink(ctx.stdout));
+    } finally {
+      stopSignals();
+    }
+  }
   const file = await AtomicFile.create(path, mode);
   try {
     const result = await write(file.stream());

@@ -6,10 +6,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
+import { PASSPHRASE_ENV } from './credential-env.js';
 import { CliError, UsageError } from './exit-codes.js';
 
-/** The variable the passphrase is read from. */
-export const PASSPHRASE_ENV = 'KEYFOLD_PASSPHRASE';
+/** The variable the passphrase is read from (listed with every credential variable in `credential-env.ts`). */
+export { PASSPHRASE_ENV };
 
 export interface PromptIO {
   readonly stdin: NodeJS.ReadStream;

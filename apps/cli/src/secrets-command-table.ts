@@ -38,6 +38,14 @@ const KEY_GROUPS_NOTE =
 const OPEN_NOTE =
   'A key-group file is opened with every provider available here among the configured one, --add-provider-dir, ' +
   'and the key_groups of .keyfold.yaml; fewer groups than its threshold exits 3 (THRESHOLD_NOT_MET).';
+const CREDENTIALS_NOTE =
+  'Keyfold credential variables are removed from the environment it gets: KEYFOLD_PASSPHRASE, the env ' +
+  "provider's KEK variables (KEYFOLD_KEK_V<N> and KEYFOLD_KEK_ACTIVE, and <PREFIX><N> / <KEYID>_ACTIVE of every " +
+  'configured prefix), the PKCS#11 PIN variable (--pin-env of every configuration, and KEYFOLD_HSM_PIN), ' +
+  'KEYFOLD_DATABASE_URL, PGPASSWORD, VAULT_TOKEN, KEYFOLD_VAULT_ROLE_ID, KEYFOLD_VAULT_SECRET_ID and ' +
+  'KEYFOLD_AZURE_STATIC_TOKEN; "every configuration" is the configured directory, --add-provider-dir, and the key ' +
+  "groups of the file and of .keyfold.yaml. The cloud SDKs' own credentials (AWS_*, AZURE_*, " +
+  'GOOGLE_APPLICATION_CREDENTIALS) are the machine\'s, not keyfold\'s, and stay.';
 const FILE_NOTE =
   'FILE is never modified when the command fails. A wrong key, a tampered value or MAC exit 3 (DECRYPT_FAILED, ' +
   'INTEGRITY_FAILED); a malformed file exits 3 (FORMAT_INVALID).';
@@ -104,6 +112,7 @@ const edit: CommandSpec = {
       '(else $VISUAL, else vi), then re-encrypts, keeping the ciphertext of unchanged values. The temporary file is ' +
       'overwritten with zeros and deleted in every case (editor failure, Ctrl-C, kill). An edited file that no ' +
       'longer parses, or an editor that exits non-zero, leaves FILE untouched (exit 1).',
+    `The editor runs with keyfold's environment: ${CREDENTIALS_NOTE}`,
     OPEN_NOTE,
   ],
   options: { 'add-provider-dir': ADD_PROVIDER_DIR, format: FORMAT },
@@ -147,21 +156,37 @@ const unset: CommandSpec = {
 const exec: CommandSpec = {
   name: 'secrets exec',
   summary: "run a command with the decrypted values in its environment only",
-  usage: 'keyfold secrets exec FILE [--pristine] [--add-provider-dir DIR]... [--format F] [--dir DIR] -- COMMAND [ARGS...]',
+  usage:
+    'keyfold secrets exec FILE [--pristine] [--pass-env NAME]... [--add-provider-dir DIR]... [--format F] [--dir DIR] ' +
+    '-- COMMAND [ARGS...]',
   description: [
     "The values are added to the child's environment (never to keyfold's own, never written to disk); the child " +
       "inherits stdin/stdout/stderr and keyfold exits with the child's status (128 + signal number when it was " +
       'killed). Names are the dotted paths with every character other than A-Z a-z 0-9 _ replaced by _ ' +
-      '(db.password -> db_password). --pristine gives the child only the secrets plus PATH (so the command can be ' +
+      '(db.password -> db_password); two paths that map to one name, an empty name, or a value with a NUL character ' +
+      'exit 1 (UNSUPPORTED, naming the path, never the value) before COMMAND runs. --pristine gives the child only the secrets plus PATH (so the command can be ' +
       'found); nothing else of the environment.',
+    `Without --pristine the child gets keyfold's environment plus the secrets, but no Keyfold credential: ${CREDENTIALS_NOTE} ` +
+      'A child that is itself a Keyfold application (it opens the same key store or env KEKs) gets the variables it ' +
+      'needs only when each is named with --pass-env NAME (also with --pristine).',
   ],
   options: {
     pristine: { type: 'boolean', description: 'the child gets only the secrets and PATH' },
+    'pass-env': {
+      type: 'string',
+      multiple: true,
+      valueName: 'NAME',
+      description: "give the child keyfold's variable NAME even when it is a Keyfold credential (repeatable)",
+    },
     'add-provider-dir': ADD_PROVIDER_DIR,
     format: FORMAT,
   },
   positionals: true,
-  examples: ['keyfold secrets exec .env -- node server.js', 'keyfold secrets exec .env --pristine -- env'],
+  examples: [
+    'keyfold secrets exec .env -- node server.js',
+    'keyfold secrets exec .env --pristine -- env',
+    'keyfold secrets exec .env --pass-env KEYFOLD_DATABASE_URL -- node worker.js',
+  ],
   load: () => import('./commands/secrets-exec.js'),
 };
 

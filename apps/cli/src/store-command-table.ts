@@ -201,7 +201,8 @@ export const restore: CommandSpec = {
   description: [
     "Restores into the store config.json names, which must not exist yet (SQLite) or be empty (PostgreSQL). The file's " +
       'digest and audit chain are verified first: a truncated or tampered backup is refused with exit 3 and nothing ' +
-      'is written.',
+      'is written. So is a backup of another installation (its install lock names another provider than ' +
+      'config.json): exit 3, PROVIDER_MISMATCH.',
   ],
   options: { in: { type: 'string', short: 'i', valueName: 'FILE', description: 'the backup file' } },
   examples: ['keyfold restore --in /backups/keyfold-2025-01-31.ndjson'],

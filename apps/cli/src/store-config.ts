@@ -7,9 +7,13 @@
  * @module
  */
 import { ConfigError } from '@keyfold/envelope-core';
+import { DATABASE_URL_ENV } from './credential-env.js';
 
-/** The variable holding a full PostgreSQL URL (password included) for `--store` and for every run. */
-export const DATABASE_URL_ENV = 'KEYFOLD_DATABASE_URL';
+/**
+ * The variable holding a full PostgreSQL URL (password included) for `--store` and for every run (listed with every
+ * credential variable in `credential-env.ts`).
+ */
+export { DATABASE_URL_ENV };
 /** The embedded store's file name in the configuration directory. */
 export const DEFAULT_STORE_FILE = 'keystore.db';
 

@@ -227,9 +227,20 @@ describe('keyfold attest verify', () => {
   });
 });
 
-/** A minimal Anjuna-style endpoint: GET /api/v1/attestation/report?publicKey=&userData=&nonce= (base64url). */
-function startEndpoint(): Promise<{ server: Server; url: string; requests: number }> {
-  const state = { requests: 0 };
+/** What the endpoint was asked for (decoded query parameters). */
+interface EndpointRequest {
+  readonly publicKey: Buffer | undefined;
+  readonly userData: Buffer | undefined;
+  readonly nonce: Buffer | undefined;
+}
+type Answer = (request: EndpointRequest) => Uint8Array;
+
+/**
+ * A minimal Anjuna-style endpoint: GET /api/v1/attestation/report?publicKey=&userData=&nonce= (base64url). It answers
+ * honestly (a document signed by the test CA with what was asked) unless `answer` is set: a hostile or stale endpoint.
+ */
+function startEndpoint(): Promise<{ server: Server; url: string; requests: number; answer: Answer | undefined }> {
+  const state: { requests: number; answer: Answer | undefined } = { requests: 0, answer: undefined };
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     state.requests++;
@@ -241,7 +252,9 @@ function startEndpoint(): Promise<{ server: Server; url: string; requests: numbe
       const v = url.searchParams.get(n);
       return v === null ? undefined : Buffer.from(v, 'base64url');
     };
-    const document = signNitroDocument(ca.signer, { publicKey: param('publicKey') ?? null, userData: param('userData') ?? null, nonce: param('nonce') ?? null });
+    const asked = { publicKey: param('publicKey'), userData: param('userData'), nonce: param('nonce') };
+    const document =
+      state.answer?.(asked) ?? signNitroDocument(ca.signer, { publicKey: asked.publicKey ?? null, userData: asked.userData ?? null, nonce: asked.nonce ?? null });
     res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(Buffer.from(document));
   });
   return new Promise((resolve) => {
@@ -252,6 +265,12 @@ function startEndpoint(): Promise<{ server: Server; url: string; requests: numbe
         url: `http://127.0.0.1:${port}`,
         get requests() {
           return state.requests;
+        },
+        get answer() {
+          return state.answer;
+        },
+        set answer(a: Answer | undefined) {
+          state.answer = a;
         },
       });
     });
@@ -274,7 +293,7 @@ describe('keyfold attest fetch', () => {
     mkdirSync(dir);
     const out = join(dir, 'doc.cbor');
     const nonceHex = 'a1b2c3d4e5f60718';
-    const r = await keyfoldAsync(['attest', 'fetch', '--source', endpoint.url, '--nonce', nonceHex, '--user-data', 'ticket 42', '--out', out]);
+    const r = await keyfoldAsync(['attest', 'fetch', '--source', endpoint.url, '--root', ca.rootPemPath, '--nonce', nonceHex, '--user-data', 'ticket 42', '--out', out]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.out).toContain('Attestation document written (');
@@ -291,7 +310,7 @@ describe('keyfold attest fetch', () => {
 
     // --json, and a second fetch makes a new key pair.
     const out2 = join(dir, 'doc2.cbor');
-    const r2 = await keyfoldAsync(['attest', 'fetch', '--source', `${endpoint.url}/`, '--out', out2, '--json']);
+    const r2 = await keyfoldAsync(['attest', 'fetch', '--source', `${endpoint.url}/`, '--root', ca.rootPemPath, '--out', out2, '--json']);
     expect(r2.status).toBe(0);
     const j2 = JSON.parse(r2.out) as { ok: boolean; path: string; bytes: number; source: string; mode: string; publicKey: string };
     expect(j2).toMatchObject({ ok: true, path: out2, bytes: statSync(out2).size, source: endpoint.url, mode: '0600' });
@@ -309,7 +328,7 @@ describe('keyfold attest fetch', () => {
     expect(r.stderr).toContain('[ALREADY_EXISTS]');
     expect(readFileSync(out, 'utf8')).toBe('keep me');
     expect(endpoint.requests).toBe(before);
-    const forced = await keyfoldAsync(['attest', 'fetch', '--source', endpoint.url, '--out', out, '--force']);
+    const forced = await keyfoldAsync(['attest', 'fetch', '--source', endpoint.url, '--root', ca.rootPemPath, '--out', out, '--force']);
     expect(forced.status).toBe(0);
     expect(statSync(out).mode & 0o777).toBe(0o600);
     expect(keyfold(['attest', 'verify', out, '--root', ca.rootPemPath]).status).toBe(0);
@@ -341,6 +360,96 @@ describe('keyfold attest fetch', () => {
     expect(j.status).toBe(1);
     expect(JSON.parse(j.out)).toMatchObject({ error: { code: 'UNAVAILABLE' } });
     expect(readdirSync(dir)).toEqual([]);
+  });
+
+  /** Runs fetch (text, then --json) into an empty directory: refused with exit 3, `code` and `reason`, nothing written. */
+  async function expectRefused(name: string, args: readonly string[], code: string, reason: string): Promise<void> {
+    const dir = join(work, name);
+    mkdirSync(dir);
+    const out = join(dir, 'doc.cbor');
+    const r = await keyfoldAsync(['attest', 'fetch', '--source', endpoint.url, '--out', out, ...args]);
+    expect(r.status, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(new RegExp(`^keyfold: attestation document refused \\(${reason}\\): .*\\[${code}\\]\\n$`));
+    expect(r.out).toBe('');
+    expect(readdirSync(dir)).toEqual([]);
+    const j = await keyfoldAsync(['attest', 'fetch', '--source', endpoint.url, '--out', out, '--json', ...args]);
+    expect(j.status).toBe(3);
+    expect(JSON.parse(j.out)).toMatchObject({ error: { code, reason } });
+    expect(readdirSync(dir)).toEqual([]);
+  }
+
+  it('a stale document naming another key (or none) is refused: exit 3, ACCESS_DENIED (PUBLIC_KEY_MISMATCH), nothing written', async () => {
+    // A genuine document, signed by the trusted CA, but made for another request (enclaveKey): a replay.
+    const stale = sign({ timestamp: Date.now() - 60_000 });
+    endpoint.answer = () => stale;
+    try {
+      await expectRefused('fetch-stale', ['--root', ca.rootPemPath], 'ACCESS_DENIED', 'PUBLIC_KEY_MISMATCH');
+      const r = await keyfoldAsync(['attest', 'fetch', '--source', endpoint.url, '--root', ca.rootPemPath, '--out', join(work, 'fetch-stale', 'x')]);
+      // Both fingerprints are named: the one the document carries and the one sent (never key bytes).
+      expect(r.stderr).toContain(`names the public key ${fingerprint(enclaveKey)}, not sha256:`);
+      expect(r.stderr).not.toContain(enclaveKey.toString('base64').slice(0, 40));
+
+      // --force over an existing file: the file keeps its bytes.
+      const kept = join(work, 'fetch-stale', 'kept.cbor');
+      writeFileSync(kept, 'previous document');
+      const forced = await keyfoldAsync(['attest', 'fetch', '--source', endpoint.url, '--root', ca.rootPemPath, '--out', kept, '--force']);
+      expect(forced.status).toBe(3);
+      expect(readFileSync(kept, 'utf8')).toBe('previous document');
+      expect(readdirSync(join(work, 'fetch-stale'))).toEqual(['kept.cbor']);
+
+      endpoint.answer = (asked) => signNitroDocument(ca.signer, { publicKey: null, nonce: asked.nonce ?? null });
+      await expectRefused('fetch-no-key', ['--root', ca.rootPemPath], 'ACCESS_DENIED', 'PUBLIC_KEY_MISMATCH');
+    } finally {
+      endpoint.answer = undefined;
+    }
+  });
+
+  it('a document without the nonce or user data sent is refused: exit 3, ACCESS_DENIED (NONCE_MISMATCH / USER_DATA_MISMATCH)', async () => {
+    const nonceArgs = ['--root', ca.rootPemPath, '--nonce', 'a1b2c3d4e5f60718'];
+    endpoint.answer = (asked) =>
+      signNitroDocument(ca.signer, { publicKey: asked.publicKey ?? null, nonce: Buffer.from('a1b2c3d4e5f60719', 'hex'), userData: asked.userData ?? null });
+    try {
+      await expectRefused('fetch-wrong-nonce', nonceArgs, 'ACCESS_DENIED', 'NONCE_MISMATCH');
+      endpoint.answer = (asked) => signNitroDocument(ca.signer, { publicKey: asked.publicKey ?? null, nonce: null });
+      await expectRefused('fetch-no-nonce', nonceArgs, 'ACCESS_DENIED', 'NONCE_MISMATCH');
+      endpoint.answer = (asked) =>
+        signNitroDocument(ca.signer, { publicKey: asked.publicKey ?? null, nonce: asked.nonce ?? null, userData: Buffer.from('ticket 43') });
+      await expectRefused('fetch-wrong-user-data', [...nonceArgs, '--user-data', 'ticket 42'], 'ACCESS_DENIED', 'USER_DATA_MISMATCH');
+    } finally {
+      endpoint.answer = undefined;
+    }
+  });
+
+  it('a document that is not authentic is refused: exit 3, INTEGRITY_FAILED (UNTRUSTED_ROOT, BAD_SIGNATURE, MALFORMED), nothing written', async () => {
+    // Signed by another CA, naming the right key: untrusted under --root ca.
+    endpoint.answer = (asked) => signNitroDocument(other.signer, { publicKey: asked.publicKey ?? null });
+    try {
+      await expectRefused('fetch-other-ca', ['--root', ca.rootPemPath], 'INTEGRITY_FAILED', 'UNTRUSTED_ROOT');
+      // The honest endpoint under the test CA, with no --root: the pinned AWS Nitro root does not trust it.
+      endpoint.answer = undefined;
+      await expectRefused('fetch-pinned-root', [], 'INTEGRITY_FAILED', 'UNTRUSTED_ROOT');
+      // The right CA's certificates, the signature of another key.
+      endpoint.answer = (asked) => signNitroDocument(ca.signer, { publicKey: asked.publicKey ?? null }, other.signer.key);
+      await expectRefused('fetch-bad-signature', ['--root', ca.rootPemPath], 'INTEGRITY_FAILED', 'BAD_SIGNATURE');
+      endpoint.answer = () => Buffer.from('not an attestation document');
+      await expectRefused('fetch-garbage', ['--root', ca.rootPemPath], 'INTEGRITY_FAILED', 'MALFORMED');
+    } finally {
+      endpoint.answer = undefined;
+    }
+  });
+
+  it('a valid answer is written, and the output says what was checked', async () => {
+    const dir = join(work, 'fetch-checked');
+    mkdirSync(dir);
+    const out = join(dir, 'doc.cbor');
+    const r = await keyfoldAsync(['attest', 'fetch', '--source', endpoint.url, '--root', ca.rootPemPath, '--nonce', '0a0b', '--user-data', 'u', '--out', out]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.out).toMatch(/checked\s+chain to the --root certificates, signature, public key, nonce, user data/);
+    expect(readdirSync(dir)).toEqual(['doc.cbor']);
+    const j = await keyfoldAsync(['attest', 'fetch', '--source', endpoint.url, '--root', ca.rootPemPath, '--out', join(dir, 'doc2.cbor'), '--json']);
+    expect(j.status).toBe(0);
+    expect(JSON.parse(j.out)).toMatchObject({ checked: { signature: true, publicKey: true, nonce: false, userData: false } });
   });
 
   it('usage errors exit 2 and fetch nothing', () => {
@@ -379,7 +488,7 @@ describe('keyfold attest fetch --source nsm through the NSM emulator (emulated /
     const out = join(dir, 'doc.cbor');
     const before = nsm.counters.attestations;
     const r = await keyfoldAsync(
-      ['attest', 'fetch', '--source', 'nsm', '--device', nsm.devicePath, '--nonce', nonce.toString('hex'), '--user-data', 'app v2', '--out', out],
+      ['attest', 'fetch', '--source', 'nsm', '--device', nsm.devicePath, '--root', ca.rootPemPath, '--nonce', nonce.toString('hex'), '--user-data', 'app v2', '--out', out],
       { env: nsm.env },
     );
     expect(r.stderr).toBe('');
@@ -400,6 +509,15 @@ describe('keyfold attest fetch --source nsm through the NSM emulator (emulated /
       userData: { bytes: 6 },
       kmsConditionKeys: { 'kms:RecipientAttestation:ImageSha384': PCR0 },
     });
+  });
+
+  it('the NSM answer is checked too: without --root (the pinned AWS Nitro root) it is refused, exit 3, nothing written', async () => {
+    const dir = join(work, 'fetch-nsm-untrusted');
+    mkdirSync(dir);
+    const r = await keyfoldAsync(['attest', 'fetch', '--source', 'nsm', '--device', nsm.devicePath, '--out', join(dir, 'doc.cbor')], { env: nsm.env });
+    expect(r.status).toBe(3);
+    expect(r.stderr).toMatch(/\(UNTRUSTED_ROOT\).*trusted: the pinned AWS Nitro root.*\[INTEGRITY_FAILED\]/);
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it('an NSM error answer is reported with its code (exit 1) and nothing is written', async () => {

@@ -3,9 +3,13 @@
  * attestation endpoint for a document naming a fresh RSA public key, and writes the document to FILE.
  *
  * Security rule: the key pair exists only so that the request carries a public key, as the manager's requests do;
- * its private half is never exported, written or printed, and is dropped when the command ends. FILE is written
- * (mode 0600) only once a document arrived, through a temporary file in the same directory: renamed over FILE with
- * --force, otherwise hard-linked into place, which fails rather than replace a FILE that appeared meanwhile.
+ * its private half is never exported, written or printed, and is dropped when the command ends. What the source
+ * answers is untrusted until it is checked as `attest verify` checks a document (chain to the pinned AWS Nitro root
+ * or `--root`, validity, signature) and shown to answer this request: the public key it names is the fresh one sent
+ * (an old or replayed document names another), and so are the nonce and user data when they were sent. Only then is
+ * FILE written (mode 0600), through a temporary file in the same directory: renamed over FILE with --force,
+ * otherwise hard-linked into place, which fails rather than replace a FILE that appeared meanwhile. A refused
+ * document writes nothing.
  * @module
  */
 import { generateKeyPair } from 'node:crypto';
@@ -17,7 +21,8 @@ import type { CommandContext } from '../command.js';
 import { UsageError } from '../exit-codes.js';
 import { AtomicFile, ioError } from '../io.js';
 import { formatFields, printable } from '../output.js';
-import { parseHexOption, sha256Fingerprint } from './attest-common.js';
+import { loadRoots, parseHexOption, sha256Fingerprint } from './attest-common.js';
+import { checkFetchedDocument } from './attest-fetch-check.js';
 
 const generateRsa = promisify(generateKeyPair);
 
@@ -102,6 +107,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   const nonce = nonceHex === undefined ? undefined : parseHexOption(nonceHex, '--nonce', ctx.name, attestation.NSM_LIMITS.nonce);
   const userData = parseUserData(ctx, attestation.NSM_LIMITS.userData);
   const force = ctx.args.flag('force');
+  const roots = await loadRoots(ctx, ctx.args.list('root'));
   const path = resolve(ctx.cwd, out);
   await checkTarget(path, force);
 
@@ -120,9 +126,12 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   } catch (err) {
     throw forOperators(err);
   }
+  const verified = await checkFetchedDocument(ctx, document, roots, { publicKey: spki, nonce, userData });
   await writeDocument(path, document, force);
 
   const where = source.kind === 'nsm' ? `nsm (${source.device})` : source.url.origin;
+  const trustedBy = ctx.args.list('root').length === 0 ? 'the pinned AWS Nitro root' : 'the --root certificates';
+  const checks = [`chain to ${trustedBy}`, 'signature', 'public key', ...(nonce === undefined ? [] : ['nonce']), ...(userData === undefined ? [] : ['user data'])];
   const result = {
     ok: true,
     path,
@@ -130,6 +139,9 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
     source: where,
     mode: '0600',
     publicKey: sha256Fingerprint(spki),
+    checked: { chain: trustedBy, signature: true, publicKey: true, nonce: nonce !== undefined, userData: userData !== undefined },
+    moduleId: verified.moduleId,
+    timestamp: new Date(verified.timestamp).toISOString(),
     ...(nonce === undefined ? {} : { nonce: nonce.toString('hex') }),
     ...(userData === undefined ? {} : { userDataBytes: userData.length }),
   };
@@ -141,6 +153,9 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
         [
           ['file', printable(path)],
           ['source', printable(where)],
+          ['module id', printable(verified.moduleId)],
+          ['timestamp', result.timestamp],
+          ['checked', checks.join(', ')],
           ['public key', `${result.publicKey} (RSA 2048, made for this request; its private key was not kept)`],
           ...(nonce === undefined ? [] : [['nonce', nonce.toString('hex')] as const]),
           ...(userData === undefined ? [] : [['user data', `${userData.length} bytes`] as const]),
@@ -148,7 +163,10 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
         ctx.out.out,
       ),
       '',
-      `Check it with: keyfold attest verify ${printable(out)}${nonce === undefined ? '' : ` --nonce ${nonce.toString('hex')}`}`,
+      `Pin its PCRs with: keyfold attest verify ${printable(out)}${ctx.args
+        .list('root')
+        .map((r) => ` --root ${printable(r)}`)
+        .join('')} --pcr N=HEX`,
     ].join('\n'),
   );
   return undefined;

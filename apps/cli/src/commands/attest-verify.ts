@@ -9,14 +9,13 @@
  * @module
  */
 import { createPublicKey, X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { AttestationDocument } from '@keyfold/attestation';
 import type { CommandContext } from '../command.js';
 import { UsageError } from '../exit-codes.js';
 import { ioError, openInput, readAll } from '../io.js';
 import { formatFields, formatTable, printable } from '../output.js';
-import { parseHexOption, sha256Fingerprint } from './attest-common.js';
+import { loadRoots, parseHexOption, sha256Fingerprint, verifyDocument, type TrustedRoot } from './attest-common.js';
 
 /** Nitro documents are about 4-5 KiB; anything over this is not one (base64 text of one is a third larger). */
 const MAX_INPUT = 1024 * 1024;
@@ -30,12 +29,6 @@ const PCR_MEANING: Readonly<Record<number, string>> = {
   4: 'instance id of the parent instance',
   8: 'enclave image signing certificate',
 };
-
-interface TrustedRoot {
-  readonly cert: X509Certificate;
-  /** Where it came from: `--root FILE` or the pinned AWS Nitro root. */
-  readonly source: string;
-}
 
 interface Options {
   readonly roots: readonly TrustedRoot[];
@@ -54,35 +47,6 @@ interface ChainEntry {
   readonly fingerprint256: string;
   /** For the root: the pinned AWS Nitro root or `--root FILE`. */
   readonly trustedBy?: string;
-}
-
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
-
-async function loadRoots(ctx: CommandContext, files: readonly string[]): Promise<TrustedRoot[]> {
-  if (files.length === 0) {
-    const { AWS_NITRO_ROOT_PEM } = await import('@keyfold/attestation');
-    return [{ cert: new X509Certificate(AWS_NITRO_ROOT_PEM), source: 'the pinned AWS Nitro root' }];
-  }
-  const roots: TrustedRoot[] = [];
-  for (const file of files) {
-    const path = resolve(ctx.cwd, file);
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (err) {
-      throw ioError('read', path, err);
-    }
-    const blocks = text.match(PEM_CERTIFICATE) ?? [];
-    if (blocks.length === 0) throw new UsageError(`--root ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`, ctx.name);
-    for (const block of blocks) {
-      try {
-        roots.push({ cert: new X509Certificate(block), source: `--root ${file}` });
-      } catch {
-        throw new UsageError(`--root ${file}: a certificate in it does not parse`, ctx.name);
-      }
-    }
-  }
-  return roots;
 }
 
 function parsePcrs(ctx: CommandContext): Record<number, string> {
@@ -185,7 +149,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
     throw new UsageError(`expected one FILE (or - for stdin), got ${positionals.length === 0 ? 'nothing' : `${positionals.length} arguments`}`, ctx.name);
   }
   const file = positionals[0] as string;
-  const { AttestationError, NSM_LIMITS, verifyAttestationDocument } = await import('@keyfold/attestation');
+  const { AttestationError, NSM_LIMITS } = await import('@keyfold/attestation');
   const expectedPcrs = parsePcrs(ctx);
   const nonceHex = ctx.args.string('nonce');
   const options: Options = {
@@ -212,23 +176,12 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   if (document.length === 0) throw new AttestationError('MALFORMED', `${input.name} is empty`);
 
   const now = Date.now();
-  let doc: AttestationDocument;
-  try {
-    doc = verifyAttestationDocument(document, {
-      roots: options.roots.map((r) => r.cert),
-      expectedPcrs: options.expectedPcrs,
-      ...(options.nonce === undefined ? {} : { nonce: options.nonce }),
-      ...(options.maxAgeMs === undefined ? {} : { maxAge: options.maxAgeMs }),
-      now: () => now,
-    });
-  } catch (err) {
-    if (err instanceof AttestationError && err.reason === 'UNTRUSTED_ROOT') {
-      const trusted = ctx.args.list('root').length === 0 ? 'the pinned AWS Nitro root (pass --root FILE for a test or emulator CA)' : 'the --root certificates given';
-      const detail = err.message.replace(/^attestation document refused \([A-Z_]+\): /, '').replace(/; pass roots for a test CA$/, '');
-      throw new AttestationError('UNTRUSTED_ROOT', `${detail}; trusted: ${trusted}`, { cause: err });
-    }
-    throw err;
-  }
+  const doc = await verifyDocument(ctx, document, options.roots, {
+    expectedPcrs: options.expectedPcrs,
+    ...(options.nonce === undefined ? {} : { nonce: options.nonce }),
+    ...(options.maxAgeMs === undefined ? {} : { maxAge: options.maxAgeMs }),
+    now,
+  });
 
   const pcrs = [...doc.pcrs.entries()].sort(([a], [b]) => a - b);
   const shown = pcrs.filter(([, v]) => options.allPcrs || !isZero(v));

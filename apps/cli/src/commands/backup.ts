@@ -3,14 +3,22 @@
  * lock, KEK versions, wrapped data keys, audit log), with a digest. Restore verifies the file and its audit chain
  * before anything is written; an SQLite store is restored into a temporary file that is renamed into place only
  * when everything succeeded.
+ *
+ * Security rule: a backup file comes from outside, so before it becomes this installation's store its install lock
+ * must name this installation's provider (config.json): a backup of another installation would otherwise replace
+ * the store with keys this KEK cannot open and an audit history that is not this installation's. It is first
+ * restored into a private temporary SQLite store and checked there; only then is it renamed into place (SQLite) or
+ * restored into the PostgreSQL store.
  * @module
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { mkdtemp, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { KeyfoldError } from '@keyfold/envelope-core';
+import { KeyfoldError, PolicyError } from '@keyfold/envelope-core';
 import type { BackupSummary } from '@keyfold/keystore';
+import type { LoadedConfig } from '../config.js';
 import type { CommandContext } from '../command.js';
 import { loadConfig } from '../config.js';
 import { formatCount, formatFields, printable } from '../output.js';
@@ -44,13 +52,50 @@ async function backup(ctx: CommandContext): Promise<void> {
   );
 }
 
+/**
+ * Restores `path` into a new SQLite store at `temp` and checks its install lock against the configuration; the
+ * caller removes `temp` (and its journal files) whatever happens.
+ * @throws PolicyError PROVIDER_MISMATCH when the backup belongs to another installation; restoreStore's errors.
+ */
+async function restoreChecked(ctx: CommandContext, loaded: LoadedConfig, path: string, temp: string): Promise<BackupSummary> {
+  const { openSqliteKeyStore, restoreStore } = await import('@keyfold/keystore');
+  const store = await openSqliteKeyStore({ path: temp, create: true, securityMode: loaded.securityMode });
+  try {
+    const summary = await restoreStore({ store, path, actor: cliActor() });
+    const lock = await store.getInstallLock();
+    const cfg = loaded.config.provider;
+    // A backup without a lock (a store nothing was written to) gets this installation's on first use.
+    if (lock !== undefined && (lock.kind !== cfg.kind || lock.keyId !== cfg.keyId)) {
+      throw new PolicyError(
+        'PROVIDER_MISMATCH',
+        `${path} is a backup of another installation: its install lock is ${printable(`${lock.kind}:${lock.keyId}`)} but ` +
+          `${loaded.path} names ${printable(`${cfg.kind}:${cfg.keyId}`)}; restore it with that installation's configuration. Nothing was written.`,
+      );
+    }
+    return summary;
+  } finally {
+    await store.close();
+  }
+}
+
+async function removeSqliteFiles(path: string): Promise<void> {
+  for (const s of ['', '-wal', '-shm', '-journal']) await rm(path + s, { force: true });
+}
+
 async function restore(ctx: CommandContext): Promise<void> {
   const path = resolve(ctx.cwd, requiredOption(ctx, 'in', 'FILE'));
   const loaded = await loadConfig(ctx);
   const cfg = storeConfig(loaded);
-  const { restoreStore } = await import('@keyfold/keystore');
   let summary: BackupSummary;
   if (cfg.backend === 'postgres') {
+    // Checked in a private scratch store first: the PostgreSQL restore commits as it goes.
+    const scratchDir = await mkdtemp(join(tmpdir(), 'keyfold-restore-'));
+    try {
+      await restoreChecked(ctx, loaded, path, join(scratchDir, 'check.db'));
+    } finally {
+      await rm(scratchDir, { recursive: true, force: true });
+    }
+    const { restoreStore } = await import('@keyfold/keystore');
     const store = await openStoreAt(ctx, loaded.dir, cfg, loaded, true);
     try {
       summary = await restoreStore({ store, path, actor: cliActor() });
@@ -63,21 +108,12 @@ async function restore(ctx: CommandContext): Promise<void> {
       throw new KeyfoldError('ALREADY_EXISTS', `the key store ${target} exists; restore only replaces a missing store (move it away first). Nothing was written.`);
     }
     const temp = join(dirname(target), `.${basename(target)}.restore-${randomBytes(6).toString('hex')}`);
-    const cleanup = async (): Promise<void> => {
-      for (const s of ['', '-wal', '-shm', '-journal']) await rm(temp + s, { force: true });
-    };
     try {
-      const { openSqliteKeyStore } = await import('@keyfold/keystore');
-      const store = await openSqliteKeyStore({ path: temp, create: true, securityMode: loaded.securityMode });
-      try {
-        summary = await restoreStore({ store, path, actor: cliActor() });
-      } finally {
-        await store.close();
-      }
+      summary = await restoreChecked(ctx, loaded, path, temp);
       if (existsSync(target)) throw new KeyfoldError('ALREADY_EXISTS', `the key store ${target} appeared while restoring; nothing was written`);
       await rename(temp, target);
     } finally {
-      await cleanup();
+      await removeSqliteFiles(temp);
     }
   }
   ctx.out.result({ ok: true, ...summary }, () => render(ctx, `Restored into ${cfg.backend === 'sqlite' ? sqlitePath(loaded.dir, cfg) : cfg.url}`, summary));

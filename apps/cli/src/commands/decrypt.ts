@@ -1,6 +1,7 @@
 /**
  * `keyfold decrypt`: envelope in (binary or `kf1.` armor, detected from the first bytes), plaintext out. Binary
- * envelopes are opened as a stream; `--out FILE` is replaced only after the whole envelope verified.
+ * envelopes are opened as a stream; `--out FILE` is replaced only after the whole envelope verified. Armor is
+ * decoded in memory, so it is bounded (`input-limits.ts`).
  * @module
  */
 import { pipeline } from 'node:stream/promises';
@@ -18,12 +19,12 @@ import {
   looksArmored,
   openInput,
   peek,
-  readAll,
   skipWhitespace,
   withOutput,
   writeAll,
   type Input,
 } from '../io.js';
+import { readArmor } from '../input-limits.js';
 import { formatCount } from '../output.js';
 
 interface Opened {
@@ -42,7 +43,7 @@ async function readHeader(input: Input): Promise<{ armored: boolean; text: strin
     throw new FormatError(`${input.name} is empty: not a Keyfold envelope`);
   }
   if (looksArmored(peeked.head)) {
-    const text = (await readAll(peeked.stream)).toString('utf8');
+    const text = await readArmor(input, peeked.stream);
     inspectEnvelope(text);
     return { armored: true, text, stream: peeked.stream };
   }

@@ -1,6 +1,6 @@
 /**
  * `keyfold encrypt`: plaintext in (file or stdin), envelope out (file or stdout). Binary output is streamed
- * frame by frame; `--armor` seals in memory and writes one `kf1.` line.
+ * frame by frame; `--armor` seals in memory (bounded: `input-limits.ts`) and writes one `kf1.` line.
  * @module
  */
 import { pipeline } from 'node:stream/promises';
@@ -9,8 +9,11 @@ import type { CommandContext } from '../command.js';
 import { withEnvelope } from '../config.js';
 import { withTenantEnvelope } from '../store.js';
 import { contextOption } from '../context-option.js';
-import { assertJsonOutput, ByteCounter, isStdio, openInput, readAll, withOutput, writeAll, type Input } from '../io.js';
+import { MAX_ARMOR_PLAINTEXT_BYTES, readBounded } from '../input-limits.js';
+import { assertJsonOutput, ByteCounter, isStdio, openInput, withOutput, writeAll, type Input } from '../io.js';
 import { formatContext, formatCount } from '../output.js';
+
+const ARMOR_PLAINTEXT_ADVICE = '--armor seals in memory and decrypt reads at most 64 MiB of armor: seal large data as binary (without --armor)';
 
 interface Sealed {
   bytesIn: number;
@@ -21,7 +24,7 @@ function seal(ctx: CommandContext, input: Input, outPath: string | undefined, co
   return withEnvelopeFor(ctx, (envelope) =>
     withOutput(ctx, outPath, 0o666, async (sink): Promise<Sealed> => {
       if (armored) {
-        const plaintext = await readAll(input.stream);
+        const plaintext = await readBounded(input.stream, input.name, MAX_ARMOR_PLAINTEXT_BYTES, ARMOR_PLAINTEXT_ADVICE);
         try {
           const text = `${await envelope.sealToString(plaintext, context)}\n`;
           await writeAll(sink, text);

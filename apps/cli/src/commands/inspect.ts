@@ -5,18 +5,19 @@
  */
 import { DEFAULT_LIMITS, FormatError, inspectEnvelope, type EnvelopeInfo } from '@keyfold/envelope-core';
 import type { CommandContext } from '../command.js';
-import { enoughToDetect, looksArmored, openInput, peek, readAll, skipWhitespace, type Input } from '../io.js';
+import { readArmor } from '../input-limits.js';
+import { enoughToDetect, looksArmored, openInput, peek, skipWhitespace, type Input } from '../io.js';
 import { formatContext, formatCount, formatFields, formatTable, printable } from '../output.js';
 
 async function readInfo(input: Input): Promise<EnvelopeInfo & { armored: boolean }> {
   const limit = DEFAULT_LIMITS.maxHeaderBytes;
-  // Binary needs the header, which is never longer than the limit; armor is then read whole.
+  // Binary needs the header, which is never longer than the limit; armor is then read whole (up to its bound).
   const peeked = await peek(input.stream, (head) => enoughToDetect(head) && (looksArmored(head) || head.length >= limit));
   if (peeked.ended && skipWhitespace(peeked.head) === peeked.head.length) {
     throw new FormatError(`${input.name} is empty: not a Keyfold envelope`);
   }
   if (looksArmored(peeked.head)) {
-    const text = (await readAll(peeked.stream)).toString('utf8');
+    const text = await readArmor(input, peeked.stream);
     return { ...inspectEnvelope(text), armored: true };
   }
   const info = inspectEnvelope(peeked.head);

@@ -3,7 +3,7 @@
  * provider, and rewriting FILE atomically (temporary file in the same directory + rename, original mode kept).
  * @module
  */
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { KeyProvider } from '@keyfold/envelope-core';
 import {
@@ -17,10 +17,12 @@ import {
   type SecretsFormat,
 } from '@keyfold/secrets';
 import type { CommandContext } from '../command.js';
+import { withoutCredentials } from '../credential-env.js';
 import { UsageError } from '../exit-codes.js';
-import { AtomicFile, ioError, writeAll } from '../io.js';
+import { assertSecretsFileSize, MAX_SECRETS_FILE_BYTES, readTextFile } from '../input-limits.js';
+import { AtomicFile, withOutput, writeAll } from '../io.js';
 import { printable } from '../output.js';
-import { ProviderPool, withKeyGroupProviders } from './secrets-key-groups.js';
+import { ProviderPool, rulesFileDirs, withKeyGroupProviders } from './secrets-key-groups.js';
 
 const FORMATS: readonly SecretsFormat[] = ['dotenv', 'json', 'yaml', 'toml'];
 
@@ -49,12 +51,22 @@ export function formatOf(ctx: CommandContext, file: string): SecretsFormat {
   return detected;
 }
 
+/**
+ * FILE's text, at most {@link MAX_SECRETS_FILE_BYTES} (config files are parsed in memory).
+ * @throws LimitExceededError for a larger file; CliError IO_ERROR when it cannot be read.
+ */
 export async function readText(path: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    throw ioError('read', path, err);
-  }
+  return readTextFile(path, MAX_SECRETS_FILE_BYTES, 'secrets files are parsed in memory: keep large data out of config files');
+}
+
+/**
+ * Writes a whole `secrets` file's text to stdout, through the same guarded sink as every data command (a closed
+ * pipe is IO_ERROR, not a crash); refused over {@link MAX_SECRETS_FILE_BYTES} like {@link replaceFile}.
+ * @throws LimitExceededError, CliError IO_ERROR.
+ */
+export async function writeToStdout(ctx: CommandContext, path: string, content: string): Promise<void> {
+  assertSecretsFileSize(path, content);
+  await withOutput(ctx, undefined, 0o600, (sink) => writeAll(sink, content));
 }
 
 /** FILE's metadata (no key access), or undefined when it is not a keyfold-encrypted file. */
@@ -94,8 +106,12 @@ export async function withFileProviders<T>(
   }
 }
 
-/** Replaces `path` with `content` atomically, keeping its permission bits (0600 for a new file). */
+/**
+ * Replaces `path` with `content` atomically, keeping its permission bits (0600 for a new file).
+ * @throws LimitExceededError when `content` is over {@link MAX_SECRETS_FILE_BYTES} (nothing written).
+ */
 export async function replaceFile(path: string, content: string): Promise<void> {
+  assertSecretsFileSize(path, content);
   let mode = 0o600;
   try {
     mode = (await stat(path)).mode & 0o777;
@@ -147,4 +163,21 @@ export async function encryptText(
   });
   for (const w of result.warnings) ctx.out.note(`warning: ${printable(w.path)}: ${printable(w.message)}`);
   return result.content;
+}
+
+/**
+ * The environment for a child process of a `secrets` command (`exec`'s command, `edit`'s editor): keyfold's own
+ * without any Keyfold credential variable (see `credential-env.ts`) except those named in `keep`. The credential
+ * variables are those of every configuration `pool` loaded (the configured directory, --add-provider-dir, key
+ * groups) and of the key groups of FILE's rules file, which may name installations whose variables are set here
+ * even when FILE does not use them.
+ */
+export async function childEnvironment(
+  ctx: CommandContext,
+  file: string,
+  pool: ProviderPool,
+  keep: ReadonlySet<string> = new Set(),
+): Promise<NodeJS.ProcessEnv> {
+  for (const dir of await rulesFileDirs(file).catch(() => [])) await pool.config(dir).catch(() => undefined);
+  return withoutCredentials(ctx.env, pool.configs(), keep);
 }

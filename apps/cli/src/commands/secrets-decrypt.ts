@@ -6,7 +6,7 @@
 import { decryptSecrets, loadSecrets } from '@keyfold/secrets';
 import type { CommandContext } from '../command.js';
 import { CliError, UsageError } from '../exit-codes.js';
-import { formatOf, positionalArgs, readText, replaceFile, withFileProviders } from './secrets-common.js';
+import { formatOf, positionalArgs, readText, replaceFile, withFileProviders, writeToStdout } from './secrets-common.js';
 
 export async function run(ctx: CommandContext): Promise<number | undefined> {
   const { file } = positionalArgs(ctx, 1, 1, 'FILE');
@@ -28,12 +28,12 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
         store.destroy();
       }
     });
-    ctx.stdout.write(value.endsWith('\n') ? value : `${value}\n`);
+    await writeToStdout(ctx, file, value.endsWith('\n') ? value : `${value}\n`);
     return undefined;
   }
   const plain = await withFileProviders(ctx, file, content, format, (providers) => decryptSecrets(content, { format, providers }));
   if (!inPlace) {
-    ctx.stdout.write(plain);
+    await writeToStdout(ctx, file, plain);
     return undefined;
   }
   await replaceFile(file, plain);

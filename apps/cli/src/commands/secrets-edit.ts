@@ -2,17 +2,21 @@
  * `keyfold secrets edit FILE`: decrypt into a private temporary file, run the editor, re-encrypt (unchanged values
  * keep their ciphertext). The temporary directory (0700) and file (0600) are overwritten with zeros and removed in
  * every case: success, editor failure, invalid result, SIGTERM/SIGHUP, and process exit.
+ *
+ * The editor (and whatever it starts: plugins, language servers, a shell) gets keyfold's environment without the
+ * Keyfold credential variables (`credential-env.ts`): it edits one file's values and needs no root key.
  * @module
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, fsyncSync, lstatSync, mkdtempSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { decryptSecrets } from '@keyfold/secrets';
 import type { CommandContext } from '../command.js';
 import { CliError, errorCodeFor } from '../exit-codes.js';
-import { encryptText, formatOf, positionalArgs, readText, replaceFile, withFileProviders } from './secrets-common.js';
+import { MAX_SECRETS_FILE_BYTES, readTextFile } from '../input-limits.js';
+import { childEnvironment, encryptText, formatOf, positionalArgs, readText, replaceFile, withFileProviders } from './secrets-common.js';
 
 /** Overwrites every regular file under `dir` with zeros, then removes `dir`. Synchronous: usable in signal handlers. */
 export function wipeDir(dir: string): void {
@@ -66,7 +70,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   const content = await readText(file);
   const editor = [ctx.env.EDITOR, ctx.env.VISUAL].find((e) => e !== undefined && e.trim() !== '') ?? 'vi';
 
-  const result = await withFileProviders(ctx, file, content, format, async (providers) => {
+  const result = await withFileProviders(ctx, file, content, format, async (providers, pool) => {
     const plain = await decryptSecrets(content, { format, providers });
     const base = ctx.env.TMPDIR !== undefined && ctx.env.TMPDIR !== '' ? ctx.env.TMPDIR : tmpdir();
     let dir: string | undefined;
@@ -93,13 +97,13 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
       dir = mkdtempSync(join(base, 'keyfold-edit-')); // mode 0700
       const tempFile = join(dir, basename(file));
       await writeFile(tempFile, plain, { mode: 0o600, flag: 'wx' });
-      const { code, signal } = await runEditor(editor, tempFile, ctx.env, (child) => {
+      const { code, signal } = await runEditor(editor, tempFile, await childEnvironment(ctx, file, pool), (child) => {
         editorProcess = child;
       });
       if (code !== 0) {
         throw new CliError('EDIT_FAILED', `the editor ${signal === null ? `exited with status ${code}` : `was killed by ${signal}`}; ${file} was not changed`);
       }
-      const edited = await readFile(tempFile, 'utf8');
+      const edited = await readTextFile(tempFile, MAX_SECRETS_FILE_BYTES, `${file} was not changed`);
       if (edited === plain) return 'unchanged' as const;
       let encrypted: string;
       try {

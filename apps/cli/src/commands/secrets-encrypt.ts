@@ -15,6 +15,7 @@ import {
   readText,
   replaceFile,
   withFileProviders,
+  writeToStdout,
 } from './secrets-common.js';
 import { keyGroupFlagsGiven, openKeyGroups, ProviderPool, requestedKeyGroups } from './secrets-key-groups.js';
 
@@ -58,7 +59,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
     });
   }
   if (!inPlace) {
-    ctx.stdout.write(encrypted);
+    await writeToStdout(ctx, file, encrypted);
     return undefined;
   }
   await replaceFile(file, encrypted);

@@ -18,7 +18,7 @@ import { dirname, resolve } from 'node:path';
 import { ConfigError, KeyfoldError, isKeyfoldError, type KeyProvider } from '@keyfold/envelope-core';
 import { findRulesFile, MAX_KEY_GROUPS, type KeyGroups, type SecretsFileInfo } from '@keyfold/secrets';
 import type { CommandContext } from '../command.js';
-import { loadConfig, openProvider } from '../config.js';
+import { loadConfig, openProvider, type LoadedConfig, type ProviderConfig } from '../config.js';
 import { CliError, errorCodeFor, UsageError } from '../exit-codes.js';
 import { printable } from '../output.js';
 
@@ -114,7 +114,7 @@ export async function requestedKeyGroups(ctx: CommandContext, file: string): Pro
 }
 
 /** The directories of the rules file's key groups (no checks), as candidates that may open a key-group file. */
-async function rulesFileDirs(file: string): Promise<string[]> {
+export async function rulesFileDirs(file: string): Promise<string[]> {
   const found = await findRulesFile(dirname(file));
   const refs = found?.rules.keyGroupRefs;
   if (found === undefined || refs === undefined) return [];
@@ -135,10 +135,42 @@ function withPrefix(err: unknown, prefix: string): unknown {
  */
 export class ProviderPool {
   readonly #ctx: CommandContext;
+  readonly #loaded = new Map<string, Promise<LoadedConfig>>();
+  readonly #configs = new Map<string, ProviderConfig>();
   readonly #opened = new Map<string, Promise<KeyProvider>>();
 
   constructor(ctx: CommandContext) {
     this.#ctx = ctx;
+  }
+
+  #contextFor(key: string): CommandContext {
+    return key === this.#ctx.dir ? this.#ctx : (Object.create(this.#ctx, { dir: { value: key } }) as CommandContext);
+  }
+
+  /**
+   * The configuration of `dir` (resolved against the cwd), loaded once; its provider is not opened.
+   * @throws CliError NOT_INITIALIZED when `dir` holds no configuration; ConfigError / PolicyError from loading it.
+   */
+  config(dir: string): Promise<LoadedConfig> {
+    const key = resolve(this.#ctx.cwd, dir);
+    let p = this.#loaded.get(key);
+    if (p === undefined) {
+      p = loadConfig(this.#contextFor(key)).then((loaded) => {
+        this.#configs.set(key, loaded.config.provider);
+        return loaded;
+      });
+      p.catch(() => undefined); // awaited by the caller; a failure is reported there
+      this.#loaded.set(key, p);
+    }
+    return p;
+  }
+
+  /**
+   * The provider configurations loaded so far, also of directories whose provider then failed to open: what names
+   * the credential variables of every provider this command may have used (see `credential-env.ts`).
+   */
+  configs(): ProviderConfig[] {
+    return [...this.#configs.values()];
   }
 
   /**
@@ -149,8 +181,8 @@ export class ProviderPool {
     const key = resolve(this.#ctx.cwd, dir);
     let p = this.#opened.get(key);
     if (p === undefined) {
-      const ctx = key === this.#ctx.dir ? this.#ctx : (Object.create(this.#ctx, { dir: { value: key } }) as CommandContext);
-      p = loadConfig(ctx).then((loaded) => openProvider(ctx, loaded));
+      const ctx = this.#contextFor(key);
+      p = this.config(key).then((loaded) => openProvider(ctx, loaded));
       p.catch(() => undefined); // awaited by the caller; a failure is reported there
       this.#opened.set(key, p);
     }

@@ -5,11 +5,10 @@
  * TOML is edited in place (a change that needs more than that, say inside an array, exits UNSUPPORTED: use `edit`).
  * @module
  */
-import { readFile } from 'node:fs/promises';
 import { decryptSecrets, editTomlText, editYamlText, FormatError, type SecretsFormat } from '@keyfold/secrets';
 import type { CommandContext } from '../command.js';
 import { CliError, UsageError } from '../exit-codes.js';
-import { ioError, readAll } from '../io.js';
+import { MAX_SECRETS_FILE_BYTES, readBounded, readTextFile } from '../input-limits.js';
 import { encryptText, formatOf, positionalArgs, readText, replaceFile, withFileProviders } from './secrets-common.js';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
@@ -115,19 +114,15 @@ function changeStructured(format: 'yaml' | 'toml', text: string, path: string, v
   return changed;
 }
 
+const VALUE_ADVICE = 'a secrets value cannot be larger than a secrets file';
+
 async function valueFrom(ctx: CommandContext, positional: string | undefined): Promise<string> {
   const fromFile = ctx.args.string('from-file');
   const sources = [positional !== undefined, ctx.args.flag('stdin'), fromFile !== undefined].filter(Boolean).length;
   if (sources !== 1) throw new UsageError('give the value exactly one way: VALUE, --stdin or --from-file F', ctx.name);
   if (positional !== undefined) return positional;
-  if (fromFile !== undefined) {
-    try {
-      return await readFile(fromFile, 'utf8');
-    } catch (err) {
-      throw ioError('read', fromFile, err);
-    }
-  }
-  const buf = await readAll(ctx.stdin);
+  if (fromFile !== undefined) return readTextFile(fromFile, MAX_SECRETS_FILE_BYTES, VALUE_ADVICE);
+  const buf = await readBounded(ctx.stdin, 'stdin', MAX_SECRETS_FILE_BYTES, VALUE_ADVICE);
   return buf.toString('utf8').replace(/\r?\n$/, '');
 }
 

@@ -10,11 +10,12 @@
 import { ConfigError, type SecurityMode } from '@keyfold/envelope-core';
 import { createAzureKeyVaultProvider, type AzureKeyVaultProvider, type TokenCredentialLike } from '@keyfold/provider-azure';
 import type { CommandContext } from '../command.js';
+import { AZURE_STATIC_TOKEN_ENV, readCredential } from '../credential-env.js';
 import { isLoopbackHost, type AzureAlgorithm, type AzureKvProviderConfig } from '../provider-config.js';
 import { absolutePath, choice, optional, readCaFile, required } from './options.js';
 import type { InitOpened } from './types.js';
 
-export const AZURE_STATIC_TOKEN_ENV = 'KEYFOLD_AZURE_STATIC_TOKEN';
+export { AZURE_STATIC_TOKEN_ENV };
 
 /** Key Vault and Managed HSM hosts of the Azure clouds: the SDK's challenge resource check applies to these. */
 const AZURE_HOST_SUFFIXES = [
@@ -33,7 +34,7 @@ function isAzureHost(hostname: string): boolean {
 }
 
 async function credentialFor(ctx: CommandContext, securityMode: SecurityMode): Promise<TokenCredentialLike> {
-  const token = ctx.env[AZURE_STATIC_TOKEN_ENV];
+  const token = readCredential(ctx.env, AZURE_STATIC_TOKEN_ENV);
   if (token !== undefined && token !== '') {
     if (securityMode === 'production') {
       throw new ConfigError(
@@ -85,7 +86,7 @@ export async function init(ctx: CommandContext, securityMode: SecurityMode): Pro
   const caFile = caFileOption === undefined ? undefined : absolutePath(ctx, caFileOption);
   const target = { kid, algorithm, ...(caFile === undefined ? {} : { caFile }) };
   const provider = await create(ctx, securityMode, target);
-  const static_ = (ctx.env[AZURE_STATIC_TOKEN_ENV] ?? '') !== '';
+  const static_ = (readCredential(ctx.env, AZURE_STATIC_TOKEN_ENV) ?? '') !== '';
   return {
     provider,
     config: { kind: 'azure-kv', keyId: provider.keyId, ...target },

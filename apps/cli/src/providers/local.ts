@@ -6,14 +6,20 @@
 import type { KeyProvider } from '@keyfold/envelope-core';
 import { createEnvProvider, createFileProvider, type FileProvider } from '@keyfold/provider-local';
 import type { CommandContext } from '../command.js';
+import { envKekVariables, pickVariables } from '../credential-env.js';
 import { assertInstallLock, keyringDir, type LoadedConfig } from '../config.js';
 import type { EnvProviderConfig, FileProviderConfig } from '../provider-config.js';
 import { readPassphrase } from '../prompt.js';
 import type { KekAdded } from './types.js';
 
-/** Opens the file or env provider; the file provider asks for its passphrase only when it needs it. */
+/**
+ * Opens the file or env provider; the file provider asks for its passphrase only when it needs it. The env provider
+ * sees only the variables `credential-env.ts` lists for its prefix: what it reads is what child processes lose.
+ */
 export async function open(ctx: CommandContext, loaded: LoadedConfig, cfg: FileProviderConfig | EnvProviderConfig): Promise<KeyProvider> {
-  if (cfg.kind === 'env') return createEnvProvider({ prefix: cfg.prefix, env: ctx.env, securityMode: loaded.securityMode });
+  if (cfg.kind === 'env') {
+    return createEnvProvider({ prefix: cfg.prefix, env: pickVariables(ctx.env, envKekVariables(cfg.prefix)), securityMode: loaded.securityMode });
+  }
   return openFile(ctx, loaded, cfg);
 }
 

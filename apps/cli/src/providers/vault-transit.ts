@@ -7,18 +7,18 @@
 import { ConfigError, type SecurityMode } from '@keyfold/envelope-core';
 import { createVaultTransitProvider, type VaultTransitProvider } from '@keyfold/provider-vault';
 import type { CommandContext } from '../command.js';
+import { readCredential, VAULT_ROLE_ID_ENV, VAULT_SECRET_ID_ENV, VAULT_TOKEN_ENV, type CredentialVariable } from '../credential-env.js';
 import { UsageError } from '../exit-codes.js';
 import type { VaultAuthMethod, VaultTransitProviderConfig } from '../provider-config.js';
 import { choice, optional, required } from './options.js';
 import type { InitOpened } from './types.js';
 
-export const VAULT_ROLE_ID_ENV = 'KEYFOLD_VAULT_ROLE_ID';
-export const VAULT_SECRET_ID_ENV = 'KEYFOLD_VAULT_SECRET_ID';
+export { VAULT_ROLE_ID_ENV, VAULT_SECRET_ID_ENV };
 
 type Target = Omit<VaultTransitProviderConfig, 'kind' | 'keyId'>;
 
-function fromEnv(ctx: CommandContext, name: string, hint: string): string {
-  const v = ctx.env[name];
+function fromEnv(ctx: CommandContext, name: CredentialVariable, hint: string): string {
+  const v = readCredential(ctx.env, name);
   if (v === undefined || v === '') throw new ConfigError(`${name} is not set: ${hint}`);
   return v;
 }
@@ -43,7 +43,7 @@ function create(ctx: CommandContext, securityMode: SecurityMode, t: Target): Pro
   }
   const token = fromEnv(
     ctx,
-    'VAULT_TOKEN',
+    VAULT_TOKEN_ENV,
     `this installation authenticates to Vault with a token (or initialise with --auth approle and ${VAULT_ROLE_ID_ENV} / ${VAULT_SECRET_ID_ENV})`,
   );
   return createVaultTransitProvider({ ...base, token });
@@ -59,7 +59,7 @@ export async function init(ctx: CommandContext, securityMode: SecurityMode): Pro
   if (endpoint === undefined) throw new UsageError('--provider vault-transit needs --vault-addr URL or VAULT_ADDR', ctx.name);
   const mount = optional(ctx, 'mount') ?? 'transit';
   const namespace = (optional(ctx, 'namespace') ?? ctx.env.VAULT_NAMESPACE)?.replace(/^\/+|\/+$/g, '') || undefined;
-  const auth = choice<VaultAuthMethod>(ctx, 'auth', ['token', 'approle'], ctx.env[VAULT_ROLE_ID_ENV] ? 'approle' : 'token');
+  const auth = choice<VaultAuthMethod>(ctx, 'auth', ['token', 'approle'], readCredential(ctx.env, VAULT_ROLE_ID_ENV) ? 'approle' : 'token');
   const target: Target = { keyName, endpoint, mount, ...(namespace === undefined ? {} : { namespace }), auth };
   const provider = await create(ctx, securityMode, target);
   const credentials =
