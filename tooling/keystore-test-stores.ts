@@ -17,8 +17,8 @@ declare module 'vitest' {
 }
 
 export interface StoreOpeners<S, P> {
-  sqlite(options: { path: string; securityMode: 'production' }): Promise<S>;
-  postgres(options: { connectionString: string; schema: string }): Promise<P>;
+  sqlite(options: { path: string; create: true; securityMode: 'production' }): Promise<S>;
+  postgres(options: { connectionString: string; schema: string; create: true }): Promise<P>;
 }
 
 export interface TestStores<S, P> {
@@ -50,9 +50,9 @@ export function testStores<S, P>(prefix: string, open: StoreOpeners<S, P>): Test
   return {
     tempDir,
     freshPath,
-    sqliteStore: (path = freshPath()) => open.sqlite({ path, securityMode: 'production' }),
+    sqliteStore: (path = freshPath()) => open.sqlite({ path, create: true, securityMode: 'production' }),
     pgUrl,
     freshSchema,
-    pgStore: (schema = freshSchema()) => open.postgres({ connectionString: pgUrl(), schema }),
+    pgStore: (schema = freshSchema()) => open.postgres({ connectionString: pgUrl(), schema, create: true }),
   };
 }

@@ -165,11 +165,19 @@ export async function assertInstallLock(provider: KeyProvider, cfg: ProviderConf
 
 /**
  * Opens the configured provider (importing its package now). Secrets (passphrase, tokens, PINs, cloud
- * credentials) are read from the environment or asked for only here, never from the configuration.
- * @throws PolicyError PROVIDER_MISMATCH when the provider's key id differs from the one recorded at init; the
- *   provider's own errors (ACCESS_DENIED, UNAVAILABLE, KEY_NOT_FOUND, CONFIG_INVALID, ...) when it cannot open.
+ * credentials) are read from the environment or asked for only here, never from the configuration. When the
+ * installation has a key store, its install lock is checked first (the store opened read-only), unless the caller
+ * has the store open and checked it (`storeLockChecked`).
+ * @throws PolicyError PROVIDER_MISMATCH when the provider's key id differs from the one recorded at init, or
+ *   config.json names another provider than the store's install lock; the store's open errors; the provider's own
+ *   errors (ACCESS_DENIED, UNAVAILABLE, KEY_NOT_FOUND, CONFIG_INVALID, ...) when it cannot open.
  */
-export async function openProvider(ctx: CommandContext, loaded: LoadedConfig): Promise<KeyProvider> {
+export async function openProvider(
+  ctx: CommandContext,
+  loaded: LoadedConfig,
+  options: { readonly storeLockChecked?: boolean } = {},
+): Promise<KeyProvider> {
+  if (options.storeLockChecked !== true) await (await import('./store.js')).checkStoreLock(ctx, loaded);
   const cfg = loaded.config.provider;
   const provider = await openConfiguredProvider(ctx, loaded, cfg);
   await assertInstallLock(provider, cfg, loaded.path);

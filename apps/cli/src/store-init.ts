@@ -94,7 +94,7 @@ export async function attachStore(
     const path = sqlitePath(inst.dir, cfg);
     if (await missing(path)) for (const file of sqliteFiles(path)) if (await missing(file)) rollback.created(file);
   }
-  const store = await openStoreAt(ctx, inst.dir, cfg, { securityMode }, true);
+  const store = await openStoreAt(ctx, inst.dir, cfg, { securityMode }, 'create');
   try {
     const lock = await store.ensureInstallLock({ kind: inst.provider.kind, keyId: inst.provider.keyId }, actor);
     await store.recordKekVersion(

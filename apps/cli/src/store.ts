@@ -3,18 +3,23 @@
  * commands (`kek list|verify|rotate|retire`, `tenant ...`, `audit ...`, `migrate`, `rotate --if-due`, `backup`).
  * `@keyfold/keystore` is imported here, on demand only.
  *
- * Security rules: the provider opened must match both the configuration's key id and the store's install lock
- * (PROVIDER_MISMATCH, exit 3, naming both); in production a store file open to group or other is refused; a
- * PostgreSQL password is taken from `KEYFOLD_DATABASE_URL` (or `PGPASSWORD`), never from config.json.
+ * Security rules: every command that opens the store checks config.json's provider against the store's install
+ * lock, and the provider opened must match both (PROVIDER_MISMATCH, exit 3, naming both); only `init` creates a
+ * store (an SQLite file that exists is never re-created: the key store refuses one that is not a whole Keyfold
+ * store); commands that only read open the store read-only, so they work on a read-only installation; in
+ * production a store file open to group or other is refused; a PostgreSQL password is taken from
+ * `KEYFOLD_DATABASE_URL` (or `PGPASSWORD`), never from config.json.
  * @module
  */
+import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
-import { ConfigError, KeyfoldError, ProviderError, type Envelope, type KeyProvider } from '@keyfold/envelope-core';
+import { ConfigError, KeyfoldError, PolicyError, ProviderError, type Envelope, type KeyProvider } from '@keyfold/envelope-core';
 import type { KeyStore } from '@keyfold/keystore';
 import type { CommandContext } from './command.js';
 import { loadConfig, openProvider, type LoadedConfig } from './config.js';
 import { CliError, UsageError } from './exit-codes.js';
+import { printable } from './output.js';
 import { DATABASE_URL_ENV, redactUrl, type StoreConfig } from './store-config.js';
 
 /** Audit actor of CLI runs: `cli:<user>`. */
@@ -77,28 +82,85 @@ export function sqlitePath(dir: string, cfg: Extract<StoreConfig, { backend: 'sq
 }
 
 /**
- * Opens the store `cfg` describes (an SQLite file must exist unless `create`).
- * @throws ConfigError when it is missing; PolicyError INSECURE_PERMISSIONS; IntegrityError INTEGRITY_FAILED for a
- *   damaged file; UnsupportedFormatError FORMAT_UNSUPPORTED for a newer schema (nothing written in each case);
- *   for PostgreSQL, ProviderError UNAVAILABLE / ACCESS_DENIED and ConfigError CONFIG_INVALID (see
- *   {@link explainPostgresOpenFailure}).
+ * How a command opens the store: `read` never writes to it (SQLite read-only, so a read-only installation works;
+ * a store written by an older schema is opened for writing once, to migrate it), `write` opens an existing store
+ * for writing, `create` (init, restore into PostgreSQL) also creates one where there is none.
+ */
+export type StoreAccess = 'read' | 'write' | 'create';
+
+/**
+ * Opens the store `cfg` describes. Only `create` creates one; an existing SQLite file is never re-created.
+ * @throws ConfigError when it is missing, or cannot be written (`write`); PolicyError INSECURE_PERMISSIONS;
+ *   IntegrityError INTEGRITY_FAILED for a file that is empty, truncated, damaged or not a Keyfold store;
+ *   UnsupportedFormatError FORMAT_UNSUPPORTED for a newer schema (nothing written in each case); for PostgreSQL,
+ *   ProviderError UNAVAILABLE / ACCESS_DENIED and ConfigError CONFIG_INVALID (see {@link explainPostgresOpenFailure}).
  */
 export async function openStoreAt(
   ctx: Pick<CommandContext, 'env'>,
   dir: string,
   cfg: StoreConfig,
   loaded: Pick<LoadedConfig, 'securityMode'>,
-  create = false,
+  access: StoreAccess = 'write',
 ): Promise<KeyStore> {
   const keystore = await import('@keyfold/keystore');
   if (cfg.backend === 'sqlite') {
-    return keystore.openSqliteKeyStore({ path: sqlitePath(dir, cfg), create, securityMode: loaded.securityMode });
+    const path = sqlitePath(dir, cfg);
+    const securityMode = loaded.securityMode;
+    if (access !== 'create' && !existsSync(path)) {
+      throw new ConfigError(
+        `the key store ${path} is missing: restore it from a backup (keyfold restore --in FILE); only keyfold init creates a new one. Nothing was created.`,
+      );
+    }
+    if (access === 'read') {
+      try {
+        return await keystore.openSqliteKeyStore({ path, readOnly: true, securityMode });
+      } catch (err) {
+        if (!(err instanceof keystore.StoreUpgradeRequiredError)) throw err;
+      }
+    }
+    return keystore.openSqliteKeyStore({ path, create: access === 'create', securityMode });
   }
   const connectionString = postgresConnection(ctx.env, cfg.url);
   try {
-    return await keystore.openPostgresKeyStore({ connectionString, ...(cfg.schema === undefined ? {} : { schema: cfg.schema }) });
+    return await keystore.openPostgresKeyStore({
+      connectionString,
+      create: access === 'create',
+      ...(cfg.schema === undefined ? {} : { schema: cfg.schema }),
+    });
   } catch (err) {
     throw explainPostgresOpenFailure(err, ctx.env, cfg.url, connectionString);
+  }
+}
+
+/**
+ * Refuses a store whose install lock names another provider than config.json (an edited or swapped
+ * configuration would otherwise seal new data under a key the installation does not use). Reads only.
+ * @throws PolicyError PROVIDER_MISMATCH (exit 3) naming both.
+ */
+export async function assertStoreLock(store: KeyStore, loaded: LoadedConfig): Promise<void> {
+  const lock = await store.getInstallLock();
+  const cfg = loaded.config.provider;
+  if (lock === undefined || (lock.kind === cfg.kind && lock.keyId === cfg.keyId)) return;
+  throw new PolicyError(
+    'PROVIDER_MISMATCH',
+    `${loaded.path} names the ${printable(cfg.kind)} provider ${printable(JSON.stringify(cfg.keyId))} but the key store ` +
+      `${printable(store.location)} was installed with the ${printable(lock.kind)} provider ${printable(JSON.stringify(lock.keyId))}: ` +
+      "restore config.json's provider, or move the installation to another provider with 'keyfold migrate'. Nothing was changed.",
+  );
+}
+
+/**
+ * For commands that use the provider without the store: when the installation has a store, opens it read-only
+ * and checks its install lock against config.json ({@link assertStoreLock}).
+ */
+export async function checkStoreLock(ctx: Pick<CommandContext, 'env'>, loaded: LoadedConfig): Promise<void> {
+  const cfg = loaded.config.store;
+  if (cfg === undefined) return;
+  const store = await openStoreAt(ctx, loaded.dir, cfg, loaded, 'read');
+  try {
+    await assertStoreLock(store, loaded);
+  } finally {
+    await store.close();
   }
 }
 
@@ -124,11 +186,20 @@ export interface ProviderSession extends StoreSession {
   readonly provider: KeyProvider;
 }
 
-/** Loads the configuration and runs `fn` with the open store (no provider: no passphrase asked); closes it. */
-export async function withStore<T>(ctx: CommandContext, fn: (s: StoreSession) => Promise<T>): Promise<T> {
+/**
+ * Loads the configuration and runs `fn` with the open store (no provider: no passphrase asked), its install lock
+ * checked against config.json; closes it. `read`: the store is opened read-only. `write`: the lock is checked
+ * through a read-only open first, so a refused command leaves the store file as it was, byte for byte (opening
+ * SQLite for writing changes its header).
+ * @throws PolicyError PROVIDER_MISMATCH (exit 3) when config.json names another provider than the store's lock.
+ */
+export async function withStore<T>(ctx: CommandContext, fn: (s: StoreSession) => Promise<T>, access: 'read' | 'write' = 'write'): Promise<T> {
   const loaded = await loadConfig(ctx);
-  const store = await openStoreAt(ctx, loaded.dir, storeConfig(loaded), loaded);
+  const cfg = storeConfig(loaded);
+  if (access === 'write') await checkStoreLock(ctx, loaded);
+  const store = await openStoreAt(ctx, loaded.dir, cfg, loaded, access);
   try {
+    await assertStoreLock(store, loaded);
     return await fn({ loaded, store, actor: cliActor() });
   } finally {
     await store.close();
@@ -141,7 +212,7 @@ export async function withStore<T>(ctx: CommandContext, fn: (s: StoreSession) =>
  */
 export async function withStoreAndProvider<T>(ctx: CommandContext, fn: (s: ProviderSession) => Promise<T>): Promise<T> {
   return withStore(ctx, async (s) => {
-    const provider = await openProvider(ctx, s.loaded);
+    const provider = await openProvider(ctx, s.loaded, { storeLockChecked: true });
     try {
       await s.store.ensureInstallLock(provider, s.actor);
       return await fn({ ...s, provider });

@@ -430,3 +430,48 @@ describe('keys another transaction holds locked', () => {
     expect(cliJson(d, ['kek', 'verify'], env)).toMatchObject({ ok: true, checked: 3, failed: [] });
   });
 });
+
+describe('a PostgreSQL store opened by a role without write rights, or whose tables are gone (issue 13)', () => {
+  it('kek add is refused before the keyring changes and the read commands work; a retry with write rights adds exactly one version', () => {
+    const env = { KEYFOLD_PASSPHRASE: PASSPHRASE };
+    const d = dirOf('readonly-role');
+    expect(keyfold(['init', '--dir', d, '--kdf', 'scrypt', '--store', superUrl(), '--store-schema', 'kf_ro', '--json'], { env }).status).toBe(0);
+    expect(cliJson(d, ['tenant', 'create', '--tenant', 'a'], env)).toMatchObject({ ok: true });
+    sql('CREATE ROLE kf_reader LOGIN; GRANT USAGE ON SCHEMA kf_ro TO kf_reader; GRANT SELECT ON ALL TABLES IN SCHEMA kf_ro TO kf_reader');
+    const config = configOf(d);
+    const readerUrl = superUrl().replace('postgres@', 'kf_reader@');
+    writeFileSync(join(d, 'config.json'), JSON.stringify({ ...config, store: { ...config.store, url: readerUrl } }), { mode: 0o600 });
+    const keyring = join(d, 'keys', 'keyring.json');
+    const before = readFileSync(keyring);
+
+    const add = cli(d, ['kek', 'add'], env);
+    expect(add.status, add.stderr).toBe(3);
+    expect(add.stderr).toMatch(/\[ACCESS_DENIED\]\n$/);
+    expect(readFileSync(keyring).equals(before)).toBe(true);
+    expect(sql("SELECT string_agg(version || ':' || state, ',' ORDER BY version) FROM kf_ro.keyfold_kek_versions")).toBe('1:active');
+    expect(sql("SELECT count(*) FROM kf_ro.keyfold_checkpoints")).toBe('0');
+    expect(cliJson(d, ['kek', 'list'], env).versions).toHaveLength(1);
+    expect(cliJson(d, ['tenant', 'list'], env).tenants).toMatchObject([{ id: 'a' }]);
+    expect(cliJson(d, ['audit', 'verify'], env)).toMatchObject({ ok: true });
+
+    writeFileSync(join(d, 'config.json'), JSON.stringify(config), { mode: 0o600 });
+    expect(cliJson(d, ['kek', 'add'], env)).toMatchObject({ version: '2', versions: ['1', '2'], recordedInStore: true });
+    expect(sql("SELECT string_agg(version || ':' || state, ',' ORDER BY version) FROM kf_ro.keyfold_kek_versions")).toBe('1:available,2:active');
+  });
+
+  it('a store whose table was dropped is refused (INTEGRITY_FAILED), a dropped schema is not re-created (CONFIG_INVALID)', () => {
+    const env = { KEYFOLD_PASSPHRASE: PASSPHRASE };
+    const d = dirOf('dropped');
+    expect(keyfold(['init', '--dir', d, '--kdf', 'scrypt', '--store', superUrl(), '--store-schema', 'kf_dropped', '--json'], { env }).status).toBe(0);
+    sql('DROP TABLE kf_dropped.keyfold_data_keys');
+    for (const args of [['tenant', 'list'], ['kek', 'list'], ['status'], ['tenant', 'create', '--tenant', 'x']]) {
+      expect(failure(cli(d, args, env)), args.join(' ')).toEqual({ status: 3, code: 'INTEGRITY_FAILED' });
+    }
+    expect(sql("SELECT to_regclass('kf_dropped.keyfold_data_keys') IS NULL")).toBe('t');
+    sql('DROP SCHEMA kf_dropped CASCADE');
+    for (const args of [['tenant', 'list'], ['tenant', 'create', '--tenant', 'x'], ['encrypt']]) {
+      expect(failure(cli(d, args, env, 'x')), args.join(' ')).toEqual({ status: 1, code: 'CONFIG_INVALID' });
+    }
+    expect(sql("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'kf_dropped'")).toBe('0');
+  });
+});

@@ -116,7 +116,7 @@ export interface ConformanceKeyStore {
  * What a store implementation hands to the suite.
  * @example
  * ```ts
- * const target: KeyStoreConformanceTarget = { makeStore: () => openSqliteKeyStore({ path: freshPath() }) };
+ * const target: KeyStoreConformanceTarget = { makeStore: () => openSqliteKeyStore({ path: freshPath(), create: true }) };
  * ```
  */
 export interface KeyStoreConformanceTarget {
@@ -567,7 +567,7 @@ export interface KeyStoreConformanceOptions extends KeyStoreConformanceTarget {
  * import { runKeyStoreConformance } from '@keyfold/conformance';
  * import { openSqliteKeyStore } from '@keyfold/keystore';
  *
- * runKeyStoreConformance({ name: 'sqlite', makeStore: () => openSqliteKeyStore({ path: freshPath() }), describe, it });
+ * runKeyStoreConformance({ name: 'sqlite', makeStore: () => openSqliteKeyStore({ path: freshPath(), create: true }), describe, it });
  * ```
  */
 export function runKeyStoreConformance(options: KeyStoreConformanceOptions): KeyStoreCheckName[] {

@@ -4,7 +4,7 @@
  * `ConfigError`, `ProviderError` for `KEY_NOT_FOUND` / `UNAVAILABLE`).
  * @module
  */
-import { KeyfoldError, ProviderError, type KeyfoldErrorOptions } from '@keyfold/envelope-core';
+import { KeyfoldError, ProviderError, UnsupportedFormatError, type KeyfoldErrorOptions } from '@keyfold/envelope-core';
 
 /**
  * The store (or a backup of it) is damaged or was tampered with: a corrupted database file, an audit chain that
@@ -43,5 +43,28 @@ export class StoreAccessError extends ProviderError {
     super('ACCESS_DENIED', message, options);
     this.name = 'StoreAccessError';
     this.reason = reason;
+  }
+}
+
+/**
+ * A store opened with `readOnly` was written by an older schema: it must be opened for writing once, which
+ * migrates it, before it can be read without writing. Code `FORMAT_UNSUPPORTED`; nothing was written.
+ * @example
+ * ```ts
+ * try { store = await openSqliteKeyStore({ path, readOnly: true }); }
+ * catch (err) { if (err instanceof StoreUpgradeRequiredError) store = await openSqliteKeyStore({ path }); else throw err; }
+ * ```
+ */
+export class StoreUpgradeRequiredError extends UnsupportedFormatError {
+  /** The schema version the store records. */
+  readonly foundVersion: number;
+  constructor(location: string, foundVersion: number, options: KeyfoldErrorOptions = {}) {
+    super(
+      `the key store ${location} has schema version ${foundVersion}, older than this version of @keyfold/keystore ` +
+        'writes: open it for writing once (any command that changes it) to upgrade it. Nothing was written.',
+      options,
+    );
+    this.name = 'StoreUpgradeRequiredError';
+    this.foundVersion = foundVersion;
   }
 }

@@ -34,7 +34,7 @@ export type {
   RewrapUpdate,
   StoreRecords,
 } from './types.js';
-export { IntegrityError, StoreAccessError } from './errors.js';
+export { IntegrityError, StoreAccessError, StoreUpgradeRequiredError } from './errors.js';
 export type { StoreAccessReason } from './errors.js';
 export { GENESIS_HASH, auditHash, verifyAuditChain } from './audit.js';
 export { SCHEMA_VERSION } from './schema.js';

@@ -19,6 +19,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { ConfigError } from '@keyfold/envelope-core';
+import { IntegrityError } from './errors.js';
 import { now } from './records.js';
 import { SCHEMA_VERSION, assertKnownSchema, pendingMigrations } from './schema.js';
 import { SqlKeyStore } from './store/logic.js';
@@ -41,8 +42,14 @@ export interface PostgresKeyStoreOptions {
   pool?: PgPoolLike;
   /** End `pool` on close. Default: true when the store created the pool. */
   ownPool?: boolean;
-  /** Schema holding the `keyfold_*` tables; created when missing. Default `public`. */
+  /** Schema holding the `keyfold_*` tables (created with the store). Default `public`. */
   schema?: string;
+  /**
+   * Create the store (its tables, and the schema if missing) when the schema holds none. Default false: a schema
+   * without a Keyfold store is refused with `CONFIG_INVALID`, so a store whose tables were dropped is never
+   * silently re-created empty.
+   */
+  create?: boolean;
   /** Connections in the pool the store creates. Default 4. */
   maxConnections?: number;
 }
@@ -190,8 +197,10 @@ export async function openPostgresKeyStore(options: PostgresKeyStoreOptions): Pr
     pool = p;
     own = options.ownPool ?? true;
   }
+  const create = options.create ?? false;
+  if (typeof create !== 'boolean') throw new TypeError('create must be a boolean');
   try {
-    await migrate(pool, schema, location);
+    await migrate(pool, schema, location, create);
   } catch (err) {
     if (own) await pool.end().catch(() => undefined);
     // With the md5 and password methods the driver sends an empty password when it has none, and the server answers
@@ -211,18 +220,45 @@ async function readVersion(c: PgClientLike, schema: string): Promise<number> {
   return r ? Number(r.value) : 0;
 }
 
-async function migrate(pool: PgPoolLike, schema: string, location: string): Promise<void> {
+/** The tables every Keyfold store has had since schema version 1. */
+const REQUIRED_TABLES = ['keyfold_meta', 'keyfold_install_lock', 'keyfold_kek_versions', 'keyfold_data_keys', 'keyfold_checkpoints', 'keyfold_audit', 'keyfold_audit_head'];
+
+/**
+ * Refuses, before anything is written, a schema that holds no store (unless `create`) or only part of one.
+ * @throws ConfigError `CONFIG_INVALID` (no store, without `create`); IntegrityError `INTEGRITY_FAILED` (tables missing).
+ */
+async function assertStoreShape(c: PgClientLike, schema: string, location: string, found: number, create: boolean): Promise<void> {
+  const r = await c.query('SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(format($2, t)) IS NULL', [REQUIRED_TABLES, `"${schema}".%I`]);
+  const missing = r.rows.map((row) => String(row.t));
+  if (missing.length === REQUIRED_TABLES.length && found === 0) {
+    if (create) return;
+    throw new ConfigError(
+      `${location} holds no Keyfold key store in schema "${schema}" (only a new installation creates one: keyfold init, ` +
+        'or create: true); restore it from a backup if it was there. Nothing was written.',
+    );
+  }
+  if (missing.length > 0 || found === 0) {
+    throw new IntegrityError(
+      `the key store ${location} (schema "${schema}") is incomplete: ${missing.length > 0 ? `the tables ${missing.join(', ')} are missing` : 'it records no schema version'}; ` +
+        'restore it from a backup (keyfold restore). Nothing was written.',
+    );
+  }
+}
+
+async function migrate(pool: PgPoolLike, schema: string, location: string, create: boolean): Promise<void> {
   const c = await pool.connect();
   let broken: Error | undefined;
   try {
-    // Read first, write nothing: a newer store is refused untouched.
+    // Read first, write nothing: a newer store, a missing one (without create) or a partial one is refused untouched.
     const found = await readVersion(c, schema);
     assertKnownSchema(found, location);
+    await assertStoreShape(c, schema, location, found, create);
     if (found === SCHEMA_VERSION) return;
     await c.query('BEGIN');
     await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`keyfold-migrate:${schema}`]);
     const version = await readVersion(c, schema);
     assertKnownSchema(version, location);
+    await assertStoreShape(c, schema, location, version, create);
     if (version < SCHEMA_VERSION) {
       await c.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
       await c.query(`CREATE TABLE IF NOT EXISTS "${schema}".keyfold_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);

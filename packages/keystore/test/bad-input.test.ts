@@ -82,14 +82,14 @@ describe('SqliteKeyStore refuses bad files, writing nothing', () => {
     expect(snapshot(path)).toEqual(before);
   });
 
-  it('an SQLite database that is not a Keyfold store: CONFIG_INVALID, never modified', async () => {
+  it('an SQLite database that is not a Keyfold store: INTEGRITY_FAILED, never modified', async () => {
     const path = freshPath();
     const db = new Database(path);
     db.exec('CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)');
     db.close();
     chmodSync(path, 0o600);
     const before = snapshot(path);
-    await expect(openSqliteKeyStore({ path })).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('not a Keyfold key store') });
+    await expect(openSqliteKeyStore({ path })).rejects.toMatchObject({ code: 'INTEGRITY_FAILED', message: expect.stringContaining('another application') });
     expect(snapshot(path)).toEqual(before);
   });
 
@@ -143,14 +143,14 @@ describe('opening an installation with the wrong provider or passphrase writes n
 describe('PostgresKeyStore refuses a newer schema without modifying it', () => {
   it('FORMAT_UNSUPPORTED, tables untouched', async () => {
     const schema = freshSchema();
-    const store = await openPostgresKeyStore({ connectionString: pgUrl(), schema });
+    const store = await openPostgresKeyStore({ connectionString: pgUrl(), schema, create: true });
     await store.appendAudit({ actor: 't', event: 'e', subject: 's' });
     await store.close();
     const client = new pg.Client({ connectionString: pgUrl() });
     await client.connect();
     try {
       await client.query(`UPDATE "${schema}".keyfold_meta SET value = $1 WHERE key = 'schema_version'`, [String(SCHEMA_VERSION + 1)]);
-      await expect(openPostgresKeyStore({ connectionString: pgUrl(), schema })).rejects.toMatchObject({ code: 'FORMAT_UNSUPPORTED' });
+      await expect(openPostgresKeyStore({ connectionString: pgUrl(), schema, create: true })).rejects.toMatchObject({ code: 'FORMAT_UNSUPPORTED' });
       const meta = await client.query(`SELECT value FROM "${schema}".keyfold_meta WHERE key = 'schema_version'`);
       expect(meta.rows[0].value).toBe(String(SCHEMA_VERSION + 1));
       expect((await client.query(`SELECT count(*)::int AS n FROM "${schema}".keyfold_audit`)).rows[0].n).toBe(1);

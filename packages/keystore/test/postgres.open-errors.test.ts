@@ -65,7 +65,7 @@ async function failedOpen(connectionString: string): Promise<Outcome> {
     return connect.apply(this, args);
   });
   try {
-    const store = await openPostgresKeyStore({ connectionString, schema: freshSchema() });
+    const store = await openPostgresKeyStore({ connectionString, schema: freshSchema(), create: true });
     await store.close();
     return { error: undefined, sockets };
   } catch (error) {
@@ -138,7 +138,7 @@ describe('openPostgresKeyStore failures', () => {
         expect(wrong.error).toMatchObject({ code: 'ACCESS_DENIED', reason: 'login-refused' });
         expectNoSecret(wrong.error, wrongPassword);
         expectAllClosed(wrong.sockets);
-        const store = await openPostgresKeyStore({ connectionString: urlFor('postgres', password, user), schema: freshSchema() });
+        const store = await openPostgresKeyStore({ connectionString: urlFor('postgres', password, user), schema: freshSchema(), create: true });
         await store.close();
       } finally {
         if (savedPassfile === undefined) delete process.env.PGPASSFILE;
@@ -148,7 +148,7 @@ describe('openPostgresKeyStore failures', () => {
   }
 
   it('the login with its password opens the store (the set-up the other cases depend on)', async () => {
-    const store = await openPostgresKeyStore({ connectionString: urlFor('postgres', password), schema: freshSchema() });
+    const store = await openPostgresKeyStore({ connectionString: urlFor('postgres', password), schema: freshSchema(), create: true });
     try {
       expect(store.location).not.toContain(encodeURIComponent(password));
       expect(store.location).toContain(role);

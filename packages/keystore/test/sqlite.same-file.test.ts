@@ -25,6 +25,7 @@ describe('two SQLite stores on one file in one process', () => {
   it('concurrent writes through both commit (none fails for the write lock), and the audit chain stays linear', async () => {
     const path = freshPath();
     // A short busy timeout: a write that waited for the other connection's lock would fail fast with UNAVAILABLE.
+    await (await openSqliteKeyStore({ path, create: true, securityMode: 'production' })).close();
     const a = await openSqliteKeyStore({ path, securityMode: 'production', busyTimeoutMs: 100 });
     const b = await openSqliteKeyStore({ path, securityMode: 'production', busyTimeoutMs: 100 });
     try {

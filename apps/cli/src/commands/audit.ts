@@ -20,7 +20,7 @@ async function list(ctx: CommandContext): Promise<void> {
       ...(subject === undefined ? {} : { subject }),
     }),
     head: await store.auditHead(),
-  }));
+  }), 'read');
   ctx.out.result({ entries, head }, () => {
     if (entries.length === 0) return 'No audit entries match.';
     const details = (d: Readonly<Record<string, unknown>>): string => {
@@ -41,7 +41,7 @@ async function list(ctx: CommandContext): Promise<void> {
 }
 
 async function verify(ctx: CommandContext): Promise<number | undefined> {
-  const v = await withStore(ctx, ({ store }) => store.verifyAudit());
+  const v = await withStore(ctx, ({ store }) => store.verifyAudit(), 'read');
   if (!v.ok) {
     const p = v.problem;
     if (ctx.out.json) {

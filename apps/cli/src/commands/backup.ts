@@ -96,7 +96,7 @@ async function restore(ctx: CommandContext): Promise<void> {
       await rm(scratchDir, { recursive: true, force: true });
     }
     const { restoreStore } = await import('@keyfold/keystore');
-    const store = await openStoreAt(ctx, loaded.dir, cfg, loaded, true);
+    const store = await openStoreAt(ctx, loaded.dir, cfg, loaded, 'create');
     try {
       summary = await restoreStore({ store, path, actor: cliActor() });
     } finally {
@@ -104,13 +104,24 @@ async function restore(ctx: CommandContext): Promise<void> {
     }
   } else {
     const target = sqlitePath(loaded.dir, cfg);
-    if (existsSync(target)) {
-      throw new KeyfoldError('ALREADY_EXISTS', `the key store ${target} exists; restore only replaces a missing store (move it away first). Nothing was written.`);
-    }
+    const assertTargetFree = (when: string): void => {
+      if (existsSync(target)) {
+        throw new KeyfoldError('ALREADY_EXISTS', `the key store ${target} ${when}; restore only replaces a missing store (move it away first). Nothing was written.`);
+      }
+      // A -wal / -journal of an earlier store at the target would be replayed into the restored one by SQLite.
+      const leftover = ['-wal', '-shm', '-journal'].find((suffix) => existsSync(target + suffix));
+      if (leftover !== undefined) {
+        throw new KeyfoldError(
+          'ALREADY_EXISTS',
+          `${target}${leftover} is left from an earlier store: SQLite would mix it into the restored one; move it away first. Nothing was written.`,
+        );
+      }
+    };
+    assertTargetFree('exists');
     const temp = join(dirname(target), `.${basename(target)}.restore-${randomBytes(6).toString('hex')}`);
     try {
       summary = await restoreChecked(ctx, loaded, path, temp);
-      if (existsSync(target)) throw new KeyfoldError('ALREADY_EXISTS', `the key store ${target} appeared while restoring; nothing was written`);
+      assertTargetFree('appeared while restoring');
       await rename(temp, target);
     } finally {
       await removeSqliteFiles(temp);

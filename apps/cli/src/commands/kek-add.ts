@@ -4,13 +4,26 @@
  * themselves, so for them this command says which of the service's own commands to run instead.
  * @module
  */
+import type { KeyStore } from '@keyfold/keystore';
 import type { CommandContext } from '../command.js';
 import { loadConfig } from '../config.js';
 import { CliError } from '../exit-codes.js';
 import { formatFields, printable } from '../output.js';
 import type { ProviderConfig } from '../provider-config.js';
 import type { KekAdded } from '../providers/types.js';
-import { cliActor, openStoreAt } from '../store.js';
+import { assertStoreLock, checkStoreLock, cliActor, openStoreAt } from '../store.js';
+
+/** The name of the checkpoint written and deleted again to prove the store takes writes. */
+const WRITE_CHECK = 'kek-add:write-check';
+
+/**
+ * Proves the store takes writes before anything else changes: a checkpoint row written and deleted again (a
+ * read-only SQLite file or directory, a PostgreSQL role without write rights, a full disk fail here).
+ */
+async function proveWritable(store: KeyStore): Promise<void> {
+  await store.saveCheckpoint({ name: WRITE_CHECK, cursor: undefined, processedDelta: 0 });
+  await store.deleteCheckpoint(WRITE_CHECK);
+}
 
 /** Why `kek add` does not apply to `cfg`, and what to do instead. */
 async function unsupported(cfg: Exclude<ProviderConfig, { kind: 'file' | 'pkcs11' }>): Promise<CliError> {
@@ -40,23 +53,44 @@ async function unsupported(cfg: Exclude<ProviderConfig, { kind: 'file' | 'pkcs11
 export async function run(ctx: CommandContext): Promise<number | undefined> {
   const loaded = await loadConfig(ctx);
   const cfg = loaded.config.provider;
-  // The key store is opened (and checked) before the provider changes, so a store that refuses (permissions, damage,
-  // another provider's install lock) leaves the KEK untouched; then its version registry follows the provider.
-  const store = loaded.config.store === undefined ? undefined : await openStoreAt(ctx, loaded.dir, loaded.config.store, loaded);
+  // All or nothing. The key store is opened for writing, checked (permissions, damage, the install lock against
+  // config.json and the provider) and proved writable before the provider changes, so a store that refuses leaves
+  // the KEK untouched; a failure to record the new version after that undoes it in the keyring.
+  await checkStoreLock(ctx, loaded);
+  const store = loaded.config.store === undefined ? undefined : await openStoreAt(ctx, loaded.dir, loaded.config.store, loaded, 'write');
   let added: KekAdded;
   let recorded = false;
   try {
-    if (store !== undefined) await store.ensureInstallLock({ kind: cfg.kind, keyId: cfg.keyId }, cliActor());
+    if (store !== undefined) {
+      await assertStoreLock(store, loaded);
+      await store.ensureInstallLock({ kind: cfg.kind, keyId: cfg.keyId }, cliActor());
+      await proveWritable(store);
+    }
+    let undo: (() => Promise<void>) | undefined;
     if (cfg.kind === 'file') {
-      added = await (await import('../providers/local.js')).addKekVersion(ctx, loaded, cfg);
+      ({ added, undo } = await (await import('../providers/local.js')).addKekVersion(ctx, loaded, cfg));
     } else if (cfg.kind === 'pkcs11') {
       added = await (await import('../providers/pkcs11.js')).addKekVersion(loaded.securityMode, cfg);
     } else {
       throw await unsupported(cfg);
     }
     if (store !== undefined) {
-      // Audited kek.activate: the new version is the active one in the store's registry too.
-      await store.recordKekVersion({ kind: added.kind, keyId: added.keyId, version: added.version }, { activate: true, actor: cliActor() });
+      try {
+        // Audited kek.activate: the new version is the active one in the store's registry too.
+        await store.recordKekVersion({ kind: added.kind, keyId: added.keyId, version: added.version }, { activate: true, actor: cliActor() });
+      } catch (err) {
+        if (undo === undefined) {
+          throw new CliError(
+            'IO_ERROR',
+            `the key store did not record KEK version ${printable(added.version)}, which the token now holds as ` +
+              `${printable(added.objectLabel ?? added.version)} (${printable(err instanceof Error ? err.message : String(err))}); ` +
+              'fix the store, then record it before adding another',
+            { cause: err },
+          );
+        }
+        await undo();
+        throw err;
+      }
       recorded = true;
     }
   } finally {

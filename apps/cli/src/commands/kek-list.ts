@@ -27,7 +27,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
         };
       }),
     };
-  });
+  }, 'read');
   ctx.out.result(result, () => {
     if (result.versions.length === 0) return 'No KEK versions recorded yet.';
     const rows = [

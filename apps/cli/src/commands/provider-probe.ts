@@ -14,6 +14,7 @@ import type { CommandContext } from '../command.js';
 import { loadConfig, openProvider } from '../config.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 import { formatFields, formatTable, printable } from '../output.js';
+import { checkStoreLock } from '../store.js';
 import type { Pkcs11ProviderConfig } from '../provider-config.js';
 
 /** Failures of the backend (or of reaching it) that make a probe fail instead of the command. */
@@ -71,10 +72,13 @@ function renderToken(ctx: CommandContext, token: TokenReport | { error: { code: 
 export async function run(ctx: CommandContext): Promise<number | undefined> {
   const loaded = await loadConfig(ctx);
   const cfg = loaded.config.provider;
+  // The store's install lock is checked first, outside the probe: a config.json naming another provider than the
+  // installation's (PROVIDER_MISMATCH) or a damaged store is an error of the command, not an unhealthy provider.
+  await checkStoreLock(ctx, loaded);
   const start = performance.now();
   let result: ProbeResult;
   try {
-    const provider = await openProvider(ctx, loaded);
+    const provider = await openProvider(ctx, loaded, { storeLockChecked: true });
     try {
       result = await provider.probe();
     } finally {

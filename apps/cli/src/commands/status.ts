@@ -71,7 +71,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
 
 /** The key store part of `status`: location, install lock, key counts, audit head, interrupted rotations. */
 async function storeStatus(ctx: CommandContext, loaded: Parameters<Parameters<typeof withProvider>[1]>[1]) {
-  const store = await openStoreAt(ctx, loaded.dir, loaded.config.store as NonNullable<typeof loaded.config.store>, loaded);
+  const store = await openStoreAt(ctx, loaded.dir, loaded.config.store as NonNullable<typeof loaded.config.store>, loaded, 'read');
   try {
     const lock = await store.getInstallLock();
     const count = (state: 'active' | 'retired' | 'destroyed') => store.countDataKeys({ states: [state] });

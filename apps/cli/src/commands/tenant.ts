@@ -30,6 +30,7 @@ async function list(ctx: CommandContext): Promise<void> {
       versions: o.versions,
       shredded: o.destroyed,
     })),
+    'read',
   );
   ctx.out.result({ tenants }, () =>
     tenants.length === 0

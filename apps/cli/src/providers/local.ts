@@ -3,8 +3,12 @@
  * variables. Loaded only when an installation uses one of them.
  * @module
  */
-import type { KeyProvider } from '@keyfold/envelope-core';
-import { createEnvProvider, createFileProvider, type FileProvider } from '@keyfold/provider-local';
+import { randomBytes } from 'node:crypto';
+import { open as openFileHandle, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import { KeyfoldError, type KeyProvider } from '@keyfold/envelope-core';
+import { createEnvProvider, createFileProvider, KEYRING_FILE, type FileProvider } from '@keyfold/provider-local';
 import type { CommandContext } from '../command.js';
 import { envKekVariables, pickVariables } from '../credential-env.js';
 import { assertInstallLock, keyringDir, type LoadedConfig } from '../config.js';
@@ -39,14 +43,85 @@ function openFile(ctx: CommandContext, loaded: LoadedConfig, cfg: FileProviderCo
  * @throws KeyfoldError WRONG_PASSPHRASE (nothing written), PolicyError PROVIDER_MISMATCH, ProviderError UNAVAILABLE
  *   when another process holds the keyring lock.
  */
-export async function addKekVersion(ctx: CommandContext, loaded: LoadedConfig, cfg: FileProviderConfig): Promise<KekAdded> {
+export async function addKekVersion(
+  ctx: CommandContext,
+  loaded: LoadedConfig,
+  cfg: FileProviderConfig,
+): Promise<{ added: KekAdded; undo: () => Promise<void> }> {
   const provider = await openFile(ctx, loaded, cfg);
   try {
     await assertInstallLock(provider, cfg, loaded.path);
+    const dir = keyringDir(loaded.dir, cfg);
+    const before = await readFile(join(dir, KEYRING_FILE));
     const version = await provider.rotate();
+    const after = await readFile(join(dir, KEYRING_FILE));
     const d = await provider.describe();
-    return { kind: cfg.kind, keyId: cfg.keyId, version, activeVersion: d.activeVersion, versions: [...d.versions] };
+    return {
+      added: { kind: cfg.kind, keyId: cfg.keyId, version, activeVersion: d.activeVersion, versions: [...d.versions] },
+      undo: () => restoreKeyring(dir, before, after, version),
+    };
   } finally {
     await provider.close();
+  }
+}
+
+/**
+ * Undoes `kek add` on the file keyring when the key store then refused to record the new version: puts back the
+ * keyring file as it was (`before`), under the keyring lock, atomically (temporary file, fsync, rename).
+ * Safety rule: only when the file is still exactly what `kek add` wrote (`after`) and `after` differs from
+ * `before` by the one version added (no other writer's change in between), so nothing but that version is lost.
+ * @throws KeyfoldError INTERNAL naming the version left in the keyring when it cannot be undone safely.
+ */
+async function restoreKeyring(dir: string, before: Buffer, after: Buffer, version: string): Promise<void> {
+  const path = join(dir, KEYRING_FILE);
+  const left = (why: string, cause?: unknown): KeyfoldError =>
+    new KeyfoldError(
+      'INTERNAL',
+      `the keyring ${path} keeps KEK version ${version}, which the key store did not record (${why}): run 'keyfold kek list' and 'keyfold status' before adding another`,
+      cause === undefined ? {} : { cause },
+    );
+  const docBefore = JSON.parse(before.toString('utf8')) as { versions?: unknown[] };
+  const docAfter = JSON.parse(after.toString('utf8')) as { versions?: unknown[] };
+  const oldVersions = docBefore.versions ?? [];
+  const newVersions = docAfter.versions ?? [];
+  if (newVersions.length !== oldVersions.length + 1 || !isDeepStrictEqual(newVersions.slice(0, -1), oldVersions)) {
+    throw left('the keyring changed in between');
+  }
+  const lockPath = `${path}.lock`;
+  let lock;
+  try {
+    lock = await openFileHandle(lockPath, 'wx', 0o600);
+  } catch (err) {
+    throw left('another process holds the keyring lock', err);
+  }
+  const temp = join(dir, `.${KEYRING_FILE}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    await lock.writeFile(`${process.pid}\n`);
+    if (!(await readFile(path)).equals(after)) throw left('the keyring changed in between');
+    const fh = await openFileHandle(temp, 'wx', 0o600);
+    try {
+      await fh.writeFile(before);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(temp, path);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err instanceof KeyfoldError ? err : left('the keyring could not be rewritten', err);
+  } finally {
+    await lock.close();
+    await rm(lockPath, { force: true });
+  }
+  // Make the rename durable (POSIX; where directories cannot be opened for sync, the rename stands as it is).
+  try {
+    const dh = await openFileHandle(dir, 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  } catch {
+    // best effort
   }
 }

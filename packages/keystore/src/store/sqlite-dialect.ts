@@ -81,10 +81,13 @@ export class SqliteDialect implements Dialect {
   readonly #gateKey: string;
   readonly #gate: WriteGate;
   readonly #tx: Transaction;
+  /** A read-only connection: it never writes, not even the journal mode on close. */
+  readonly #readOnly: boolean;
 
-  constructor(db: Db, location: string) {
+  constructor(db: Db, location: string, readOnly = false) {
     this.#db = db;
     this.location = location;
+    this.#readOnly = readOnly;
     this.#gateKey = fileIdentity(location);
     let gate = writeGates.get(this.#gateKey);
     if (!gate) {
@@ -215,7 +218,19 @@ export class SqliteDialect implements Dialect {
     this.#db = undefined;
     this.#stmts.clear();
     if (--this.#gate.users === 0) writeGates.delete(this.#gateKey);
-    if (db.open) db.close();
+    if (db.open) {
+      if (!this.#readOnly) {
+        // Back to a rollback journal (after a checkpoint), so the store can be read from a read-only directory.
+        // Another connection still open makes this busy: then the last one to close does it.
+        try {
+          db.pragma('busy_timeout = 0');
+          db.pragma('journal_mode = DELETE');
+        } catch {
+          // busy, or the disk refused: the store stays in WAL mode, which is as safe
+        }
+      }
+      db.close();
+    }
     return Promise.resolve();
   }
 }

@@ -33,9 +33,22 @@ export function mapSqliteError(err: unknown, location: string): Error {
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
     return new ProviderError('UNAVAILABLE', `the key store ${location} is locked by another process (${code}); try again`, { cause: err });
   }
-  if (code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_PERM')) {
+  if (code.startsWith('SQLITE_READONLY')) return readOnlyStore(location, err);
+  if (code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_PERM')) {
     return new ConfigError(`the key store ${location} cannot be opened for writing (${code})`, { cause: err });
+  }
+  if (code === 'SQLITE_FULL') {
+    return new ProviderError('UNAVAILABLE', `the key store ${location} cannot grow: the disk is full (${code}). Nothing was written.`, { cause: err });
   }
   if (code.startsWith('SQLITE_CONSTRAINT')) return err as Error;
   return new ProviderError('INTERNAL', `the key store ${location} failed (${code})`, { cause: err });
+}
+
+/** A write refused because the file or its directory is read-only. */
+export function readOnlyStore(path: string, cause?: unknown): ConfigError {
+  return new ConfigError(
+    `the key store ${path} cannot be written: the file or its directory is read-only (commands that only read the ` +
+      'store work there). Nothing was written.',
+    cause === undefined ? {} : { cause },
+  );
 }

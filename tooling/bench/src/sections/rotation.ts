@@ -134,7 +134,7 @@ async function runWorkers(envs: readonly Record<string, string>[]): Promise<{ se
 
 /** Seeds `keys` data keys wrapped under V1 into an SQLite store (the crypto is done once; other stores copy rows). */
 async function seedSqlite(path: string, kek: { v1: string; v2: string }, keys: number): Promise<void> {
-  const store = await openSqliteKeyStore({ path, synchronous: 'normal' });
+  const store = await openSqliteKeyStore({ path, create: true, synchronous: 'normal' });
   const v1 = createEnvProvider({ env: { KEYFOLD_KEK_V1: kek.v1, KEYFOLD_KEK_V2: kek.v2 }, activeVersion: 1 });
   try {
     await store.ensureInstallLock(v1, 'bench');
@@ -225,7 +225,7 @@ export async function runRotation(opts: RotationBenchOptions): Promise<RotationS
       try {
         for (const workers of [1, 4]) {
           const schema = `bench_rot_${workers}`;
-          const store = await openPostgresKeyStore({ connectionString: pg.url, schema });
+          const store = await openPostgresKeyStore({ connectionString: pg.url, schema, create: true });
           try {
             await copyRows(seedStore, store);
           } finally {
