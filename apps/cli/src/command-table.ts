@@ -6,6 +6,7 @@
  */
 import * as attest from './attest-command-table.js';
 import type { CommandModule } from './command.js';
+import { rewrap } from './rewrap-command-table.js';
 import * as secrets from './secrets-command-table.js';
 import * as store from './store-command-table.js';
 
@@ -333,6 +334,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec | GroupSpec>> = {
     subcommands: { create: store.tenantCreate, list: store.tenantList, rotate: store.tenantRotate, shred: store.tenantShred },
   },
   rotate: store.rotate,
+  rewrap,
   migrate: {
     ...store.migrate,
     // The new provider is described by the same options as init's (except the file keyring's and the store's).

@@ -64,6 +64,7 @@ const KEYFOLD_EXIT: Readonly<Record<KeyfoldErrorCode, ExitCode>> = {
   KEY_VERSION_RETIRED: ExitCode.FAILURE,
   // Refused credentials (a wrong Vault token or HSM PIN, an access key KMS denies): an authentication failure.
   ACCESS_DENIED: ExitCode.INTEGRITY,
+  ATTESTATION_REFUSED: ExitCode.INTEGRITY, // KMS refused the enclave's attestation document: an authentication failure.
   THROTTLED: ExitCode.FAILURE,
   UNAVAILABLE: ExitCode.FAILURE,
   TIMEOUT: ExitCode.FAILURE,

@@ -6,8 +6,8 @@
  */
 export { createAttestationManager } from './manager.js';
 export type { AttestationLogger, AttestationManager, AttestationManagerOptions, AttestationStatus, ManagedRecipient } from './manager.js';
-export { functionSource, httpSource, nsmSource, NSM_LIMITS } from './sources.js';
-export type { AttestationFunction, AttestationRequest, AttestationSource, HttpSourceOptions, NsmSourceOptions } from './sources.js';
+export { functionSource, httpSource, nsmSource, DEFAULT_ATTESTATION_PATH, NSM_LIMITS } from './sources.js';
+export type { AttestationFunction, AttestationRequest, AttestationSource, HttpSourceOptions, HttpSourceParameters, NsmSourceOptions } from './sources.js';
 export { unwrapCiphertextForRecipient } from './cms-unwrap.js';
 export type { UnwrapOptions } from './cms-unwrap.js';
 export { verifyAttestationDocument } from './verify-document.js';

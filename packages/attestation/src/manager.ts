@@ -8,6 +8,7 @@ import { generateKeyPair, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { FormatError, ProviderError, UnwrapFailedError, constantTimeEqual } from '@keyfold/envelope-core';
 import { unwrapSync } from './cms-unwrap.js';
+import { assertKnownOptions } from './options-check.js';
 import { functionSource, type AttestationFunction, type AttestationSource } from './sources.js';
 
 const generateRsa = promisify(generateKeyPair);
@@ -87,6 +88,8 @@ interface Slot {
 }
 
 const DEFAULT_MAX_AGE = 5 * 60_000;
+
+const MANAGER_OPTIONS = ['source', 'maxDocumentAge', 'keyBits', 'userData', 'nonce', 'now', 'logger'] as const satisfies readonly (keyof AttestationManagerOptions)[];
 
 function wipeSlot(slot: Slot | undefined): void {
   // A KeyObject cannot be zeroed from JavaScript: dropping the last reference is all that can be done. The public
@@ -207,6 +210,7 @@ class Manager implements AttestationManager {
   }
 
   recipient(options: { required?: boolean } = {}): ManagedRecipient {
+    assertKnownOptions(options, ['required'], 'recipient');
     const required = options.required ?? true;
     if (typeof required !== 'boolean') throw new TypeError('required must be a boolean');
     return {
@@ -275,7 +279,7 @@ class Manager implements AttestationManager {
  * Security rule: the private key never leaves this object (it is not exported, logged or returned); KMS only ever sees
  * the public key inside an NSM-signed document, so only this process can open what KMS sends. Documents are replaced
  * before `maxDocumentAge`, and a document KMS rejects is replaced together with its key pair, once per rejection.
- * @throws TypeError / RangeError for bad options. Calls fail with the source's error (UNAVAILABLE outside an
+ * @throws TypeError / RangeError for bad options (an unknown option is refused by name). Calls fail with the source's error (UNAVAILABLE outside an
  *   enclave), UNWRAP_FAILED / FORMAT_INVALID from `decrypt`, PROVIDER_CLOSED after `destroy()`.
  * @example
  * ```ts
@@ -285,5 +289,6 @@ class Manager implements AttestationManager {
  */
 export function createAttestationManager(options: AttestationManagerOptions): AttestationManager {
   if (options === null || typeof options !== 'object') throw new TypeError('options must be an object with a source');
+  assertKnownOptions(options, MANAGER_OPTIONS, 'createAttestationManager');
   return new Manager(options);
 }

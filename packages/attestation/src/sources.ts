@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { Decoder, Encoder } from 'cbor-x';
 import type * as NsmIoctl from '@keyfold/nsm-ioctl';
 import { ProviderError, assertBytes, toBase64Url } from '@keyfold/envelope-core';
+import { assertKnownOptions } from './options-check.js';
 
 /** What the manager asks a source for: a document that embeds `publicKey` (DER SPKI), and optionally these fields. */
 export interface AttestationRequest {
@@ -114,7 +115,7 @@ function nsmDocument(response: Uint8Array): Uint8Array {
  * `{ Attestation: { user_data, nonce, public_key } }` per document, made through the optional native binding
  * `@keyfold/nsm-ioctl` (Node has no `ioctl`). Outside an enclave, or without the binding, `attest` fails with a clear
  * UNAVAILABLE error.
- * @throws (from attest) ProviderError:
+ * @throws TypeError for an unknown option or an empty path; (from attest) ProviderError:
  *   UNAVAILABLE — the device is absent (not in an enclave), the binding is not installed or not built, the path is not
  *   an NSM device, or the NSM failed (its error code is in the message; retryable);
  *   ACCESS_DENIED — the device cannot be opened read-write;
@@ -127,6 +128,7 @@ function nsmDocument(response: Uint8Array): Uint8Array {
  * ```
  */
 export function nsmSource(options: NsmSourceOptions = {}): AttestationSource {
+  assertKnownOptions(options, ['devicePath'], 'nsmSource');
   const devicePath = options.devicePath ?? '/dev/nsm';
   if (typeof devicePath !== 'string' || devicePath.length === 0) throw new TypeError('nsmSource devicePath must be a non-empty path');
   return {
@@ -153,44 +155,126 @@ export function nsmSource(options: NsmSourceOptions = {}): AttestationSource {
   };
 }
 
+/** The query parameter names of an HTTP attestation endpoint. */
+export interface HttpSourceParameters {
+  /** Carries the DER SPKI public key. Default `publicKey`. */
+  readonly publicKey?: string;
+  /** Carries the user data, when the manager sends some. Default `userData`. */
+  readonly userData?: string;
+  /** Carries the nonce, when the manager sends one. Default `nonce`. */
+  readonly nonce?: string;
+}
+
 /** Options of {@link httpSource}. */
 export interface HttpSourceOptions {
-  /** Base URL, e.g. `http://localhost:50123`. The request is `GET {baseUrl}/api/v1/attestation/report`. */
+  /** Base URL (`http:` or `https:`, no query or fragment), e.g. `http://localhost:50123`. */
   readonly baseUrl: string;
+  /**
+   * The endpoint's path, appended to the base URL's path: `/` followed by URL path characters, no `.` / `..`
+   * segments, no empty segments. Default {@link DEFAULT_ATTESTATION_PATH} (`/api/v1/attestation/report`).
+   */
+  readonly path?: string;
+  /** The query parameter names (each 1-64 of `A-Z a-z 0-9 - . _ ~`, all different). Defaults in {@link HttpSourceParameters}. */
+  readonly parameters?: HttpSourceParameters;
   /** Injected fetch (tests). Default: global fetch. */
   readonly fetch?: typeof fetch;
-  /** Request timeout in milliseconds. Default 10 000. */
+  /** Request timeout in milliseconds: a whole number from 1 to 600 000. Default 10 000. */
   readonly timeoutMs?: number;
 }
+
+/** The path {@link httpSource} requests by default (the Anjuna-style sidecar's). */
+export const DEFAULT_ATTESTATION_PATH = '/api/v1/attestation/report';
 
 /** Largest document accepted from an endpoint; Nitro documents are about 4-5 KiB. */
 const MAX_DOCUMENT = 64 * 1024;
 
+const HTTP_SOURCE_OPTIONS = ['baseUrl', 'path', 'parameters', 'fetch', 'timeoutMs'] as const satisfies readonly (keyof HttpSourceOptions)[];
+
+const PARAMETER_FIELDS = ['publicKey', 'userData', 'nonce'] as const;
+/** RFC 3986 unreserved characters: a name that needs no encoding and cannot smuggle `&`, `=` or `#`. */
+const PARAMETER_NAME = /^[A-Za-z0-9._~-]{1,64}$/;
+/** One path segment: RFC 3986 `pchar`s, with `%` only as a valid percent-encoding. */
+const PATH_SEGMENT = /^(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})+$/;
+
+function httpSourcePath(path: unknown): string {
+  if (path === undefined) return DEFAULT_ATTESTATION_PATH;
+  const shown = JSON.stringify(path);
+  if (typeof path !== 'string' || !path.startsWith('/') || path.length > 1024) {
+    throw new TypeError(`httpSource path must be a string starting with "/" (at most 1024 characters); got ${typeof path === 'string' ? shown : typeof path}`);
+  }
+  const segments = path.slice(1).split('/');
+  for (const segment of segments) {
+    if (!PATH_SEGMENT.test(segment) || /^(?:\.|%2e){1,2}$/i.test(segment)) {
+      throw new TypeError(
+        `httpSource path ${shown} is not a plain URL path: use "/" then segments of letters, digits and - . _ ~ ! $ & ' ( ) * + , ; = : @ or %XX, without empty, "." or ".." segments, "?" or "#"`,
+      );
+    }
+  }
+  return path;
+}
+
+function httpSourceParameters(parameters: unknown): Record<(typeof PARAMETER_FIELDS)[number], string> {
+  if (parameters !== undefined && (parameters === null || typeof parameters !== 'object' || Array.isArray(parameters))) {
+    throw new TypeError('httpSource parameters must be an object { publicKey?, userData?, nonce? }');
+  }
+  const given = (parameters ?? {}) as Record<string, unknown>;
+  for (const name of Object.keys(given)) {
+    if (!(PARAMETER_FIELDS as readonly string[]).includes(name)) throw new TypeError(`httpSource parameters has an unknown field ${JSON.stringify(name)}: use publicKey, userData or nonce`);
+  }
+  const out = { publicKey: 'publicKey', userData: 'userData', nonce: 'nonce' };
+  for (const field of PARAMETER_FIELDS) {
+    const value = given[field];
+    if (value === undefined) continue;
+    if (typeof value !== 'string' || !PARAMETER_NAME.test(value)) {
+      throw new TypeError(`httpSource parameters.${field} must be 1-64 characters of A-Z a-z 0-9 - . _ ~; got ${typeof value === 'string' ? JSON.stringify(value) : typeof value}`);
+    }
+    out[field] = value;
+  }
+  if (new Set(Object.values(out)).size !== PARAMETER_FIELDS.length) {
+    throw new TypeError(`httpSource parameters must be three different names; got publicKey=${out.publicKey}, userData=${out.userData}, nonce=${out.nonce}`);
+  }
+  return out;
+}
+
 /**
- * An HTTP attestation endpoint: `GET {baseUrl}/api/v1/attestation/report?publicKey=&userData=&nonce=` with
- * base64url parameters; the response body is the document bytes.
- * @throws (from attest) ProviderError UNAVAILABLE for network errors, non-2xx answers and empty or oversized bodies.
+ * An HTTP attestation endpoint: `GET {baseUrl}{path}?publicKey=&userData=&nonce=` with base64url values (path and
+ * parameter names configurable; default path `/api/v1/attestation/report`); the response body is the document bytes.
+ * Options are checked when the source is made: an unknown option, a base URL that is not `http:`/`https:` or has a
+ * query or fragment, a path with `.`/`..`/empty segments or characters outside a URL path, or a parameter name that
+ * needs encoding is refused.
+ * @throws TypeError / RangeError for bad options (the message names the option); (from attest) ProviderError
+ *   UNAVAILABLE for network errors (the endpoint is down or unreachable), timeouts, non-2xx answers and empty or
+ *   oversized bodies.
  * @example
  * ```ts
- * const source = httpSource({ baseUrl: 'http://localhost:50123' });
+ * const source = httpSource({ baseUrl: 'http://localhost:50123', path: '/attest', parameters: { publicKey: 'public_key' } });
  * ```
  */
 export function httpSource(options: HttpSourceOptions): AttestationSource {
+  if (options === null || typeof options !== 'object') throw new TypeError('httpSource needs an options object with a baseUrl');
+  assertKnownOptions(options, HTTP_SOURCE_OPTIONS, 'httpSource');
   let base: URL;
   try {
     base = new URL(options.baseUrl);
   } catch {
     throw new TypeError(`httpSource baseUrl must be an absolute URL; got ${JSON.stringify(options.baseUrl)}`);
   }
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError(`httpSource baseUrl must be an http: or https: URL; got ${base.protocol}`);
+  if (base.search !== '' || base.hash !== '') throw new TypeError('httpSource baseUrl must not have a query or a fragment; give the path as `path` and the names as `parameters`');
+  const path = httpSourcePath(options.path);
+  const names = httpSourceParameters(options.parameters);
+  if (options.fetch !== undefined && typeof options.fetch !== 'function') throw new TypeError('httpSource fetch must be a function');
   const doFetch = options.fetch ?? fetch;
   const timeoutMs = options.timeoutMs ?? 10_000;
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 600_000) throw new RangeError(`httpSource timeoutMs must be a whole number from 1 to 600000; got ${String(timeoutMs)}`);
+  const endpoint = new URL(path.slice(1), base.href.endsWith('/') ? base : `${base.href}/`);
   return {
     kind: 'http',
     async attest(request) {
-      const url = new URL('api/v1/attestation/report', base.href.endsWith('/') ? base : `${base.href}/`);
-      url.searchParams.set('publicKey', toBase64Url(request.publicKey));
-      if (request.userData) url.searchParams.set('userData', toBase64Url(request.userData));
-      if (request.nonce) url.searchParams.set('nonce', toBase64Url(request.nonce));
+      const url = new URL(endpoint);
+      url.searchParams.set(names.publicKey, toBase64Url(request.publicKey));
+      if (request.userData) url.searchParams.set(names.userData, toBase64Url(request.userData));
+      if (request.nonce) url.searchParams.set(names.nonce, toBase64Url(request.nonce));
       const signal = request.signal ? AbortSignal.any([request.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs);
       let res: Response;
       try {

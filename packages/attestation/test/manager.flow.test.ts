@@ -110,7 +110,8 @@ describe('attestation manager + provider-aws + emulator', () => {
     const failing = createAttestationManager({ source: nsmSource({ devicePath: '/nonexistent/nsm' }), logger: { warn: () => undefined } });
     const strict = await provider(failing.recipient({ required: true }));
     emu.resetCounters();
-    await expect(strict.generateDataKey({})).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+    // The NSM is absent (UNAVAILABLE from nsmSource): that code, not a configuration error, and no KMS call.
+    await expect(strict.generateDataKey({})).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/^no attestation document for the KMS recipient: .*not running inside a Nitro Enclave/) as unknown });
     expect(emu.counters.byOperation.GenerateDataKey ?? 0).toBe(0);
     expect(failing.getStatus()).toMatchObject({ fallbacks: 0, lastError: expect.stringMatching(/absent: this is not running inside a Nitro Enclave/) as unknown });
     await strict.close();

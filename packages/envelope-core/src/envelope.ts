@@ -130,6 +130,7 @@ const OPERATIONAL: ReadonlySet<KeyfoldErrorCode> = new Set<KeyfoldErrorCode>([
   'UNAVAILABLE',
   'TIMEOUT',
   'ACCESS_DENIED',
+  'ATTESTATION_REFUSED',
   'KEY_NOT_FOUND',
   'KEY_DISABLED',
   'KEY_VERSION_RETIRED',

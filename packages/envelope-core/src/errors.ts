@@ -23,6 +23,8 @@ export type KeyfoldErrorCode =
   | 'KEY_DISABLED'
   | 'KEY_VERSION_RETIRED'
   | 'ACCESS_DENIED'
+  /** The key service refused an enclave's attestation document (untrusted, or not matching the key policy). */
+  | 'ATTESTATION_REFUSED'
   | 'THROTTLED'
   | 'UNAVAILABLE'
   | 'TIMEOUT'

@@ -35,6 +35,7 @@ const OPERATIONAL_CODES: ReadonlySet<KeyfoldErrorCode> = new Set<KeyfoldErrorCod
   'UNAVAILABLE',
   'TIMEOUT',
   'ACCESS_DENIED',
+  'ATTESTATION_REFUSED',
   'KEY_NOT_FOUND',
   'KEY_DISABLED',
   'KEY_VERSION_RETIRED',

@@ -7,7 +7,7 @@
  * @module
  */
 import type { RecipientInfo } from '@aws-sdk/client-kms';
-import { ConfigError, ProviderError, assertBytes } from '@keyfold/envelope-core';
+import { ConfigError, KeyfoldError, ProviderError, assertBytes } from '@keyfold/envelope-core';
 
 /**
  * How to act as a KMS Recipient.
@@ -62,9 +62,17 @@ export function assertRecipient(r: unknown): asserts r is KmsRecipient {
 }
 
 /**
+ * Codes of an attestation source failure that say "try again later" (an attestation endpoint or the NSM that is down,
+ * slow or busy): surfaced as themselves, so an unreachable endpoint is UNAVAILABLE, not a configuration error.
+ */
+const TRANSIENT_SOURCE_CODES: ReadonlySet<string> = new Set(['UNAVAILABLE', 'TIMEOUT', 'THROTTLED']);
+
+/**
  * The `Recipient` parameter for one call, or `undefined` to call without one (recipient absent, or not required
  * and no attestation document available).
- * @throws ConfigError (CONFIG_INVALID) when a required attestation document cannot be obtained.
+ * @throws ProviderError UNAVAILABLE / TIMEOUT / THROTTLED (the source's own code and message, which name the endpoint
+ *   or device, never a document) when the attestation source is unreachable or busy; ConfigError (CONFIG_INVALID)
+ *   when a required attestation document cannot be obtained for any other reason.
  */
 export async function recipientParameter(recipient: KmsRecipient | undefined): Promise<RecipientInfo | undefined> {
   if (!recipient) return undefined;
@@ -76,6 +84,9 @@ export async function recipientParameter(recipient: KmsRecipient | undefined): P
     if (recipient.required === false) {
       reportFallback(recipient, cause);
       return undefined;
+    }
+    if (cause instanceof KeyfoldError && TRANSIENT_SOURCE_CODES.has(cause.code)) {
+      throw new ProviderError(cause.code, `no attestation document for the KMS recipient: ${cause.message}`, { cause });
     }
     throw new ConfigError('the KMS recipient has no attestation document (is this running inside the enclave?); set recipient.required to false to allow plain Decrypt outside it', { cause });
   }
@@ -91,26 +102,76 @@ function reportFallback(recipient: KmsRecipient, cause: unknown): void {
   console.warn(`keyfold/aws-kms: no attestation document (${kind}); falling back to a plain KMS call because recipient.required is false`);
 }
 
+/** What a refused call was, for the message: `Decrypt` on the key's ARN. */
+export interface RecipientCallTarget {
+  readonly operation: 'Decrypt' | 'GenerateDataKey';
+  readonly arn: string;
+}
+
+/** KMS's own words, bounded and reduced to printable ASCII (they name the failed check, never a key). */
+function kmsWords(err: Error): string {
+  const text = err.message.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+  return text === '' ? err.name : `${err.name}: ${text}`;
+}
+
+/**
+ * Maps KMS's refusal of a request that carried a Recipient to ATTESTATION_REFUSED; `undefined` for other errors.
+ * - ValidationException: KMS refused the attestation document itself (malformed, not signed by a trusted Nitro
+ *   chain, expired certificates).
+ * - AccessDeniedException: the key policy did not allow the call with this document. KMS does not say which
+ *   condition failed, so the message names both causes: `kms:RecipientAttestation:*` conditions (ImageSha384, PCRs)
+ *   that do not match this enclave, or a role that may not use the key at all.
+ */
+function attestationRefusal(err: unknown, target: RecipientCallTarget): ProviderError | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const what = `kms:${target.operation} on ${target.arn}`;
+  if (err.name === 'ValidationException') {
+    return new ProviderError(
+      'ATTESTATION_REFUSED',
+      `AWS KMS refused the enclave's attestation document for ${what} (${kmsWords(err)}): the document must come from this enclave's NSM, signed by the AWS Nitro root, with valid certificates`,
+      { cause: err },
+    );
+  }
+  if (err.name === 'AccessDeniedException') {
+    return new ProviderError(
+      'ATTESTATION_REFUSED',
+      `AWS KMS denied ${what} to this enclave's attested request (AccessDeniedException): the key policy's kms:RecipientAttestation conditions (ImageSha384, PCRs) do not match this enclave's attestation document, or this role may not use the key; compare the enclave image's PCRs with the key policy`,
+      { cause: err },
+    );
+  }
+  return undefined;
+}
+
 /**
  * Sends one KMS call with the `Recipient` parameter (see {@link recipientParameter}). When KMS rejects the
  * attestation document (ValidationException) and the recipient has `onDocumentRejected`, that hook runs and the call
- * is sent once more with a new document; never more than once, and never without a Recipient.
+ * is sent once more with a new document; never more than once, and never without a Recipient. A refusal that stands
+ * (the document again, or the key policy's attestation conditions) is ATTESTATION_REFUSED with KMS's error as `cause`.
  * @returns KMS's answer and the Recipient that was sent (undefined: none).
+ * @throws ProviderError ATTESTATION_REFUSED; the errors of {@link recipientParameter}; other KMS errors unchanged
+ *   (the provider maps them).
  */
 export async function callWithRecipient<T>(
   recipient: KmsRecipient | undefined,
+  target: RecipientCallTarget,
   send: (parameter: RecipientInfo | undefined) => Promise<T>,
 ): Promise<{ answer: T; sent: RecipientInfo | undefined }> {
   const first = await recipientParameter(recipient);
+  if (!first) return { answer: await send(first), sent: first };
   try {
     return { answer: await send(first), sent: first };
   } catch (err) {
-    const doc = first?.AttestationDocument;
-    if (!recipient?.onDocumentRejected || !doc || !(err instanceof Error) || err.name !== 'ValidationException') throw err;
-    await recipient.onDocumentRejected(doc, err);
+    const refused = attestationRefusal(err, target);
+    if (!refused) throw err;
+    if (!recipient?.onDocumentRejected || (err as Error).name !== 'ValidationException') throw refused;
+    await recipient.onDocumentRejected(first.AttestationDocument as Uint8Array, err);
     const second = await recipientParameter(recipient);
-    if (!second) throw err;
-    return { answer: await send(second), sent: second };
+    if (!second) throw refused;
+    try {
+      return { answer: await send(second), sent: second };
+    } catch (again) {
+      throw attestationRefusal(again, target) ?? again;
+    }
   }
 }
 

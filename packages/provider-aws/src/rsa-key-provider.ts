@@ -91,7 +91,7 @@ export class RsaKmsProvider extends AwsKmsProvider {
   protected override async _unwrapKey(wrapped: WrappedKey, context: EncryptionContext, signal: AbortSignal): Promise<Uint8Array> {
     const { label } = await this.#public(signal);
     if (wrapped.keyVersion !== label || wrapped.ciphertext.length === 0) throw new UnwrapFailedError();
-    const { answer: out, sent: recipient } = await callWithRecipient(this.recipient, (r) =>
+    const { answer: out, sent: recipient } = await callWithRecipient(this.recipient, { operation: 'Decrypt', arn: this.arn }, (r) =>
       this.calls.decrypt(
         {
           KeyId: this.arn,

@@ -132,7 +132,7 @@ export class SymmetricKmsProvider extends AwsKmsProvider {
   protected override async _unwrapKey(wrapped: WrappedKey, context: EncryptionContext, signal: AbortSignal): Promise<Uint8Array> {
     if (wrapped.ciphertext.length === 0) throw new UnwrapFailedError();
     const encryptionContext = ctx(context);
-    const { answer: out, sent: recipient } = await callWithRecipient(this.recipient, (r) =>
+    const { answer: out, sent: recipient } = await callWithRecipient(this.recipient, { operation: 'Decrypt', arn: this.arn }, (r) =>
       this.calls.decrypt(
         {
           KeyId: this.arn,
@@ -159,7 +159,7 @@ export class SymmetricKmsProvider extends AwsKmsProvider {
     signal: AbortSignal,
   ): Promise<{ dataKey: Uint8Array; wrapped: WrappedKey }> {
     const encryptionContext = ctx(context);
-    const { answer: out, sent: recipient } = await callWithRecipient(this.recipient, (r) =>
+    const { answer: out, sent: recipient } = await callWithRecipient(this.recipient, { operation: 'GenerateDataKey', arn: this.arn }, (r) =>
       this.calls.generateDataKey(
         {
           KeyId: this.arn,

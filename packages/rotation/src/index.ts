@@ -15,6 +15,8 @@ export { DEFAULT_GRACE_PERIOD_MS, DEFAULT_MAX_AGE_MS, isDue, runIfDue } from './
 export type { DueStatus, IsDueOptions, RotationPolicy, RunIfDueOptions, RunIfDueResult } from './policy.js';
 export { migrateProvider } from './migrate.js';
 export type { MigrateProviderOptions, MigrationReport } from './migrate.js';
+export { checkEnvelopes, envelopeStanding } from './envelope-check.js';
+export type { CheckEnvelopesOptions, CheckEnvelopesReport, EnvelopeStanding } from './envelope-check.js';
 export { postgresTableSource, rewrapEnvelopes, sqliteTableSource } from './table-source.js';
 export type {
   EnvelopeReplacement,

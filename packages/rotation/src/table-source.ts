@@ -7,6 +7,8 @@
  * - An envelope already wrapped under exactly the target version is skipped by reading its header alone.
  * - `envelope.rewrap` proves the body decrypts before it re-commits a header; the new envelope is then opened with
  *   the target alone before it is written, so a row is only ever replaced by an envelope that opens.
+ * - With `skipForeign`, an envelope none of whose wrapped keys belongs to the target's KEK or a `from` provider
+ *   (a tenant envelope, another installation's) is counted as foreign and left alone instead of failing.
  * - Writes are compare-and-swap on the stored value (`WHERE id = ? AND envelope = <old>`): a row changed meanwhile
  *   by the application is left alone and counted as skipped.
  * @module
@@ -19,6 +21,7 @@ import {
   type SecurityMode,
 } from '@keyfold/envelope-core';
 import { kekName, type KekRef, type KeyStore } from '@keyfold/keystore';
+import { envelopeStanding } from './envelope-check.js';
 import { mapLimit, targetOf, yieldToEventLoop, type RotationFailure } from './rotate.js';
 
 /** A row of a table source. The envelope is binary (BLOB / bytea) or armored text (`kf1.`). */
@@ -203,6 +206,11 @@ export interface RewrapEnvelopesOptions {
   batchSize?: number;
   concurrency?: number;
   dryRun?: boolean;
+  /**
+   * Leave envelopes that no `from` provider (nor `to`) can open, judged from their header alone (tenant envelopes,
+   * another KEK's), counting them in `foreign`, instead of listing them as failed. Default false.
+   */
+  skipForeign?: boolean;
   signal?: AbortSignal;
   onProgress?: (progress: { readonly scanned: number; readonly rewrapped: number; readonly failed: number; readonly elapsedMs: number }) => void;
   /** When given, one `envelope.rewrap` audit entry per batch goes to this store's log. */
@@ -225,6 +233,8 @@ export interface RewrapEnvelopesReport {
   readonly scanned: number;
   readonly rewrapped: number;
   readonly skipped: number;
+  /** Envelopes left alone because `skipForeign` judged them foreign (always 0 without it). */
+  readonly foreign: number;
   readonly failed: readonly (Omit<RotationFailure, 'id'> & { readonly id: string | number })[];
   readonly dryRun: boolean;
   readonly aborted: boolean;
@@ -265,9 +275,11 @@ export async function rewrapEnvelopes(options: RewrapEnvelopesOptions): Promise<
   const policy = options.securityMode ? { securityMode: options.securityMode } : {};
   const reader = createEnvelope({ providers: options.from ?? [to], policy });
   const checker = createEnvelope({ providers: [to], policy });
+  const owners = [to, ...(options.from ?? [])];
   let scanned = 0;
   let rewrapped = 0;
   let skipped = 0;
+  let foreign = 0;
   let aborted = false;
   const failed: { id: string | number; code: string }[] = [];
   try {
@@ -283,10 +295,13 @@ export async function rewrapEnvelopes(options: RewrapEnvelopesOptions): Promise<
       const replacements: EnvelopeReplacement[] = [];
       await mapLimit(rows, concurrency, async (row) => {
         try {
-          const info = inspectEnvelope(row.envelope);
-          const w = info.wrappedKeys;
-          if (w.length === 1 && w[0]?.kind === target.kind && w[0].keyId === target.keyId && w[0].keyVersion === target.version) {
+          const standing = envelopeStanding(inspectEnvelope(row.envelope), target, owners);
+          if (standing === 'current') {
             skipped++;
+            return;
+          }
+          if (standing === 'foreign' && options.skipForeign === true) {
+            foreign++;
             return;
           }
           const next: Uint8Array | string =
@@ -322,5 +337,5 @@ export async function rewrapEnvelopes(options: RewrapEnvelopesOptions): Promise<
     await reader.close();
     await checker.close();
   }
-  return { source: source.name, target, scanned, rewrapped, skipped, failed, dryRun, aborted, durationMs: performance.now() - started };
+  return { source: source.name, target, scanned, rewrapped, skipped, foreign, failed, dryRun, aborted, durationMs: performance.now() - started };
 }

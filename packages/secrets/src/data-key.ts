@@ -25,6 +25,7 @@ const OPERATIONAL: ReadonlySet<KeyfoldErrorCode> = new Set<KeyfoldErrorCode>([
   'UNAVAILABLE',
   'TIMEOUT',
   'ACCESS_DENIED',
+  'ATTESTATION_REFUSED',
   'KEY_DISABLED',
   'PROVIDER_CLOSED',
   'POLICY_VIOLATION',

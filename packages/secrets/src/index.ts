@@ -10,11 +10,11 @@ export {
   updateKeys,
   rotateDataKey,
   inspectSecrets,
-} from './file-crypto.js';
+} from './file-api.js';
 export type { EncryptOptions, EncryptResult, SecretsFileInfo, SecretsFileOptions, WrappedKeyInfo } from './file-crypto.js';
 export type { KeyGroups, KeyOptions } from './data-key.js';
 export { loadSecrets } from './store.js';
-export type { LoadSecretsOptions, SecretStore, SecretsSource } from './store.js';
+export type { LoadSecretsOptions, RefreshFailureInfo, SecretStore, SecretsAccessOptions, SecretsSource } from './store.js';
 export { parseRulesFile, globToRegExp, findRulesFile, RULES_FILE_NAME, MAX_KEY_GROUPS } from './rules.js';
 export type { EncryptionRule, KeyGroupRefs, RulesFile, SecretWarning, SelectionOptions } from './rules.js';
 export { formatFromFileName } from './formats/index.js';

@@ -101,7 +101,7 @@ export function secretLooking(path: SecretPath, value: unknown): string | undefi
  * The k-of-n key groups a `.keyfold.yaml` rules file declares, as provider *references*: opaque, non-empty strings
  * that the caller resolves to `KeyProvider`s (the `keyfold` CLI: keyfold configuration directories, relative to the
  * rules file's directory) before passing `keyGroups` to `encryptSecrets` / `rotateDataKey`. The library never
- * resolves them itself, and spreading a {@link RulesFile} into `encryptSecrets` options ignores them.
+ * resolves them itself; spreading a {@link RulesFile} that has them into `encryptSecrets` options is refused.
  */
 export interface KeyGroupRefs {
   /** How many groups together open a file: 1 to `groups.length` (default in the file: every group). */

@@ -4,6 +4,7 @@
  * version has been active for --grace-period, and otherwise does nothing.
  * @module
  */
+import type { KeyProvider } from '@keyfold/envelope-core';
 import type { CommandContext } from '../command.js';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import { formatCount, formatFields, printable } from '../output.js';
@@ -16,6 +17,21 @@ function numberOption(ctx: CommandContext, name: string, unitMs: number, min: nu
   const n = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(n) || n < min) throw new UsageError(`--${name} must be a number >= ${min}; got ${JSON.stringify(raw)}`, ctx.name);
   return n * unitMs;
+}
+
+/**
+ * `addVersion` for the env provider, which cannot add a version itself: refuses with the variable to set, named
+ * with the installation's configured prefix (config.json `provider.prefix`, e.g. `MYAPP_KEK_V3`), never a default.
+ * @throws ConfigError (CONFIG_INVALID, exit 1) always, naming `<prefix><highest version + 1>`.
+ */
+async function envVersionToAdd(prefix: string, provider: KeyProvider): Promise<never> {
+  const { ConfigError } = await import('@keyfold/envelope-core');
+  const versions = (await provider.describe()).versions.map(Number).filter((v) => Number.isSafeInteger(v));
+  const next = versions.length === 0 ? 1 : Math.max(...versions) + 1;
+  throw new ConfigError(
+    `a new version of env:${provider.keyId} is due, and the env provider cannot add one itself: set ${prefix}${next} to 64 hex ` +
+      'characters (generate one with: openssl rand -hex 32) wherever this installation runs, then run again',
+  );
 }
 
 export async function run(ctx: CommandContext): Promise<number | undefined> {
@@ -36,6 +52,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
           concurrency: concurrencyFor(ctx, provider),
           policy: { ...(maxAgeMs === undefined ? {} : { maxAgeMs }), ...(gracePeriodMs === undefined ? {} : { gracePeriodMs }) },
           onProgress: (p) => bar.update(p),
+          ...(cfg.kind === 'env' ? { addVersion: (p: KeyProvider) => envVersionToAdd(cfg.prefix, p) } : {}),
           ...(cfg.kind === 'pkcs11'
             ? {
                 addVersion: async () => {

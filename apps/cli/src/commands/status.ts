@@ -7,6 +7,7 @@ import type { CommandContext } from '../command.js';
 import { withProvider } from '../config.js';
 import { openStoreAt } from '../store.js';
 import { formatFields, printable } from '../output.js';
+import { formatProviderCalls, providerCallCounters } from '../provider-calls.js';
 
 function yesNo(v: boolean): string {
   return v ? 'yes' : 'no';
@@ -31,6 +32,8 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
         capabilities: d.capabilities,
         /** Round trip of the describe call, in ms. */
         latencyMs,
+        /** This run's provider call counters (retries, failures, breaker), or null for a local provider. */
+        calls: providerCallCounters(provider),
         ...(d.details === undefined ? {} : { details: d.details }),
       },
     };
@@ -47,6 +50,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
       ['active version', printable(p.activeVersion)],
       ['versions', p.versions.map(printable).join(', ')],
       ['latency', `${p.latencyMs.toFixed(1)} ms (describe)`],
+      ['provider calls', formatProviderCalls(p.calls)],
       [
         'capabilities',
         `generateDataKey ${yesNo(p.capabilities.generateDataKey)}, rewrapKey ${yesNo(p.capabilities.rewrapKey)}, ` +

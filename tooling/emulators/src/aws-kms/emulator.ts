@@ -6,11 +6,18 @@
  * Decrypt, GenerateDataKey and GenerateRandom accept a Nitro `Recipient` and answer with CMS `CiphertextForRecipient`.
  * @module
  */
-import { X509Certificate, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
+import { X509Certificate, randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { startServer, type EmulatorServer, type ServiceDefinition, type ServiceResponse } from '../http-server.js';
 import { KmsError } from './kms-errors.js';
-import { envelopeForRecipient, recipientPublicKey } from './kms-recipient.js';
+import {
+  assertRecipientConditions,
+  checkRecipientConditions,
+  envelopeForRecipient,
+  recipientAttestation,
+  type RecipientAttestation,
+  type RecipientConditions,
+} from './kms-recipient.js';
 import {
   KEY_SPECS,
   KeyStore,
@@ -57,6 +64,13 @@ export interface AwsKmsEmulator extends EmulatorServer {
   denyAccessKey(accessKeyId: string): void;
   /** Lifts {@link denyAccessKey}. */
   allowAccessKey(accessKeyId: string): void;
+  /**
+   * Stands in for a key policy that allows Decrypt and GenerateDataKey on `keyId` only with a Recipient whose
+   * attestation document meets `conditions` (`kms:RecipientAttestation:ImageSha384` / `:PCR<n>` condition keys, hex
+   * values): any other call to them, with another document or none, is AccessDeniedException. `undefined` lifts it.
+   * @throws TypeError for an unknown condition name or a value that is not hex; the key's NotFoundException.
+   */
+  requireRecipientAttestation(keyId: string, conditions: RecipientConditions | undefined): void;
 }
 
 const TARGET_PREFIX = 'TrentService.';
@@ -146,8 +160,8 @@ function algorithm(body: Body, name: string, key: KmsKey): EncryptionAlgorithm {
   return a;
 }
 
-/** The enclave key of a `Recipient` parameter, or undefined without one. */
-function recipientOf(body: Body, roots: readonly X509Certificate[] | undefined): KeyObject | undefined {
+/** The enclave key and PCRs of a `Recipient` parameter, or undefined without one. */
+function recipientOf(body: Body, roots: readonly X509Certificate[] | undefined): RecipientAttestation | undefined {
   const r = body.Recipient;
   if (r === undefined || r === null) return undefined;
   if (typeof r !== 'object' || Array.isArray(r)) throw new KmsError('SerializationException', 'Recipient must be a structure');
@@ -155,7 +169,7 @@ function recipientOf(body: Body, roots: readonly X509Certificate[] | undefined):
   if (alg !== undefined && alg !== 'RSAES_OAEP_SHA_256') {
     throw validation(`Value ${JSON.stringify(alg)} at 'recipient.keyEncryptionAlgorithm' failed to satisfy constraint: Member must satisfy enum value set: [RSAES_OAEP_SHA_256]`);
   }
-  return recipientPublicKey(blob(r as Body, 'AttestationDocument', true, 16_384), roots);
+  return recipientAttestation(blob(r as Body, 'AttestationDocument', true, 16_384), roots);
 }
 
 function refuseRecipient(body: Body): void {
@@ -188,7 +202,16 @@ function metadata(k: KmsKey): KeyMetadataJson {
 /** One operation: validated body in, JSON body out. */
 type Operation = (body: Body) => Promise<Body> | Body;
 
-function operations(store: KeyStore, roots: readonly X509Certificate[] | undefined): Record<string, Operation> {
+function operations(
+  store: KeyStore,
+  roots: readonly X509Certificate[] | undefined,
+  recipientPolicies: ReadonlyMap<string, RecipientConditions>,
+): Record<string, Operation> {
+  /** The key policy's Recipient conditions on `key`, if any (see `requireRecipientAttestation`). */
+  const policyCheck = (key: KmsKey, attestation: RecipientAttestation | undefined, action: string): void => {
+    const conditions = recipientPolicies.get(key.id);
+    if (conditions) checkRecipientConditions(conditions, attestation, action, key.arn);
+  };
   const symmetricOnly = (key: KmsKey): void => {
     if (key.spec !== 'SYMMETRIC_DEFAULT') throw new KmsError('InvalidKeyUsageException', `${key.arn} key usage is not valid for this operation: the key is asymmetric`);
   };
@@ -248,12 +271,13 @@ function operations(store: KeyStore, roots: readonly X509Certificate[] | undefin
     const length = dataKeyLength(body);
     assertUsable(key);
     symmetricOnly(key);
+    if (withPlaintext) policyCheck(key, recipient, 'GenerateDataKey');
     const plaintext = randomBytes(length);
     try {
       const r = symmetricEncrypt(key, plaintext, ctx);
       if (recipient) {
         // With a Recipient, KMS sends the key only as CMS for the enclave, and omits Plaintext and KeyMaterialId.
-        return { CiphertextBlob: r.blob.toString('base64'), CiphertextForRecipient: envelopeForRecipient(recipient, plaintext).toString('base64'), KeyId: key.arn };
+        return { CiphertextBlob: r.blob.toString('base64'), CiphertextForRecipient: envelopeForRecipient(recipient.key, plaintext).toString('base64'), KeyId: key.arn };
       }
       return {
         CiphertextBlob: r.blob.toString('base64'),
@@ -333,10 +357,11 @@ function operations(store: KeyStore, roots: readonly X509Certificate[] | undefin
       const ctx = context(body, 'EncryptionContext');
       const key = decryptKey(str(body, 'KeyId'), ciphertext);
       const alg = algorithm(body, 'EncryptionAlgorithm', key);
+      policyCheck(key, recipient, 'Decrypt');
       const r = decrypt(key, ciphertext, alg, ctx);
       if (recipient) {
         try {
-          return { KeyId: key.arn, CiphertextForRecipient: envelopeForRecipient(recipient, r.plaintext).toString('base64'), EncryptionAlgorithm: alg };
+          return { KeyId: key.arn, CiphertextForRecipient: envelopeForRecipient(recipient.key, r.plaintext).toString('base64'), EncryptionAlgorithm: alg };
         } finally {
           r.plaintext.fill(0);
         }
@@ -395,7 +420,7 @@ function operations(store: KeyStore, roots: readonly X509Certificate[] | undefin
       const n = int(body, 'NumberOfBytes');
       if (n === undefined || n < 1 || n > 1024) throw validation("Value at 'numberOfBytes' failed to satisfy constraint: Member must have value between 1 and 1024");
       const random = randomBytes(n);
-      if (recipient) return { CiphertextForRecipient: envelopeForRecipient(recipient, random).toString('base64') };
+      if (recipient) return { CiphertextForRecipient: envelopeForRecipient(recipient.key, random).toString('base64') };
       return { Plaintext: random.toString('base64') };
     },
     RotateKeyOnDemand(body) {
@@ -458,7 +483,8 @@ export async function startAwsKmsEmulator(options: AwsKmsEmulatorOptions = {}): 
   } catch (cause) {
     throw new TypeError('attestationRoots must be PEM or DER X.509 certificates', { cause });
   }
-  const ops = operations(store, roots);
+  const recipientPolicies = new Map<string, RecipientConditions>();
+  const ops = operations(store, roots, recipientPolicies);
   const denied = new Set<string>();
 
   const answer = (status: number, body: unknown): ServiceResponse => ({ status, headers: { 'x-amzn-requestid': randomUUID() }, body });
@@ -542,5 +568,14 @@ export async function startAwsKmsEmulator(options: AwsKmsEmulatorOptions = {}): 
     },
     denyAccessKey: (id) => void denied.add(id),
     allowAccessKey: (id) => void denied.delete(id),
+    requireRecipientAttestation(keyId, conditions) {
+      const key = store.resolve(keyId);
+      if (conditions === undefined) {
+        recipientPolicies.delete(key.id);
+        return;
+      }
+      assertRecipientConditions(conditions);
+      recipientPolicies.set(key.id, { ...conditions });
+    },
   };
 }

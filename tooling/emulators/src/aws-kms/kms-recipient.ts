@@ -154,12 +154,29 @@ function verifyDocument(cose: Cbor[], payload: Map<Cbor, Cbor>, roots: readonly 
   if (!ok) throw invalidDocument('the signature does not verify');
 }
 
+/** What a Recipient's attestation document told the emulator: the enclave key and the PCRs (index -> bytes). */
+export interface RecipientAttestation {
+  readonly key: KeyObject;
+  readonly pcrs: ReadonlyMap<number, Uint8Array>;
+}
+
+/** The `pcrs` map of a document payload (absent or malformed entries are left out: a condition on them then fails). */
+function pcrsOf(payload: Map<Cbor, Cbor>): Map<number, Uint8Array> {
+  const out = new Map<number, Uint8Array>();
+  const pcrs = payload.get('pcrs');
+  if (!(pcrs instanceof Map)) return out;
+  for (const [index, value] of pcrs) {
+    if (typeof index === 'number' && Number.isInteger(index) && value instanceof Uint8Array) out.set(index, value);
+  }
+  return out;
+}
+
 /**
- * The RSA public key (RSA 2048 or more) an attestation document names in `public_key`; with `roots`, the document's
- * signature and certificate chain are verified first.
+ * The RSA public key (RSA 2048 or more) an attestation document names in `public_key`, with its PCRs; with `roots`,
+ * the document's signature and certificate chain are verified first.
  * @throws KmsError ValidationException for anything else.
  */
-export function recipientPublicKey(document: Uint8Array, roots?: readonly X509Certificate[]): KeyObject {
+export function recipientAttestation(document: Uint8Array, roots?: readonly X509Certificate[]): RecipientAttestation {
   const cose = readCbor(document);
   if (!Array.isArray(cose) || cose.length !== 4 || !(cose[2] instanceof Uint8Array)) throw invalidDocument('not a COSE_Sign1');
   const payload = readCbor(cose[2]);
@@ -176,7 +193,46 @@ export function recipientPublicKey(document: Uint8Array, roots?: readonly X509Ce
   if (key.asymmetricKeyType !== 'rsa' || (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) {
     throw invalidDocument('public_key must be an RSA key of at least 2048 bits');
   }
-  return key;
+  return { key, pcrs: pcrsOf(payload) };
+}
+
+/**
+ * Key policy conditions on the Recipient's attestation document, as `kms:RecipientAttestation:<name>` condition keys
+ * of a real key policy: `ImageSha384` (PCR0 of a Nitro document) or `PCR0` .. `PCR31`, each to a hex value.
+ */
+export type RecipientConditions = Readonly<Record<string, string>>;
+
+const CONDITION = /^(ImageSha384|PCR([0-9]|[12][0-9]|3[01]))$/;
+
+/** Validates conditions given to the emulator. @throws TypeError naming the bad condition. */
+export function assertRecipientConditions(conditions: RecipientConditions): void {
+  if (conditions === null || typeof conditions !== 'object') throw new TypeError('conditions must be an object of condition name -> hex value');
+  const names = Object.keys(conditions);
+  if (names.length === 0) throw new TypeError('conditions must name at least one of ImageSha384, PCR0 .. PCR31');
+  for (const name of names) {
+    if (!CONDITION.test(name)) throw new TypeError(`unknown kms:RecipientAttestation condition ${JSON.stringify(name)}: use ImageSha384 or PCR0 .. PCR31`);
+    const value = conditions[name];
+    if (typeof value !== 'string' || !/^([0-9a-fA-F]{2})+$/.test(value)) throw new TypeError(`condition ${name} must be a hex string`);
+  }
+}
+
+/**
+ * The key policy check of a Decrypt / GenerateDataKey on a key with Recipient conditions: every condition must hold
+ * for the document (no Recipient: no condition holds). Real KMS answers a policy that does not allow the call with
+ * AccessDeniedException; so does the emulator, naming the key and the action (not the expected values).
+ * @throws KmsError AccessDeniedException
+ */
+export function checkRecipientConditions(conditions: RecipientConditions, attestation: RecipientAttestation | undefined, action: string, arn: string): void {
+  const holds = (name: string, hex: string): boolean => {
+    const pcr = attestation?.pcrs.get(name === 'ImageSha384' ? 0 : Number(name.slice(3)));
+    return pcr !== undefined && Buffer.from(pcr).toString('hex') === hex.toLowerCase();
+  };
+  if (attestation && Object.entries(conditions).every(([name, hex]) => holds(name, hex))) return;
+  throw new KmsError(
+    'AccessDeniedException',
+    `User is not authorized to perform: kms:${action} on resource: ${arn} because no resource-based policy allows the kms:${action} action` +
+      (attestation ? ' with this recipient attestation document' : ' without a recipient attestation document'),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------- DER writer
