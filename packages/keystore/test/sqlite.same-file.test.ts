@@ -27,7 +27,10 @@ describe('two SQLite stores on one file in one process', () => {
     // A short busy timeout: a write that waited for the other connection's lock would fail fast with UNAVAILABLE.
     await (await openSqliteKeyStore({ path, create: true, securityMode: 'production' })).close();
     const a = await openSqliteKeyStore({ path, securityMode: 'production', busyTimeoutMs: 100 });
-    const b = await openSqliteKeyStore({ path, securityMode: 'production', busyTimeoutMs: 100 });
+    const b = await openSqliteKeyStore({ path, securityMode: 'production', busyTimeoutMs: 100 }).catch(async (err: unknown) => {
+      await a.close();
+      throw err;
+    });
     try {
       const [ka, kb] = await Promise.all([keys('a', 3), keys('b', 3)]);
       await Promise.all([
@@ -48,6 +51,28 @@ describe('two SQLite stores on one file in one process', () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it('a store can be opened while the connection that created it is still open (its first pages only in the WAL)', async () => {
+    const path = freshPath();
+    const a = await openSqliteKeyStore({ path, create: true, securityMode: 'production' });
+    try {
+      await a.appendAudit({ actor: 'test', event: 'test.created', subject: 's' });
+      const b = await openSqliteKeyStore({ path, securityMode: 'production' });
+      try {
+        expect(await b.auditHead()).toMatchObject({ seq: 1 });
+      } finally {
+        await b.close();
+      }
+      const ro = await openSqliteKeyStore({ path, readOnly: true, securityMode: 'production' });
+      try {
+        expect((await ro.listAudit()).map((e) => e.event)).toEqual(['test.created']);
+      } finally {
+        await ro.close();
+      }
+    } finally {
+      await a.close();
     }
   });
 });
