@@ -152,14 +152,19 @@ export const auditList: CommandSpec = {
 
 export const auditVerify: CommandSpec = {
   name: 'audit verify',
-  summary: "verify the audit log's hash chain",
-  usage: 'keyfold audit verify [--dir DIR] [--json]',
+  summary: "verify the audit log: its MACs under the installation's audit key, and its hash chain",
+  usage: 'keyfold audit verify [--unkeyed] [--dir DIR] [--json]',
   description: [
-    'Recomputes the SHA-256 chain and compares it with the head pointer. Exit 3 (INTEGRITY_FAILED) naming the first ' +
-      'edited, deleted, reordered or inserted entry. Anchor the printed head elsewhere to detect a rewritten tail.',
+    "Opens the installation's KEK provider (passphrase, key service, HSM), unwraps the audit key and checks every " +
+      "entry's MAC, the hash chain and the head record's MAC. Exit 3 (INTEGRITY_FAILED) naming the first edited, " +
+      'deleted, reordered, inserted or unreadable entry, a truncated log whose head was moved, or a log re-chained by ' +
+      'anyone without the KEK. A store written before the log was keyed is keyed now (an audit.keyed entry anchors ' +
+      'its older entries).',
+    '--unkeyed checks the hash chain only, without key access; it cannot catch a log re-chained or truncated together ' +
+      'with its head. Neither check can tell a whole store put back to an older copy: keep the printed head MAC elsewhere.',
   ],
-  options: {},
-  examples: ['keyfold audit verify --json | jq .head'],
+  options: { unkeyed: { type: 'boolean', description: 'check the hash chain only, without the KEK (weaker: see above)' } },
+  examples: ['keyfold audit verify --json | jq .head', 'keyfold audit verify --unkeyed'],
   load: () => import('./commands/audit.js'),
 };
 

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import type { SecurityMode } from '@keyfold/envelope-core';
+import type { KeyProvider, SecurityMode } from '@keyfold/envelope-core';
 import type { CommandContext } from './command.js';
 import { configPath } from './config.js';
 import { UsageError } from './exit-codes.js';
@@ -75,8 +75,9 @@ async function missing(path: string): Promise<boolean> {
 }
 
 /**
- * Creates (or claims) the key store for a fresh installation: install lock = the installation's provider, its
- * active KEK version registered as active, then `store` added to config.json. An SQLite store file this call
+ * Creates (or claims) the key store for a fresh installation: install lock = the installation's provider (with
+ * `provider` open, the audit key is created under its KEK too), its active KEK version registered as active, then
+ * `store` added to config.json. An SQLite store file this call
  * creates is recorded in `rollback` (an existing store, say one that refused the install lock, never is); the
  * caller runs the rollback when this fails, so init stays all or nothing.
  */
@@ -86,6 +87,7 @@ export async function attachStore(
   cfg: StoreConfig,
   securityMode: SecurityMode,
   rollback: Rollback,
+  provider?: KeyProvider,
 ): Promise<StoreCreated> {
   const actor = cliActor();
   if (cfg.backend === 'sqlite') {
@@ -96,7 +98,8 @@ export async function attachStore(
   }
   const store = await openStoreAt(ctx, inst.dir, cfg, { securityMode }, 'create');
   try {
-    const lock = await store.ensureInstallLock({ kind: inst.provider.kind, keyId: inst.provider.keyId }, actor);
+    // Locked by the opened provider (when given), which also creates the audit log's MAC key under its KEK.
+    const lock = await store.ensureInstallLock(provider ?? { kind: inst.provider.kind, keyId: inst.provider.keyId }, actor);
     await store.recordKekVersion(
       { kind: inst.provider.kind, keyId: inst.provider.keyId, version: inst.provider.activeVersion },
       { activate: true, actor },

@@ -210,16 +210,34 @@ export async function withStore<T>(ctx: CommandContext, fn: (s: StoreSession) =>
  * Like {@link withStore}, with the configured provider open too and checked against the store's install lock.
  * @throws PolicyError PROVIDER_MISMATCH (exit 3) naming both providers.
  */
-export async function withStoreAndProvider<T>(ctx: CommandContext, fn: (s: ProviderSession) => Promise<T>): Promise<T> {
-  return withStore(ctx, async (s) => {
-    const provider = await openProvider(ctx, s.loaded, { storeLockChecked: true });
-    try {
-      await s.store.ensureInstallLock(provider, s.actor);
-      return await fn({ ...s, provider });
-    } finally {
-      await provider.close();
-    }
-  });
+export async function withStoreAndProvider<T>(
+  ctx: CommandContext,
+  fn: (s: ProviderSession) => Promise<T>,
+  access: 'read' | 'write' = 'write',
+): Promise<T> {
+  return withStore(
+    ctx,
+    async (s) => {
+      const provider = await openProvider(ctx, s.loaded, { storeLockChecked: true });
+      try {
+        if ((s.store as { readOnly?: boolean }).readOnly === true) {
+          // Read-only: the audit key must exist already (creating it is a write).
+          const key = await s.store.openAuditKey(provider, { actor: s.actor, create: false });
+          if (key === undefined) {
+            throw new ConfigError(
+              `the audit log of ${printable(s.store.location)} is not keyed yet and the store is opened read-only: run a command ` +
+                "with key access (e.g. 'keyfold audit verify') once where the store is writable, or use 'keyfold audit verify --unkeyed'. Nothing was written.",
+            );
+          }
+        }
+        await s.store.ensureInstallLock(provider, s.actor);
+        return await fn({ ...s, provider });
+      } finally {
+        await provider.close();
+      }
+    },
+    access,
+  );
 }
 
 /** An integer option within [min, max], or undefined when absent. @throws UsageError. */

@@ -5,11 +5,12 @@
  * The store is described here by the shape of the calls the checks make ({@link ConformanceKeyStore}), so this
  * package does not depend on `@keyfold/keystore` (which depends on it for its tests). The checks use fake wrapped
  * keys: a store never does cryptography, it keeps wrapped material and proves its writes are atomic,
- * compare-and-swap, leased exactly once, and audited in an unbroken hash chain.
+ * compare-and-swap, leased exactly once, and audited in an unbroken hash chain. With the `keyed` hook (a real
+ * KeyProvider) the `keyed audit tampering` check proves the keyed chain catches what a writer without the KEK can do.
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import type { KeyfoldErrorCode, WrappedKey } from '@keyfold/envelope-core';
+import type { KeyProvider, KeyfoldErrorCode, WrappedKey } from '@keyfold/envelope-core';
 import { ConformanceError, describeError, ensure, expectKeyfoldError, fail, isKeyfoldErrorLike } from './assert.js';
 import type { DescribeFunction, ItFunction } from './run.js';
 
@@ -38,6 +39,7 @@ export interface ConformanceAuditEntry {
   readonly details: { readonly [k: string]: Json };
   readonly prevHash: string;
   readonly hash: string;
+  readonly mac?: string;
 }
 
 interface Ref {
@@ -73,6 +75,7 @@ interface Lease {
 }
 interface Verification {
   readonly ok: boolean;
+  readonly keyed?: boolean;
   readonly entries: number;
   readonly problem?: { readonly kind: string; readonly seq: number; readonly message: string };
 }
@@ -88,7 +91,7 @@ export interface ConformanceKeyStore {
   readonly backend: string;
   readonly location: string;
   getInstallLock(): Promise<(Ref & { readonly createdAt: string }) | undefined>;
-  ensureInstallLock(provider: Ref, actor?: string): Promise<Ref>;
+  ensureInstallLock(provider: Ref | KeyProvider, actor?: string): Promise<Ref>;
   changeInstallLock(from: Ref, to: Ref, actor: string): Promise<Ref>;
   listKekVersions(filter?: Ref): Promise<readonly (Kek & { readonly state: string })[]>;
   recordKekVersion(kek: Kek, options: { readonly activate: boolean; readonly actor: string }): Promise<Kek & { readonly state: string }>;
@@ -107,8 +110,9 @@ export interface ConformanceKeyStore {
   deleteCheckpoint(name: string): Promise<void>;
   appendAudit(input: AuditIn): Promise<ConformanceAuditEntry>;
   listAudit(query?: { readonly after?: number; readonly limit?: number; readonly event?: string }): Promise<readonly ConformanceAuditEntry[]>;
-  auditHead(): Promise<{ readonly seq: number; readonly hash: string }>;
+  auditHead(): Promise<{ readonly seq: number; readonly hash: string; readonly mac?: string }>;
   verifyAudit(): Promise<Verification>;
+  getAuditKey?(): Promise<{ readonly installation: string; readonly keyedFrom: number; readonly wrapped: WrappedKey } | undefined>;
   close(): Promise<void>;
 }
 
@@ -127,6 +131,15 @@ export interface KeyStoreConformanceTarget {
    * would). `?` marks parameters. Unlocks the `audit tampering` check.
    */
   readonly execute?: (store: ConformanceKeyStore, sql: string, params: readonly unknown[]) => Promise<void>;
+  /**
+   * Unlocks the `keyed audit tampering` check (which needs `execute` too): a real KEK provider to lock the store
+   * with (so its audit log is keyed), and the store's entry hash function, so the check can re-chain a log with
+   * valid hashes as an attacker without the KEK would.
+   */
+  readonly keyed?: {
+    readonly makeProvider: () => KeyProvider | Promise<KeyProvider>;
+    readonly auditHash: (entry: Omit<ConformanceAuditEntry, 'hash' | 'mac'>) => string;
+  };
 }
 
 /**
@@ -147,6 +160,7 @@ export type KeyStoreCheckName =
   | 'checkpoints'
   | 'audit chain'
   | 'audit tampering'
+  | 'keyed audit tampering'
   | 'close';
 
 /**
@@ -159,7 +173,7 @@ export type KeyStoreCheckName =
 export interface KeyStoreCheck {
   readonly name: KeyStoreCheckName;
   readonly rule: string;
-  readonly requires?: 'execute';
+  readonly requires?: 'execute' | 'keyed';
   run(target: KeyStoreConformanceTarget): Promise<void>;
 }
 
@@ -214,6 +228,124 @@ async function seed(store: ConformanceKeyStore, n: number, owner = 'table:users'
   const keys = Array.from({ length: n }, (_, i) => fakeKey(`${owner}:${String(i).padStart(4, '0')}`, owner === 'table:users' ? `${owner}:${i}` : owner, owner === 'table:users' ? 1 : i + 1, kek));
   await store.insertDataKeys(keys, { actor: ACTOR, event: 'test.seed', subject: owner, details: { count: n } });
   return keys;
+}
+
+/** The rows of a store's log as an attacker with SQL access sees them. */
+async function rehashFrom(
+  store: ConformanceKeyStore,
+  execute: NonNullable<KeyStoreConformanceTarget['execute']>,
+  auditHash: NonNullable<KeyStoreConformanceTarget['keyed']>['auditHash'],
+  edit: (entries: ConformanceAuditEntry[]) => ConformanceAuditEntry[],
+): Promise<void> {
+  const before = [...(await store.listAudit({ limit: 100_000 }))];
+  const after = edit(before);
+  for (const e of before) await execute(store, 'DELETE FROM keyfold_audit WHERE seq = ?', [e.seq]);
+  let prev = '0'.repeat(64);
+  for (const e of after) {
+    const hash = auditHash({ ...e, prevHash: prev });
+    await execute(store, 'INSERT INTO keyfold_audit (seq, time, actor, event, subject, details, prev_hash, hash, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', [
+      e.seq,
+      e.time,
+      e.actor,
+      e.event,
+      e.subject,
+      JSON.stringify(e.details),
+      prev,
+      hash,
+      e.mac ?? null,
+    ]);
+    prev = hash;
+  }
+  const last = after[after.length - 1];
+  await execute(store, 'UPDATE keyfold_audit_head SET seq = ?, hash = ? WHERE id = 1', [last?.seq ?? 0, prev]);
+}
+
+async function keyedTampering(target: KeyStoreConformanceTarget): Promise<void> {
+  const { execute, keyed } = target;
+  ensure(execute && keyed, 'the keyed audit tampering check needs the execute and keyed hooks');
+  const provider = await keyed.makeProvider();
+  const renumber = (es: ConformanceAuditEntry[]): ConformanceAuditEntry[] => es.map((e, i) => ({ ...e, seq: i + 1 }));
+  const cases: { what: string; kinds: readonly string[]; seq: number; tamper: (s: ConformanceKeyStore, other: ConformanceKeyStore) => Promise<void> }[] = [
+    { what: 'an edited entry', kinds: ['edited'], seq: 3, tamper: (s) => execute(s, "UPDATE keyfold_audit SET subject = 'forged' WHERE seq = ?", [3]) },
+    { what: 'an edited MAC', kinds: ['edited'], seq: 4, tamper: (s) => execute(s, 'UPDATE keyfold_audit SET mac = ? WHERE seq = ?', ['0'.repeat(64), 4]) },
+    { what: 'a deleted entry', kinds: ['deleted'], seq: 3, tamper: (s) => execute(s, 'DELETE FROM keyfold_audit WHERE seq = ?', [3]) },
+    {
+      what: 'two swapped entries',
+      kinds: ['reordered'],
+      seq: 2,
+      tamper: async (s) => {
+        await execute(s, 'UPDATE keyfold_audit SET seq = ? WHERE seq = ?', [-1, 2]);
+        await execute(s, 'UPDATE keyfold_audit SET seq = ? WHERE seq = ?', [2, 3]);
+        await execute(s, 'UPDATE keyfold_audit SET seq = ? WHERE seq = ?', [3, -1]);
+      },
+    },
+    {
+      what: 'an entry appended with a valid hash and the head moved to it',
+      kinds: ['inserted'],
+      seq: 7,
+      tamper: (s) =>
+        rehashFrom(s, execute, keyed.auditHash, (es) => {
+          const { seq, time, actor, event, details, prevHash, hash } = es[es.length - 1] as ConformanceAuditEntry;
+          return [...es, { seq: seq + 1, time, actor, event, subject: 'tenant:evil', details, prevHash, hash }];
+        }),
+    },
+    {
+      what: 'a truncated tail with the head moved back',
+      kinds: ['truncated'],
+      seq: 5,
+      tamper: async (s) => {
+        const last = (await s.listAudit()).find((e) => e.seq === 4) as ConformanceAuditEntry;
+        await execute(s, 'DELETE FROM keyfold_audit WHERE seq > ?', [4]);
+        await execute(s, 'UPDATE keyfold_audit_head SET seq = ?, hash = ? WHERE id = 1', [4, last.hash]);
+      },
+    },
+    {
+      what: 'an edited entry with every hash after it recomputed',
+      kinds: ['edited'],
+      seq: 3,
+      tamper: (s) => rehashFrom(s, execute, keyed.auditHash, (es) => es.map((e) => (e.seq === 3 ? { ...e, subject: 'forged' } : e))),
+    },
+    {
+      what: 'a deleted entry, the rest renumbered and re-chained',
+      kinds: ['edited', 'deleted'],
+      seq: 3,
+      tamper: (s) => rehashFrom(s, execute, keyed.auditHash, (es) => renumber(es.filter((e) => e.seq !== 3))),
+    },
+    {
+      what: "the audit key row replaced by another installation's (same KEK)",
+      kinds: ['key'],
+      seq: 1,
+      tamper: async (s, other) => {
+        const k = await other.getAuditKey?.();
+        ensure(k, 'a store locked by a KeyProvider must have an audit key (getAuditKey)');
+        await execute(s, 'UPDATE keyfold_audit_key SET installation = ?, kek_version = ?, wrapped = ? WHERE id = 1', [k.installation, k.wrapped.keyVersion, Buffer.from(k.wrapped.ciphertext)]);
+      },
+    },
+  ];
+  try {
+    for (const c of cases) {
+      await withStore(target, (other) =>
+        withStore(target, async (store) => {
+          await other.ensureInstallLock(provider, ACTOR);
+          await store.ensureInstallLock(provider, ACTOR);
+          for (let i = 1; i <= 5; i++) await store.appendAudit({ actor: ACTOR, event: 'test.entry', subject: `s${i}` });
+          const entries = await store.listAudit();
+          ensure(entries.length === 6 && entries.every((e) => typeof e.mac === 'string' && /^[0-9a-f]{64}$/.test(e.mac)), 'every entry of a keyed log must carry a MAC (64 hex digits)');
+          const v0 = await ensureVerifies(store, 'before tampering');
+          ensure(v0.keyed === true, 'verifyAudit of a store locked by a KeyProvider must be keyed');
+          await c.tamper(store, other);
+          const v = await store.verifyAudit();
+          ensure(!v.ok, `verifyAudit with the audit key must detect ${c.what}`);
+          ensure(
+            v.problem !== undefined && c.kinds.includes(v.problem.kind) && v.problem.seq === c.seq,
+            `verifyAudit must report ${c.what} as ${c.kinds.join(' or ')} at #${c.seq}; it reported ${v.problem?.kind ?? 'nothing'} at #${v.problem?.seq ?? '?'} (${v.problem?.message ?? ''})`,
+          );
+        }),
+      );
+    }
+  } finally {
+    await provider.close();
+  }
 }
 
 /**
@@ -474,7 +606,7 @@ export const keyStoreChecks: readonly KeyStoreCheck[] = [
   {
     name: 'audit tampering',
     requires: 'execute',
-    rule: 'verifyAudit names an edited, deleted, reordered or inserted entry',
+    rule: 'verifyAudit names an edited, deleted, reordered, inserted or unreadable entry; listing an unreadable one is INTEGRITY_FAILED',
     run: async (target) => {
       const execute = target.execute;
       ensure(execute, 'the target has no execute hook');
@@ -506,6 +638,7 @@ export const keyStoreChecks: readonly KeyStoreCheck[] = [
               'f'.repeat(64),
             ]),
         },
+        { kind: 'unreadable', seq: 4, sql: (s) => execute(s, "UPDATE keyfold_audit SET details = 'not json {' WHERE seq = ?", [4]) },
       ];
       for (const c of cases) {
         await withStore(target, async (store) => {
@@ -518,9 +651,21 @@ export const keyStoreChecks: readonly KeyStoreCheck[] = [
             v.problem?.kind === c.kind && v.problem.seq === c.seq,
             `verifyAudit must report ${c.kind} at #${c.seq}; it reported ${v.problem?.kind ?? 'nothing'} at #${v.problem?.seq ?? '?'}`,
           );
+          if (c.kind === 'unreadable') {
+            const err = await expectCode(() => store.listAudit(), 'INTEGRITY_FAILED', 'listing an unreadable audit row');
+            ensure(err.message.includes(`#${c.seq}`), `the error for an unreadable audit row must name entry #${c.seq}; it said: ${err.message}`);
+          }
         });
       }
     },
+  },
+  {
+    name: 'keyed audit tampering',
+    requires: 'keyed',
+    rule:
+      'a store locked by a KeyProvider keys its audit log; with the audit key, verifyAudit catches an edit, a deletion, a reordering, an insertion, ' +
+      'a truncation with the head moved, a log re-chained with valid hashes, and a replaced audit key row, each naming the first bad entry',
+    run: (target) => keyedTampering(target),
   },
   {
     name: 'close',
@@ -558,7 +703,7 @@ export interface KeyStoreConformanceOptions extends KeyStoreConformanceTarget {
 
 /**
  * Registers the KeyStore conformance suite: one `describe` block with one test per applicable check
- * (`audit tampering` needs the `execute` hook).
+ * (`audit tampering` needs the `execute` hook, `keyed audit tampering` the `execute` and `keyed` hooks).
  * @returns the names of the checks registered.
  * @throws TypeError when `name`, `makeStore`, `describe` or `it` is missing.
  * @example
@@ -577,7 +722,14 @@ export function runKeyStoreConformance(options: KeyStoreConformanceOptions): Key
     if (typeof options[f] !== 'function') throw new TypeError(`${f} must be a function`);
   }
   if (options.execute !== undefined && typeof options.execute !== 'function') throw new TypeError('execute must be a function');
-  const target: KeyStoreConformanceTarget = { makeStore: options.makeStore, ...(options.execute ? { execute: options.execute } : {}) };
+  if (options.keyed !== undefined && (typeof options.keyed?.makeProvider !== 'function' || typeof options.keyed.auditHash !== 'function')) {
+    throw new TypeError('keyed must be { makeProvider, auditHash }');
+  }
+  const target: KeyStoreConformanceTarget = {
+    makeStore: options.makeStore,
+    ...(options.execute ? { execute: options.execute } : {}),
+    ...(options.keyed ? { keyed: options.keyed } : {}),
+  };
   const registered: KeyStoreCheckName[] = [];
   options.describe(`KeyStore conformance: ${options.name}`, () => {
     for (const check of keyStoreChecks) {

@@ -1,7 +1,8 @@
 /**
- * Backups of a key store: wrapped material only (never a plaintext key), as one NDJSON file (mode 0600) that ends
- * with a SHA-256 digest of everything before it. `restoreStore` refuses a file whose digest does not match, and a
- * backup whose audit chain does not verify, before writing anything.
+ * Backups of a key store: wrapped material only (never a plaintext key, the audit key included), as one NDJSON file
+ * (mode 0600) that ends with a SHA-256 digest of everything before it. `restoreStore` refuses a file whose digest does
+ * not match, and a backup whose audit chain does not verify (with the KEK provider: its MACs too, so a backup whose
+ * log was re-chained or truncated by someone without the KEK is refused), before writing anything.
  *
  * A backup is as sensitive as the store: it holds wrapped keys, which the KEK can open. Keep it with the same care;
  * it is useless without the KEK provider the install lock names.
@@ -11,16 +12,17 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { ConfigError, FormatError, KeyfoldError, UnsupportedFormatError, fromBase64Url, toBase64Url } from '@keyfold/envelope-core';
-import { verifyAuditChain } from './audit.js';
+import { ConfigError, FormatError, KeyfoldError, UnsupportedFormatError, fromBase64Url, toBase64Url, type KeyProvider } from '@keyfold/envelope-core';
+import { verifyAuditChain, verifyAuditMacs } from './audit.js';
+import { AuditKey, auditKeyNotOpen, isKeyProvider } from './audit-key.js';
 import { IntegrityError } from './errors.js';
 import { assertName } from './records.js';
-import type { AuditEntry, AuditHead, DataKeyRecord, InstallLock, KekVersionRecord, KeyStore, StoreRecords } from './types.js';
+import type { AuditEntry, AuditHead, AuditKeyRecord, AuditVerification, DataKeyRecord, InstallLock, KekVersionRecord, KeyStore, StoreRecords } from './types.js';
 
 /** `format` of the first line of a backup file. */
 export const BACKUP_FORMAT = 'keyfold-store-backup';
-/** Backup format version this build writes and reads. */
-export const BACKUP_VERSION = 1;
+/** Backup format version this build writes (2: the keyed audit log; version 1 files are still read). */
+export const BACKUP_VERSION = 2;
 
 const PAGE = 5000;
 
@@ -78,7 +80,9 @@ function encodeKey(k: DataKeyRecord): Record<string, unknown> {
  * log up to its head, after appending a `store.backup` entry. The audit chain is verified first: a tampered log is
  * not backed up.
  * @returns what was written.
- * @throws IntegrityError `INTEGRITY_FAILED` when the store's audit chain does not verify; KeyfoldError
+ * @throws IntegrityError `INTEGRITY_FAILED` when the store's audit chain does not verify (with the audit key open,
+ *   its MACs too); PolicyError `POLICY_VIOLATION` when the log is keyed and the store has not opened its audit key
+ *   (open the store with its KEK provider first); KeyfoldError
  *   `ALREADY_EXISTS` when the file exists; ConfigError when it cannot be written. A partial file is removed.
  * @example
  * ```ts
@@ -95,6 +99,7 @@ export async function backupStore(options: BackupOptions): Promise<BackupSummary
   const actor = options.actor ?? 'keyfold';
   assertName(actor, 'actor');
   const verification = await store.verifyAudit();
+  if (!verification.keyed && (await store.getAuditKey()) !== undefined) throw auditKeyNotOpen(store.location);
   if (!verification.ok) {
     throw new IntegrityError(`refusing to back up ${store.location}: its audit log does not verify (${verification.problem?.message ?? 'unknown'})`);
   }
@@ -126,6 +131,18 @@ export async function backupStore(options: BackupOptions): Promise<BackupSummary
     await write({ format: BACKUP_FORMAT, version: BACKUP_VERSION, createdAt: new Date().toISOString(), schemaVersion: store.schemaVersion, source: store.backend });
     const lock = await store.getInstallLock();
     if (lock) await write({ t: 'lock', ...lock });
+    const auditKey = await store.getAuditKey();
+    if (auditKey) {
+      const w = auditKey.wrapped;
+      await write({
+        t: 'auditkey',
+        installation: auditKey.installation,
+        keyedFrom: auditKey.keyedFrom,
+        wrapped: { kind: w.kind, keyId: w.keyId, keyVersion: w.keyVersion, ciphertext: toBase64Url(w.ciphertext) },
+        createdAt: auditKey.createdAt,
+        updatedAt: auditKey.updatedAt,
+      });
+    }
     const keks = await store.listKekVersions();
     for (const k of keks) await write({ t: 'kek', ...k, activatedAt: k.activatedAt ?? null, retiredAt: k.retiredAt ?? null });
     let keys = 0;
@@ -144,7 +161,7 @@ export async function backupStore(options: BackupOptions): Promise<BackupSummary
       entries += page.length;
       after = (page[page.length - 1] as AuditEntry).seq;
     }
-    await write({ t: 'head', seq: head.seq, hash: head.hash });
+    await write({ t: 'head', seq: head.seq, hash: head.hash, ...(head.mac === undefined ? {} : { mac: head.mac }) });
     const digest = hash.digest('hex');
     const end = `${JSON.stringify({ t: 'end', dataKeys: keys, kekVersions: keks.length, auditEntries: entries, digest })}\n`;
     chunk += end;
@@ -191,6 +208,7 @@ async function readBackup(path: string): Promise<StoreRecords & { digest: string
   let end: Record<string, unknown> | undefined;
   let lock: InstallLock | undefined;
   let head: AuditHead | undefined;
+  let auditKey: AuditKeyRecord | undefined;
   const keks: KekVersionRecord[] = [];
   const keys: DataKeyRecord[] = [];
   const audit: AuditEntry[] = [];
@@ -213,7 +231,7 @@ async function readBackup(path: string): Promise<StoreRecords & { digest: string
       hash.update(`${line}\n`);
       if (!header) {
         if (obj.format !== BACKUP_FORMAT) throw bad(path, 'the first line does not name the backup format');
-        if (obj.version !== BACKUP_VERSION) {
+        if (obj.version !== BACKUP_VERSION && obj.version !== 1) {
           throw new UnsupportedFormatError(`${path} is backup format version ${String(obj.version)}; this build reads version ${BACKUP_VERSION}`);
         }
         header = obj;
@@ -223,6 +241,23 @@ async function readBackup(path: string): Promise<StoreRecords & { digest: string
         case 'lock':
           lock = { kind: str(obj.kind, path, 'lock.kind'), keyId: str(obj.keyId, path, 'lock.keyId'), createdAt: str(obj.createdAt, path, 'lock.createdAt'), updatedAt: str(obj.updatedAt, path, 'lock.updatedAt') };
           break;
+        case 'auditkey': {
+          const w = obj.wrapped as Record<string, unknown> | null;
+          if (w === null || typeof w !== 'object') throw bad(path, 'auditkey.wrapped must be an object');
+          auditKey = {
+            installation: str(obj.installation, path, 'auditkey.installation'),
+            keyedFrom: int(obj.keyedFrom, path, 'auditkey.keyedFrom'),
+            wrapped: {
+              kind: str(w.kind, path, 'auditkey.wrapped.kind'),
+              keyId: str(w.keyId, path, 'auditkey.wrapped.keyId'),
+              keyVersion: str(w.keyVersion, path, 'auditkey.wrapped.keyVersion'),
+              ciphertext: bytes(w.ciphertext, path, 'auditkey.wrapped.ciphertext'),
+            },
+            createdAt: str(obj.createdAt, path, 'auditkey.createdAt'),
+            updatedAt: str(obj.updatedAt, path, 'auditkey.updatedAt'),
+          };
+          break;
+        }
         case 'kek': {
           const state = obj.state;
           if (state !== 'active' && state !== 'available' && state !== 'retired') throw bad(path, 'kek.state is unknown');
@@ -265,6 +300,7 @@ async function readBackup(path: string): Promise<StoreRecords & { digest: string
         case 'audit': {
           const details = obj.details;
           if (details === null || typeof details !== 'object' || Array.isArray(details)) throw bad(path, 'audit.details must be an object');
+          const mac = optStr(obj.mac, path, 'audit.mac');
           audit.push({
             seq: int(obj.seq, path, 'audit.seq'),
             time: str(obj.time, path, 'audit.time'),
@@ -274,11 +310,15 @@ async function readBackup(path: string): Promise<StoreRecords & { digest: string
             details: details as AuditEntry['details'],
             prevHash: str(obj.prevHash, path, 'audit.prevHash'),
             hash: str(obj.hash, path, 'audit.hash'),
+            ...(mac === undefined ? {} : { mac }),
           });
           break;
         }
         case 'head':
-          head = { seq: int(obj.seq, path, 'head.seq'), hash: str(obj.hash, path, 'head.hash') };
+          {
+            const mac = optStr(obj.mac, path, 'head.mac');
+            head = { seq: int(obj.seq, path, 'head.seq'), hash: str(obj.hash, path, 'head.hash'), ...(mac === undefined ? {} : { mac }) };
+          }
           break;
         default:
           throw bad(path, `unknown record type ${JSON.stringify(obj.t)}`);
@@ -296,7 +336,7 @@ async function readBackup(path: string): Promise<StoreRecords & { digest: string
   const digest = hash.digest('hex');
   if (end.digest !== digest) throw new IntegrityError(`${path} was modified after it was written: its digest does not match`);
   if (!head) throw bad(path, 'no audit head');
-  return { installLock: lock, kekVersions: keks, dataKeys: keys, audit, auditHead: head, digest };
+  return { installLock: lock, kekVersions: keks, dataKeys: keys, audit, auditHead: head, auditKey, digest };
 }
 
 /**
@@ -311,6 +351,12 @@ export interface RestoreOptions {
   store: KeyStore;
   path: string;
   actor?: string;
+  /**
+   * The installation's KEK provider. Required for a backup whose audit log is keyed: its audit key is unwrapped to
+   * verify every MAC before anything is written, and opened on the restored store for the `store.restore` entry.
+   * Given for an unkeyed backup, the restored log is keyed (an `audit.keyed` entry anchors it).
+   */
+  provider?: KeyProvider;
 }
 
 /**
@@ -335,8 +381,22 @@ export async function restoreStore(options: RestoreOptions): Promise<BackupSumma
   assertName(path, 'path', 4096);
   const actor = options.actor ?? 'keyfold';
   assertName(actor, 'actor');
+  if (options.provider !== undefined && !isKeyProvider(options.provider)) throw new TypeError('provider must be a KeyProvider');
   const records = await readBackup(path);
-  const verification = verifyAuditChain(records.audit, records.auditHead);
+  let verification: AuditVerification;
+  if (records.auditKey) {
+    if (!options.provider) {
+      throw new ConfigError(`the audit log in ${path} is keyed: restore it with the installation's KEK provider (options.provider), which verifies its MACs`);
+    }
+    const key = await AuditKey.open(records.auditKey, [options.provider], path);
+    try {
+      verification = verifyAuditMacs(records.audit, records.auditHead, key);
+    } finally {
+      key.wipe();
+    }
+  } else {
+    verification = verifyAuditChain(records.audit, records.auditHead);
+  }
   if (!verification.ok) {
     throw new IntegrityError(
       `refusing to restore ${path}: its audit log does not verify (${verification.problem?.kind ?? 'problem'} at entry #${verification.problem?.seq ?? '?'}: ${verification.problem?.message ?? ''}); nothing was written`,
@@ -344,6 +404,7 @@ export async function restoreStore(options: RestoreOptions): Promise<BackupSumma
   }
   if (!(await store.isEmpty())) throw new KeyfoldError('ALREADY_EXISTS', `the key store ${store.location} is not empty; restore only into a new store`);
   await store.importRecords(records);
+  if (options.provider) await store.openAuditKey(options.provider, { actor });
   await store.appendAudit({
     actor,
     event: 'store.restore',

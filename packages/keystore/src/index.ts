@@ -1,8 +1,8 @@
 /**
  * @keyfold/keystore: where a Keyfold installation keeps its wrapped keys. `openSqliteKeyStore` (one file, the
  * embedded default) and `openPostgresKeyStore` (shared by several processes or machines) implement one `KeyStore`:
- * install lock, KEK version registry, data keys with compare-and-swap, rotation checkpoints and a hash-chained
- * audit log. `openKeyring` adds per-tenant keys, each usable as a `KeyProvider` of kind `tenant`;
+ * install lock, KEK version registry, data keys with compare-and-swap, rotation checkpoints and an audit log that is
+ * hash-chained and MAC'd under an audit key wrapped by the KEK. `openKeyring` adds per-tenant keys, each usable as a `KeyProvider` of kind `tenant`;
  * `backupStore` / `restoreStore` copy a store as wrapped material only.
  * @packageDocumentation
  */
@@ -10,6 +10,7 @@ export type {
   AuditEntry,
   AuditHead,
   AuditInput,
+  AuditKeyRecord,
   AuditProblemKind,
   AuditQuery,
   AuditVerification,
@@ -37,6 +38,7 @@ export type {
 export { IntegrityError, StoreAccessError, StoreUpgradeRequiredError } from './errors.js';
 export type { StoreAccessReason } from './errors.js';
 export { GENESIS_HASH, auditHash, verifyAuditChain } from './audit.js';
+export { AUDIT_KEY_LENGTH, auditKeyContext } from './audit-key.js';
 export { SCHEMA_VERSION } from './schema.js';
 export { KEY_CHECK_LENGTH, dataKeyContext, kekName, keyCheckValue } from './records.js';
 export { SqliteKeyStore, openSqliteKeyStore } from './sqlite-store.js';

@@ -13,7 +13,7 @@ import { UnsupportedFormatError } from '@keyfold/envelope-core';
  * console.log(`key store schema v${SCHEMA_VERSION}`);
  * ```
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** SQLite `application_id` of a Keyfold store ("KFKS"). */
 export const SQLITE_APPLICATION_ID = 0x4b464b53;
@@ -80,6 +80,26 @@ export const MIGRATIONS: readonly Migration[] = [
          subject TEXT NOT NULL, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)`,
       `CREATE TABLE \${s}.keyfold_audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL, hash TEXT NOT NULL)`,
       `INSERT INTO \${s}.keyfold_audit_head (id, seq, hash) VALUES (1, 0, '${'0'.repeat(64)}')`,
+    ],
+  },
+  {
+    version: 2,
+    description: 'keyed audit log: a MAC per entry and on the head record, the wrapped audit key',
+    sqlite: [
+      `ALTER TABLE keyfold_audit ADD COLUMN mac TEXT`,
+      `ALTER TABLE keyfold_audit_head ADD COLUMN mac TEXT`,
+      `CREATE TABLE keyfold_audit_key (
+         id INTEGER PRIMARY KEY CHECK (id = 1), installation TEXT NOT NULL, keyed_from INTEGER NOT NULL,
+         kek_kind TEXT NOT NULL, kek_key_id TEXT NOT NULL, kek_version TEXT NOT NULL, wrapped BLOB NOT NULL,
+         created_at TEXT NOT NULL, updated_at TEXT NOT NULL)`,
+    ],
+    postgres: [
+      `ALTER TABLE \${s}.keyfold_audit ADD COLUMN mac TEXT`,
+      `ALTER TABLE \${s}.keyfold_audit_head ADD COLUMN mac TEXT`,
+      `CREATE TABLE \${s}.keyfold_audit_key (
+         id INTEGER PRIMARY KEY CHECK (id = 1), installation TEXT NOT NULL, keyed_from BIGINT NOT NULL,
+         kek_kind TEXT NOT NULL, kek_key_id TEXT NOT NULL, kek_version TEXT NOT NULL, wrapped BYTEA NOT NULL,
+         created_at TEXT NOT NULL, updated_at TEXT NOT NULL)`,
     ],
   },
 ];

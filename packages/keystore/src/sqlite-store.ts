@@ -114,20 +114,10 @@ function notAStore(path: string, what: string, cause?: unknown): IntegrityError 
 }
 
 /**
- * Refuses an SQLite database that another application wrote (a Keyfold store carries its `application_id` from the
- * transaction that creates it), one with a newer schema, and one without a Keyfold schema version.
- */
-function assertKeyfoldIds(path: string, applicationId: number, version: number): void {
-  if (applicationId !== SQLITE_APPLICATION_ID) throw notAStore(path, 'is an SQLite database of another application');
-  assertKnownSchema(version, path);
-  if (version === 0) throw notAStore(path, 'records no Keyfold schema');
-}
-
-/**
  * Reads the 100-byte SQLite header directly (no SQLite connection, so no `-wal` / `-shm` file is created) and
- * refuses, before anything else touches the file: an empty file, a file that is not an SQLite database, a damaged
- * header and, unless pages wait in a `-wal` file (then {@link openChecked} reads them through SQLite), an SQLite
- * database of another application, a newer schema and a file shorter than its own header says (truncated).
+ * refuses, before anything else touches the file: an empty file, a file that is not an SQLite database, an SQLite
+ * database of another application (a Keyfold store carries its `application_id` from the transaction that creates
+ * it), a newer schema, and a file shorter than its own header says (truncated).
  * @returns whether the file is in WAL mode.
  */
 function inspectHeader(path: string): { wal: boolean } {
@@ -144,16 +134,23 @@ function inspectHeader(path: string): { wal: boolean } {
   if (read < 100 || header.toString('latin1', 0, 16) !== SQLITE_MAGIC) {
     throw notAStore(path, 'is not an SQLite database (damaged, or another kind of file)');
   }
+  // Pages not yet checkpointed live in the -wal file. While another connection has such pages (a store just created
+  // or migrated by a process that still has it open), the header on disk may predate them: application_id and
+  // user_version are then checked through the read-only connection instead (openChecked), which sees the WAL.
+  const walPending = existsSync(`${path}-wal`) && statSync(`${path}-wal`).size > 0;
+  if (!walPending) {
+    if (header.readUInt32BE(68) !== SQLITE_APPLICATION_ID) {
+      throw notAStore(path, 'is an SQLite database of another application');
+    }
+    const version = header.readUInt32BE(60);
+    assertKnownSchema(version, path);
+    if (version === 0) throw notAStore(path, 'records no Keyfold schema');
+  }
   const rawPageSize = header.readUInt16BE(16);
   const pageSize = rawPageSize === 1 ? 65536 : rawPageSize;
   if (pageSize < 512 || (pageSize & (pageSize - 1)) !== 0) throw notAStore(path, 'has a damaged header');
-  // Pages not yet checkpointed live in the -wal file, page 1 too: while a connection that wrote the store keeps it
-  // open (the one that created it, say), the header on disk may not show its application id and schema version
-  // yet. Then they are read through SQLite (openChecked); without a -wal file the header is the whole truth, and the
-  // file must hold every page it counts.
-  const walPending = existsSync(`${path}-wal`) && statSync(`${path}-wal`).size > 0;
+  // Without pending WAL pages the file must hold every page its header counts.
   if (!walPending) {
-    assertKeyfoldIds(path, header.readUInt32BE(68), header.readUInt32BE(60));
     const pages = header.readUInt32BE(28);
     const sizeValid = pages > 0 && header.readUInt32BE(92) === header.readUInt32BE(24);
     if (size % pageSize !== 0 || (sizeValid && pages * pageSize > size)) {
@@ -190,7 +187,13 @@ function openChecked(path: string, wal: boolean, integrityCheck: boolean, busy: 
       }
       throw err;
     }
-    assertKeyfoldIds(path, Number(db.pragma('application_id', { simple: true })), Number(db.pragma('user_version', { simple: true })));
+    // Through the connection (the WAL applied): the header on disk may predate pages another connection wrote.
+    if (Number(db.pragma('application_id', { simple: true })) !== SQLITE_APPLICATION_ID) {
+      throw notAStore(path, 'is an SQLite database of another application');
+    }
+    const version = Number(db.pragma('user_version', { simple: true }));
+    assertKnownSchema(version, path);
+    if (version === 0) throw notAStore(path, 'records no Keyfold schema');
     const missing = REQUIRED_TABLES.filter((t) => !tables.has(t));
     if (missing.length > 0) throw notAStore(path, `lacks the tables ${missing.join(', ')}`);
     if (integrityCheck) {

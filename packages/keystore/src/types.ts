@@ -6,7 +6,7 @@
  * checkpoints and the audit log. No plaintext key ever reaches it.
  * @module
  */
-import type { WrappedKey } from '@keyfold/envelope-core';
+import type { KeyProvider, WrappedKey } from '@keyfold/envelope-core';
 
 /** A KEK identity across its versions: the provider kind and key id (what the install lock records). */
 export interface ProviderRef {
@@ -147,20 +147,58 @@ export interface AuditEntry {
   readonly prevHash: string;
   /** SHA-256 over the canonical encoding of every field above (hex). */
   readonly hash: string;
+  /**
+   * HMAC-SHA-256 under the installation's audit key over the installation id, `seq`, `hash` and the previous
+   * entry's `mac` (hex). Absent on entries written before the store's audit log was keyed (see
+   * {@link AuditKeyRecord.keyedFrom}).
+   */
+  readonly mac?: string;
 }
 
 /** The newest entry as the store's head pointer records it (updated in the same transaction as each append). */
 export interface AuditHead {
   readonly seq: number;
   readonly hash: string;
+  /**
+   * HMAC-SHA-256 under the audit key over the installation id, `keyedFrom`, `seq`, `hash` and the newest entry's
+   * MAC: a head moved by anyone without the key (a truncated log) does not carry a valid one. Absent while the log
+   * is not keyed.
+   */
+  readonly mac?: string;
 }
 
-/** What kind of tampering `verifyAudit` found. */
-export type AuditProblemKind = 'edited' | 'deleted' | 'reordered' | 'inserted';
+/**
+ * The audit log's MAC key as stored: 32 random bytes wrapped by the installation's KEK with the context
+ * `{ keyfold:purpose: audit-mac, keyfold:installation: <installation> }`. Never in plaintext.
+ */
+export interface AuditKeyRecord {
+  /** Random id of the installation (32 hex digits) the key and every MAC are bound to. */
+  readonly installation: string;
+  /** The first entry that carries a MAC; earlier entries (written before keying) are anchored by its hash chain. */
+  readonly keyedFrom: number;
+  readonly wrapped: WrappedKey;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/**
+ * What kind of tampering `verifyAudit` found: `truncated` (the head record was moved without the audit key),
+ * `unreadable` (a row that does not decode), `key` (the audit key does not unwrap or the key row was replaced).
+ */
+export type AuditProblemKind = 'edited' | 'deleted' | 'reordered' | 'inserted' | 'truncated' | 'unreadable' | 'key';
 
 /** The result of `verifyAudit()`. */
 export interface AuditVerification {
   readonly ok: boolean;
+  /**
+   * True when the MACs were checked with the audit key (the store's audit key was opened with `openAuditKey`);
+   * false for a check of the hash chain only, which a writer who rewrites the whole log and head can defeat.
+   */
+  readonly keyed: boolean;
+  /** The first entry that carries a MAC (keyed checks of a keyed log only). */
+  readonly keyedFrom?: number;
+  /** The installation id the audit key is bound to (keyed checks only). */
+  readonly installation?: string;
   /** Entries checked. */
   readonly entries: number;
   readonly head: AuditHead;
@@ -246,15 +284,19 @@ export interface KeyStore {
   getInstallLock(): Promise<InstallLock | undefined>;
   /**
    * Records `provider` as the install lock when there is none (audited `install.lock`), else checks it matches.
-   * @throws PolicyError `PROVIDER_MISMATCH` naming both providers.
+   * When `provider` is a `KeyProvider` (not only a reference), the audit key is opened too, and created when the
+   * store has none (see {@link KeyStore.openAuditKey}): a store locked by a KeyProvider has a keyed audit log.
+   * @throws PolicyError `PROVIDER_MISMATCH` naming both providers; the errors of `openAuditKey`.
    */
-  ensureInstallLock(provider: ProviderRef, actor?: string): Promise<InstallLock>;
+  ensureInstallLock(provider: ProviderRef | KeyProvider, actor?: string): Promise<InstallLock>;
   /**
    * Moves the install lock from `from` to `to` (provider migration): refused unless no data key is wrapped under
-   * `from` any more. Audited `install.migrate` in the same transaction.
-   * @throws PolicyError `PROVIDER_MISMATCH` when the lock is not `from`; `POLICY_VIOLATION` while keys remain.
+   * `from` any more. Audited `install.migrate` in the same transaction. On a keyed audit log `to` must be the new
+   * `KeyProvider` and the audit key open: the audit key is re-wrapped under `to` in the same transaction.
+   * @throws PolicyError `PROVIDER_MISMATCH` when the lock is not `from`; `POLICY_VIOLATION` while keys remain, or
+   *   when the log is keyed and the audit key cannot move with the lock.
    */
-  changeInstallLock(from: ProviderRef, to: ProviderRef, actor: string, details?: AuditInput['details']): Promise<InstallLock>;
+  changeInstallLock(from: ProviderRef, to: ProviderRef | KeyProvider, actor: string, details?: AuditInput['details']): Promise<InstallLock>;
 
   listKekVersions(filter?: ProviderRef): Promise<KekVersionRecord[]>;
   /**
@@ -264,8 +306,8 @@ export interface KeyStore {
    */
   recordKekVersion(kek: KekRef, options: { readonly activate: boolean; readonly actor: string }): Promise<KekVersionRecord>;
   /**
-   * Retires a KEK version: refused while any data key (in any state but destroyed) is wrapped under it, or while it
-   * is the active version. Audited `kek.retire`.
+   * Retires a KEK version: refused while any data key (in any state but destroyed) or the audit key is wrapped under
+   * it, or while it is the active version. Audited `kek.retire`.
    * @throws PolicyError `POLICY_VIOLATION` naming how many keys still reference it; ProviderError `KEY_NOT_FOUND`.
    */
   retireKekVersion(kek: KekRef, actor: string): Promise<KekVersionRecord>;
@@ -314,15 +356,45 @@ export interface KeyStore {
   saveCheckpoint(update: CheckpointUpdate & { readonly processed?: number }): Promise<Checkpoint>;
   deleteCheckpoint(name: string): Promise<void>;
 
-  /** Appends one audit entry (hash-chained, serialised across processes). */
+  /**
+   * Appends one audit entry (hash-chained, serialised across processes; MAC'd when the log is keyed).
+   * @throws PolicyError `POLICY_VIOLATION` when the log is keyed and this store object has not opened the audit key
+   *   (every method that audits throws the same).
+   */
   appendAudit(input: AuditInput): Promise<AuditEntry>;
+  /** @throws IntegrityError `INTEGRITY_FAILED` naming an entry whose row does not decode. */
   listAudit(query?: AuditQuery): Promise<AuditEntry[]>;
   auditHead(): Promise<AuditHead>;
   /**
    * Recomputes the whole hash chain and compares it with the head pointer; names the first edited, deleted,
-   * reordered or inserted entry.
+   * reordered, inserted or unreadable entry. With the audit key open ({@link KeyStore.openAuditKey}) it also checks
+   * every entry's MAC and the head's MAC, which catches a truncated log with a moved head and a whole log re-chained
+   * by anyone without the KEK (`keyed: true` in the result); without it, the hash chain only (`keyed: false`).
    */
   verifyAudit(): Promise<AuditVerification>;
+  /** The wrapped audit key, or `undefined` while the log is not keyed (a store written before schema 2). */
+  getAuditKey(): Promise<AuditKeyRecord | undefined>;
+  /**
+   * Opens the audit key for this store object: unwraps it with the provider among `providers` that matches the
+   * KEK it is wrapped under, and holds it (wiped on `close()`) to MAC appends and to verify. When the store has no
+   * audit key yet (a new store, or one written before the log was keyed) and `create` is not false, a fresh one is
+   * generated, wrapped under the provider matching the install lock (the first one without a lock), and stored in
+   * one transaction that anchors the existing chain with an `audit.keyed` entry (when the log is not empty).
+   * Idempotent.
+   * @returns the audit key record, or `undefined` when there is none and `create` is false.
+   * @throws IntegrityError `INTEGRITY_FAILED` when the stored audit key does not unwrap (replaced, damaged, or
+   *   wrapped for another installation); KeyfoldError `NO_PROVIDER` when no provider matches its KEK; provider
+   *   errors.
+   */
+  openAuditKey(providers: KeyProvider | readonly KeyProvider[], options?: { readonly actor?: string; readonly create?: boolean }): Promise<AuditKeyRecord | undefined>;
+  /**
+   * Re-wraps the open audit key under `to`'s active KEK version (rotation), compare-and-swap on the stored row;
+   * audited `audit.rewrap`. A no-op when it is already there.
+   * @returns true when it was re-wrapped.
+   * @throws PolicyError `POLICY_VIOLATION` when the audit key is not open; `PROVIDER_MISMATCH` when `to` is not the
+   *   install lock's provider (use `changeInstallLock`); ProviderError `UNAVAILABLE` when the row changed meanwhile.
+   */
+  rewrapAuditKey(to: KeyProvider, actor: string): Promise<boolean>;
 
   /** True when the store holds nothing (no install lock, KEK version, data key or audit entry). */
   isEmpty(): Promise<boolean>;
@@ -343,4 +415,6 @@ export interface StoreRecords {
   readonly dataKeys: readonly DataKeyRecord[];
   readonly audit: readonly AuditEntry[];
   readonly auditHead: AuditHead;
+  /** The wrapped audit key (absent for an unkeyed log). */
+  readonly auditKey?: AuditKeyRecord | undefined;
 }

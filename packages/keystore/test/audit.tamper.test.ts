@@ -58,7 +58,7 @@ describe('verifyAuditChain', () => {
   });
 
   it('accepts an intact log, and an empty one', () => {
-    expect(verifyAuditChain(log, h)).toEqual({ ok: true, entries: 8, head: h });
+    expect(verifyAuditChain(log, h)).toEqual({ ok: true, keyed: false, entries: 8, head: h });
     expect(verifyAuditChain([], { seq: 0, hash: GENESIS_HASH }).ok).toBe(true);
   });
 });

@@ -34,7 +34,8 @@ export interface MigrationReport extends RotationReport {
 
 /**
  * Re-wraps every key from `from` to `to`, then moves the install lock to `to` in one audited transaction
- * (`install.migrate`) that first checks no live key is still wrapped under `from`. When some keys failed (or the
+ * (`install.migrate`) that first checks no live key is still wrapped under `from` and re-wraps the audit key under
+ * `to`. When some keys failed (or the
  * run was aborted, or is a dry run) the lock stays and the report says so; run it again after fixing the cause.
  * Audited `install.migrate.start` at the start.
  * @throws PolicyError `PROVIDER_MISMATCH` when `from` is not the install lock's provider; the errors of
@@ -62,6 +63,8 @@ export async function migrateProvider(options: MigrateProviderOptions): Promise<
     );
   }
   if (!lock && !options.dryRun) await store.ensureInstallLock(from, actor);
+  // The audit key is open (under `from`) before the first entry; the lock change re-wraps it under `to`.
+  await store.openAuditKey([from], { actor, create: !options.dryRun });
   if (!options.dryRun) {
     await store.appendAudit({ actor, event: 'install.migrate.start', subject: kekName(to), details: { from: kekName(from), to: kekName(to) } });
   }

@@ -140,6 +140,9 @@ export interface RotateKekOptions {
   allowProviderChange?: boolean;
 }
 
+/** The id under which a failure of the audit key is reported (no data key id can look like it). */
+export const AUDIT_KEY_ID = 'keyfold:audit-key';
+
 const DEFAULT_BATCH = 500;
 const DEFAULT_CONCURRENCY = 16;
 const DEFAULT_LOCK_WAIT_MS = 30_000;
@@ -310,6 +313,9 @@ export async function rotateKek(options: RotateKekOptions): Promise<RotationRepo
     }
     if (!lock && !dryRun) await store.ensureInstallLock(to, actor);
   }
+  // The audit key: opened with the provider it is wrapped under, so this run's entries are MAC'd and the key can be
+  // re-wrapped at the end like every data key (a store with none is keyed now; a dry run only checks it unwraps).
+  await store.openAuditKey([...from, to], { actor, create: !dryRun });
   if (!dryRun) await store.recordKekVersion(target, { activate: true, actor: workerId === undefined ? actor : `${actor}:${workerId}` });
 
   const sources = new Map<string, KeyProvider>(from.map((p) => [`${p.kind}\u0000${p.keyId}`, p]));
@@ -441,6 +447,19 @@ export async function rotateKek(options: RotateKekOptions): Promise<RotationRepo
     progress();
   }
 
+  if (!dryRun && !aborted && !options.allowProviderChange) {
+    // The audit key follows the data keys to the target version (a migration moves it with the install lock).
+    try {
+      await store.rewrapAuditKey(to, auditActor);
+    } catch (err) {
+      if (err instanceof ConfigError) throw err;
+      // Another worker may have re-wrapped it first; only a key still off the target is a failure.
+      const now = (await store.getAuditKey())?.wrapped;
+      if (!now || now.kind !== target.kind || now.keyId !== target.keyId || now.keyVersion !== target.version) {
+        failed.push({ id: AUDIT_KEY_ID, code: codeOf(err) });
+      }
+    }
+  }
   if (!dryRun && !aborted) {
     await store.deleteCheckpoint(name);
     await store.appendAudit({

@@ -4,8 +4,8 @@
  * @module
  */
 import { KeyfoldError, constantTimeEqual, wipe, type KeyProvider } from '@keyfold/envelope-core';
-import { dataKeyContext, kekName, keyCheckValue, type DataKeyRecord, type KeyStore, type ProviderRef } from '@keyfold/keystore';
-import { mapLimit, yieldToEventLoop, type RotationFailure } from './rotate.js';
+import { AUDIT_KEY_LENGTH, auditKeyContext, dataKeyContext, kekName, keyCheckValue, type DataKeyRecord, type KeyStore, type ProviderRef } from '@keyfold/keystore';
+import { AUDIT_KEY_ID, mapLimit, yieldToEventLoop, type RotationFailure } from './rotate.js';
 
 /**
  * Options of {@link verifyKek}.
@@ -41,6 +41,12 @@ export interface VerifyKekReport {
   readonly failed: readonly RotationFailure[];
   /** Keys checked per KEK version (`kind:keyId@version`). */
   readonly byVersion: Readonly<Record<string, number>>;
+  /**
+   * The audit key (checked like a data key when it is under the KEK checked): the KEK version it is wrapped under
+   * and whether it unwraps; a failure is also listed in `failed` with id `keyfold:audit-key`. Absent when the store
+   * has no audit key or it is under another KEK than `kek`.
+   */
+  readonly auditKey?: { readonly kek: string; readonly ok: boolean };
   readonly aborted: boolean;
   readonly durationMs: number;
 }
@@ -105,11 +111,31 @@ export async function verifyKek(options: VerifyKekOptions): Promise<VerifyKekRep
     if (page.length < batchSize) break;
     after = (page[page.length - 1] as DataKeyRecord).id;
   }
+  let auditKey: VerifyKekReport['auditKey'];
+  const record = aborted ? undefined : await store.getAuditKey();
+  const aw = record?.wrapped;
+  if (record && aw && (!options.kek || (aw.kind === options.kek.kind && aw.keyId === options.kek.keyId && (options.kek.version === undefined || aw.keyVersion === options.kek.version)))) {
+    const provider = providers.get(`${aw.kind}\u0000${aw.keyId}`);
+    let key: Uint8Array | undefined;
+    let code: string | undefined;
+    try {
+      if (!provider) throw new KeyfoldError('NO_PROVIDER', `no provider for ${aw.kind}:${aw.keyId}`);
+      key = await provider.unwrapKey(aw, auditKeyContext(record.installation));
+      if (key.length !== AUDIT_KEY_LENGTH) throw new KeyfoldError('INTEGRITY_FAILED', 'the audit key has the wrong length');
+    } catch (err) {
+      code = err instanceof KeyfoldError ? err.code : 'INTERNAL';
+      failed.push({ id: AUDIT_KEY_ID, code });
+    } finally {
+      wipe(key);
+    }
+    auditKey = { kek: kekName({ kind: aw.kind, keyId: aw.keyId, version: aw.keyVersion }), ok: code === undefined };
+  }
+  const dataFailed = failed.filter((f) => f.id !== AUDIT_KEY_ID).length;
   await store.appendAudit({
     actor: options.actor ?? 'rotation',
     event: 'kek.verify',
     subject: options.kek ? kekName(options.kek) : 'all',
-    details: { checked, failed: failed.length, aborted, byVersion },
+    details: { checked, failed: failed.length, aborted, byVersion, ...(auditKey ? { auditKey: auditKey.ok ? 'ok' : 'failed' } : {}) },
   });
-  return { checked, ok: checked - failed.length, failed, byVersion, aborted, durationMs: performance.now() - started };
+  return { checked, ok: checked - dataFailed, failed, byVersion, ...(auditKey ? { auditKey } : {}), aborted, durationMs: performance.now() - started };
 }

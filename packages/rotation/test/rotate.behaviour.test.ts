@@ -40,6 +40,9 @@ describe.each([
       expect(report).toMatchObject({ target: V2, scanned: 1200, rewrapped: 1200, skipped: 0, failed: [], dryRun: false, aborted: false, resumed: false });
       expect(progress.at(-1)).toMatchObject({ total: 1200, done: 1200, rewrapped: 1200, failed: 0 });
       expect(progress.length).toBe(5);
+      // The audit key followed the data keys, audited; the log verifies with it.
+      expect((await store.getAuditKey())?.wrapped.keyVersion).toBe(V2.version);
+      expect(await store.listAudit({ event: 'audit.rewrap' })).toHaveLength(1);
       expect(await countOpening(store, keks.v2, plain)).toBe(1200);
       expect(await store.getCheckpoint(checkpointName(V2))).toBeUndefined();
       const versions = await store.listKekVersions();
@@ -107,9 +110,13 @@ describe.each([
       const plain = await seedKeys(store, keks.v1, 50);
       const report = await rotateKek({ store, to: breakingProvider(keks.v2) });
       expect(report.rewrapped).toBe(0);
-      expect(report.failed).toHaveLength(50);
+      // The 50 data keys and the audit key: none is replaced by a wrap that does not unwrap.
+      expect(report.failed).toHaveLength(51);
+      expect(report.failed.filter((f) => f.id === 'keyfold:audit-key')).toEqual([{ id: 'keyfold:audit-key', code: 'UNWRAP_FAILED' }]);
       expect(new Set(report.failed.map((f) => f.code))).toEqual(new Set(['UNWRAP_FAILED']));
       expect(await store.countDataKeys({ kek: { kind: 'env', keyId: 'KEYFOLD_KEK', version: '1' } })).toBe(50);
+      expect((await store.getAuditKey())?.wrapped.keyVersion).toBe('1');
+      expect(await store.verifyAudit()).toMatchObject({ ok: true, keyed: true });
       expect(await countOpening(store, keks.v1, plain)).toBe(50);
     } finally {
       await store.close();

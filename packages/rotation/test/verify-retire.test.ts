@@ -24,6 +24,8 @@ describe('verifyKek', () => {
       expect(report.ok).toBe(149);
       expect(report.failed).toEqual([{ id: keyId(5), code: 'UNWRAP_FAILED' }]);
       expect(report.byVersion).toEqual({ 'env:KEYFOLD_KEK@1': 30, 'env:KEYFOLD_KEK@2': 120 });
+      // The audit key went to V2 with the rotation, and is checked like a data key.
+      expect(report.auditKey).toEqual({ kek: 'env:KEYFOLD_KEK@2', ok: true });
       expect(progress.at(-1)).toBe(150);
       const only = await verifyKek({ store, providers: [keks.v2], kek: V1 });
       expect(only.checked).toBe(30);

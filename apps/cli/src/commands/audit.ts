@@ -1,11 +1,13 @@
 /**
- * `keyfold audit list` and `keyfold audit verify`: the key store's hash-chained audit log. Read-only.
+ * `keyfold audit list` and `keyfold audit verify`: the key store's audit log, hash-chained and MAC'd under the
+ * installation's audit key. `audit list` and `audit verify --unkeyed` need no key access; `audit verify` opens the
+ * KEK provider to check the MACs. Read-only (apart from keying a log written before keying existed).
  * @module
  */
 import type { CommandContext } from '../command.js';
 import { ExitCode } from '../exit-codes.js';
 import { formatFields, formatTable, printable } from '../output.js';
-import { intOption, withStore } from '../store.js';
+import { intOption, withStore, withStoreAndProvider } from '../store.js';
 
 async function list(ctx: CommandContext): Promise<void> {
   const after = intOption(ctx, 'after', 0, Number.MAX_SAFE_INTEGER);
@@ -41,33 +43,45 @@ async function list(ctx: CommandContext): Promise<void> {
 }
 
 async function verify(ctx: CommandContext): Promise<number | undefined> {
-  const v = await withStore(ctx, ({ store }) => store.verifyAudit(), 'read');
+  const unkeyed = ctx.args.flag('unkeyed');
+  // Keyed (default): the provider opens the audit key (withStoreAndProvider -> ensureInstallLock), so the MACs are
+  // checked. Unkeyed: no key access, the hash chain only.
+  const v = unkeyed ? await withStore(ctx, ({ store }) => store.verifyAudit(), 'read') : await withStoreAndProvider(ctx, ({ store }) => store.verifyAudit(), 'read');
+  const scope = v.keyed ? { keyed: true, installation: v.installation ?? null, keyedFrom: v.keyedFrom ?? null } : { keyed: false };
   if (!v.ok) {
     const p = v.problem;
     if (ctx.out.json) {
       // Scripts get the report (which entry, what kind) with the error code; exit 3 all the same.
-      ctx.out.result({ ok: false, entries: v.entries, head: v.head, problem: p ?? null, error: { code: 'INTEGRITY_FAILED' } }, () => '');
+      ctx.out.result({ ok: false, ...scope, entries: v.entries, head: v.head, problem: p ?? null, error: { code: 'INTEGRITY_FAILED' } }, () => '');
       return ExitCode.INTEGRITY;
     }
     const { IntegrityError } = await import('@keyfold/keystore');
     throw new IntegrityError(
       `the audit log does not verify: ${p?.kind ?? 'problem'} at entry #${p?.seq ?? '?'}: ${p?.message ?? ''} ` +
-        `(${v.entries} entries checked)`,
+        `(${v.entries} entries checked${v.keyed ? ' with the audit key' : ', hash chain only'})`,
     );
   }
-  ctx.out.result({ ok: true, entries: v.entries, head: v.head }, () =>
-    [
-      formatFields(
-        [
-          ['entries', String(v.entries)],
-          ['head', `#${v.head.seq} ${v.head.hash}`],
-        ],
-        ctx.out.out,
-      ),
-      '',
-      'The hash chain is intact. Keep the head elsewhere to detect a rewritten tail later.',
-    ].join('\n'),
-  );
+  ctx.out.result({ ok: true, ...scope, entries: v.entries, head: v.head }, () => {
+    const rows: [string, string][] = [
+      ['entries', String(v.entries)],
+      ['head', `#${v.head.seq} ${v.head.hash}`],
+    ];
+    if (v.keyed) {
+      rows.push(['head mac', v.head.mac ?? '-'], ['installation', printable(v.installation ?? '-')], ['keyed from', `#${v.keyedFrom ?? '?'}`]);
+    }
+    const lines = [formatFields(rows, ctx.out.out), ''];
+    if (v.keyed) {
+      lines.push("Every entry's MAC, the hash chain and the head's MAC verify under this installation's audit key.");
+      if ((v.keyedFrom ?? 1) > 1) {
+        lines.push(`Entries #1-#${(v.keyedFrom ?? 1) - 1} were written before the log was keyed: they are covered by the hash chain that entry #${v.keyedFrom ?? '?'} anchors.`);
+      }
+      lines.push('A whole store put back to an older copy is not detectable from inside it: keep the head MAC elsewhere to compare.');
+    } else {
+      lines.push('UNKEYED: the hash chain is intact, but a writer who rewrites the log and its head together passes this check.');
+      lines.push("Run 'keyfold audit verify' (with key access) to check the MACs.");
+    }
+    return lines.join('\n');
+  });
   return undefined;
 }
 

@@ -1,7 +1,7 @@
 /**
  * `keyfold backup --out FILE` and `keyfold restore --in FILE`: the key store as wrapped material only (install
- * lock, KEK versions, wrapped data keys, audit log), with a digest. Restore verifies the file and its audit chain
- * before anything is written; an SQLite store is restored into a temporary file that is renamed into place only
+ * lock, KEK versions, wrapped data keys, the wrapped audit key, audit log), with a digest. Both open the KEK provider:
+ * restore verifies the file and its audit log's MACs before anything is written; an SQLite store is restored into a temporary file that is renamed into place only
  * when everything succeeded.
  *
  * Security rule: a backup file comes from outside, so before it becomes this installation's store its install lock
@@ -16,13 +16,13 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { KeyfoldError, PolicyError } from '@keyfold/envelope-core';
+import { KeyfoldError, PolicyError, type KeyProvider } from '@keyfold/envelope-core';
 import type { BackupSummary } from '@keyfold/keystore';
 import type { LoadedConfig } from '../config.js';
 import type { CommandContext } from '../command.js';
-import { loadConfig } from '../config.js';
+import { loadConfig, openProvider } from '../config.js';
 import { formatCount, formatFields, printable } from '../output.js';
-import { cliActor, openStoreAt, requiredOption, sqlitePath, storeConfig, withStore } from '../store.js';
+import { cliActor, openStoreAt, requiredOption, sqlitePath, storeConfig, withStoreAndProvider } from '../store.js';
 
 function render(ctx: CommandContext, title: string, s: BackupSummary): string {
   return [
@@ -43,7 +43,8 @@ function render(ctx: CommandContext, title: string, s: BackupSummary): string {
 
 async function backup(ctx: CommandContext): Promise<void> {
   const path = resolve(ctx.cwd, requiredOption(ctx, 'out', 'FILE'));
-  const summary = await withStore(ctx, async ({ store, actor }) => {
+  // With the provider: the audit key is open, so the log is verified with its MACs and the store.backup entry MAC'd.
+  const summary = await withStoreAndProvider(ctx, async ({ store, actor }) => {
     const { backupStore } = await import('@keyfold/keystore');
     return backupStore({ store, path, actor });
   });
@@ -57,11 +58,11 @@ async function backup(ctx: CommandContext): Promise<void> {
  * caller removes `temp` (and its journal files) whatever happens.
  * @throws PolicyError PROVIDER_MISMATCH when the backup belongs to another installation; restoreStore's errors.
  */
-async function restoreChecked(ctx: CommandContext, loaded: LoadedConfig, path: string, temp: string): Promise<BackupSummary> {
+async function restoreChecked(ctx: CommandContext, loaded: LoadedConfig, path: string, temp: string, provider: KeyProvider): Promise<BackupSummary> {
   const { openSqliteKeyStore, restoreStore } = await import('@keyfold/keystore');
   const store = await openSqliteKeyStore({ path: temp, create: true, securityMode: loaded.securityMode });
   try {
-    const summary = await restoreStore({ store, path, actor: cliActor() });
+    const summary = await restoreStore({ store, path, actor: cliActor(), provider });
     const lock = await store.getInstallLock();
     const cfg = loaded.config.provider;
     // A backup without a lock (a store nothing was written to) gets this installation's on first use.
@@ -86,46 +87,55 @@ async function restore(ctx: CommandContext): Promise<void> {
   const path = resolve(ctx.cwd, requiredOption(ctx, 'in', 'FILE'));
   const loaded = await loadConfig(ctx);
   const cfg = storeConfig(loaded);
+  const target = cfg.backend === 'sqlite' ? sqlitePath(loaded.dir, cfg) : undefined;
+  const assertTargetFree = (when: string): void => {
+    if (target === undefined) return;
+    if (existsSync(target)) {
+      throw new KeyfoldError('ALREADY_EXISTS', `the key store ${target} ${when}; restore only replaces a missing store (move it away first). Nothing was written.`);
+    }
+    // A -wal / -journal of an earlier store at the target would be replayed into the restored one by SQLite.
+    const leftover = ['-wal', '-shm', '-journal'].find((suffix) => existsSync(target + suffix));
+    if (leftover !== undefined) {
+      throw new KeyfoldError(
+        'ALREADY_EXISTS',
+        `${target}${leftover} is left from an earlier store: SQLite would mix it into the restored one; move it away first. Nothing was written.`,
+      );
+    }
+  };
+  // Checked before the provider is opened: no passphrase is asked for a restore that cannot happen.
+  assertTargetFree('exists');
+  // The installation's provider verifies the backup's audit MACs before anything is written, and opens the audit key.
+  // The store is missing (SQLite) or about to be filled: there is no install lock to check it against yet.
+  const provider = await openProvider(ctx, loaded, { storeLockChecked: true });
   let summary: BackupSummary;
-  if (cfg.backend === 'postgres') {
-    // Checked in a private scratch store first: the PostgreSQL restore commits as it goes.
-    const scratchDir = await mkdtemp(join(tmpdir(), 'keyfold-restore-'));
-    try {
-      await restoreChecked(ctx, loaded, path, join(scratchDir, 'check.db'));
-    } finally {
-      await rm(scratchDir, { recursive: true, force: true });
-    }
-    const { restoreStore } = await import('@keyfold/keystore');
-    const store = await openStoreAt(ctx, loaded.dir, cfg, loaded, 'create');
-    try {
-      summary = await restoreStore({ store, path, actor: cliActor() });
-    } finally {
-      await store.close();
-    }
-  } else {
-    const target = sqlitePath(loaded.dir, cfg);
-    const assertTargetFree = (when: string): void => {
-      if (existsSync(target)) {
-        throw new KeyfoldError('ALREADY_EXISTS', `the key store ${target} ${when}; restore only replaces a missing store (move it away first). Nothing was written.`);
+  try {
+    if (cfg.backend === 'postgres') {
+      // Checked in a private scratch store first: the PostgreSQL restore commits as it goes.
+      const scratchDir = await mkdtemp(join(tmpdir(), 'keyfold-restore-'));
+      try {
+        await restoreChecked(ctx, loaded, path, join(scratchDir, 'check.db'), provider);
+      } finally {
+        await rm(scratchDir, { recursive: true, force: true });
       }
-      // A -wal / -journal of an earlier store at the target would be replayed into the restored one by SQLite.
-      const leftover = ['-wal', '-shm', '-journal'].find((suffix) => existsSync(target + suffix));
-      if (leftover !== undefined) {
-        throw new KeyfoldError(
-          'ALREADY_EXISTS',
-          `${target}${leftover} is left from an earlier store: SQLite would mix it into the restored one; move it away first. Nothing was written.`,
-        );
+      const { restoreStore } = await import('@keyfold/keystore');
+      const store = await openStoreAt(ctx, loaded.dir, cfg, loaded, 'create');
+      try {
+        summary = await restoreStore({ store, path, actor: cliActor(), provider });
+      } finally {
+        await store.close();
       }
-    };
-    assertTargetFree('exists');
-    const temp = join(dirname(target), `.${basename(target)}.restore-${randomBytes(6).toString('hex')}`);
-    try {
-      summary = await restoreChecked(ctx, loaded, path, temp);
-      assertTargetFree('appeared while restoring');
-      await rename(temp, target);
-    } finally {
-      await removeSqliteFiles(temp);
+    } else {
+      const temp = join(dirname(target as string), `.${basename(target as string)}.restore-${randomBytes(6).toString('hex')}`);
+      try {
+        summary = await restoreChecked(ctx, loaded, path, temp, provider);
+        assertTargetFree('appeared while restoring');
+        await rename(temp, target as string);
+      } finally {
+        await removeSqliteFiles(temp);
+      }
     }
+  } finally {
+    await provider.close();
   }
   ctx.out.result({ ok: true, ...summary }, () => render(ctx, `Restored into ${cfg.backend === 'sqlite' ? sqlitePath(loaded.dir, cfg) : cfg.url}`, summary));
 }

@@ -184,14 +184,15 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
     step(s.bold('Keyfold demo') + s.dim(` (throwaway directory ${root}; removed at the end)`));
     const passphrase = randomBytes(24).toString('base64url');
     const installation = await installFile({ dir: join(root, '.keyfold'), passphrase, kdf: DEMO_KDF, securityMode });
-    // Nothing to roll back on failure: the whole throwaway directory is removed at the end.
-    const storeInfo = await attachStore(ctx, installation, { backend: 'sqlite', path: DEFAULT_STORE_FILE }, securityMode, new Rollback());
     const [{ createFileProvider }, keystore, rotation] = await Promise.all([
       import('@keyfold/provider-local'),
       import('@keyfold/keystore'),
       import('@keyfold/rotation'),
     ]);
     const file = await createFileProvider({ dir: join(installation.dir, DEFAULT_KEYRING_DIR), passphrase, securityMode });
+    // Nothing to roll back on failure: the whole throwaway directory is removed at the end. The store is locked by the
+    // file provider, which creates its audit key, as `keyfold init` does.
+    const storeInfo = await attachStore(ctx, installation, { backend: 'sqlite', path: DEFAULT_STORE_FILE }, securityMode, new Rollback(), file);
     const { provider, calls: kekCalls } = countingProvider(file);
     const store = await keystore.openSqliteKeyStore({ path: join(installation.dir, DEFAULT_STORE_FILE), create: false, securityMode });
     let keyring = await keystore.openKeyring({ store, provider, actor: 'demo', securityMode });

@@ -5,7 +5,8 @@
  * records how to reach it, never a credential.
  * @module
  */
-import { resolveSecurityMode, type SecurityMode } from '@keyfold/envelope-core';
+import { dirname } from 'node:path';
+import { KeyfoldError, resolveSecurityMode, type KeyProvider, type SecurityMode } from '@keyfold/envelope-core';
 import type { KdfOptions } from '@keyfold/provider-local';
 import type { CommandContext } from '../command.js';
 import { UsageError } from '../exit-codes.js';
@@ -117,7 +118,7 @@ async function initRemote(
   kind: ProviderKind,
   securityMode: SecurityMode,
   rollback: Rollback,
-): Promise<{ installation: Installation; notes: readonly string[] }> {
+): Promise<{ installation: Installation; notes: readonly string[]; provider: KeyProvider }> {
   // Refuse an existing installation and a missing parent before contacting the service or creating a key.
   await assertNotInitialised(ctx.dir);
   await assertParentExists(ctx.dir);
@@ -131,10 +132,26 @@ async function initRemote(
       ...(opened.createdVersion === undefined ? {} : { createdVersion: opened.createdVersion }),
       rollback,
     });
-    return { installation, notes: opened.notes };
-  } finally {
+    // Left open: the key store's audit key is wrapped under it next (the caller closes it).
+    return { installation, notes: opened.notes, provider: opened.provider };
+  } catch (err) {
     await opened.provider.close();
+    throw err;
   }
+}
+
+/**
+ * The new installation's provider, opened like every later command opens it, so the key store is locked by it and
+ * its audit key created under its KEK (the file provider derives its keyring key once more from the passphrase).
+ */
+async function openInstalled(ctx: CommandContext, inst: Installation, passphrase: string | undefined): Promise<KeyProvider> {
+  const { createEnvProvider, createFileProvider } = await import('@keyfold/provider-local');
+  const p = inst.provider;
+  if (p.kind === 'file' && p.keyring !== undefined && passphrase !== undefined) {
+    return createFileProvider({ dir: dirname(p.keyring), passphrase, securityMode: inst.securityMode });
+  }
+  if (p.kind === 'env') return createEnvProvider({ env: ctx.env, ...(p.prefix === undefined ? {} : { prefix: p.prefix }), securityMode: inst.securityMode });
+  throw new KeyfoldError('INTERNAL', `the ${p.kind} provider of the new installation cannot be opened here`);
 }
 
 export async function run(ctx: CommandContext): Promise<number | undefined> {
@@ -154,11 +171,13 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   let installation: Installation;
   let notes: readonly string[] = [];
   let store: StoreCreated;
+  let provider: KeyProvider | undefined;
   try {
+    let passphrase: string | undefined;
     if (providerKind === 'file') {
       // Refuse an existing installation before asking for a passphrase.
       await assertNotInitialised(ctx.dir);
-      const passphrase = await readPassphrase({
+      passphrase = await readPassphrase({
         env: ctx.env,
         stdin: ctx.stdin,
         stderr: ctx.stderr,
@@ -175,12 +194,15 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
         throw err;
       }
     } else {
-      ({ installation, notes } = await initRemote(ctx, providerKind, securityMode, rollback));
+      ({ installation, notes, provider } = await initRemote(ctx, providerKind, securityMode, rollback));
     }
-    store = await attachStore(ctx, installation, storeCfg, securityMode, rollback);
+    provider ??= await openInstalled(ctx, installation, passphrase);
+    store = await attachStore(ctx, installation, storeCfg, securityMode, rollback, provider);
   } catch (err) {
     await rollback.run();
     throw err;
+  } finally {
+    await provider?.close();
   }
   ctx.out.result({ ok: true, ...installation, store }, () => render(ctx, installation, [...storeNotes(store), ...notes]));
   return undefined;

@@ -4,9 +4,10 @@
  * themselves, so for them this command says which of the service's own commands to run instead.
  * @module
  */
+import type { KeyProvider } from '@keyfold/envelope-core';
 import type { KeyStore } from '@keyfold/keystore';
 import type { CommandContext } from '../command.js';
-import { loadConfig } from '../config.js';
+import { loadConfig, openProvider } from '../config.js';
 import { CliError } from '../exit-codes.js';
 import { formatFields, printable } from '../output.js';
 import type { ProviderConfig } from '../provider-config.js';
@@ -66,10 +67,22 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
       await store.ensureInstallLock({ kind: cfg.kind, keyId: cfg.keyId }, cliActor());
       await proveWritable(store);
     }
+    // Keyed audit log: the kek.activate entry below is MAC'd, so the store's audit key is opened with the provider first.
+    const openAuditKey = async (provider: KeyProvider): Promise<void> => {
+      await store?.openAuditKey(provider, { actor: cliActor() });
+    };
     let undo: (() => Promise<void>) | undefined;
     if (cfg.kind === 'file') {
-      ({ added, undo } = await (await import('../providers/local.js')).addKekVersion(ctx, loaded, cfg));
+      ({ added, undo } = await (await import('../providers/local.js')).addKekVersion(ctx, loaded, cfg, openAuditKey));
     } else if (cfg.kind === 'pkcs11') {
+      if (store !== undefined) {
+        const provider = await openProvider(ctx, loaded);
+        try {
+          await openAuditKey(provider);
+        } finally {
+          await provider.close();
+        }
+      }
       added = await (await import('../providers/pkcs11.js')).addKekVersion(loaded.securityMode, cfg);
     } else {
       throw await unsupported(cfg);

@@ -3,12 +3,12 @@
  * references it. Envelopes outside the store (files, database columns sealed directly under the KEK) are invisible
  * to the store: before retiring, it warns with the counts the latest recorded `keyfold rewrap` / `rewrap --check`
  * run of each source saw under V (rewrap-audit.ts), or says that none was ever recorded. The refusal while stored
- * keys reference V is the store's (as before).
+ * keys or the audit key reference V is the store's.
  * @module
  */
 import type { CommandContext } from '../command.js';
 import { formatCount, formatFields, printable } from '../output.js';
-import { requiredOption, withStore } from '../store.js';
+import { requiredOption, withStoreAndProvider } from '../store.js';
 import { knownEnvelopesUnder, type KnownEnvelopes } from './rewrap-audit.js';
 
 /** The warning about envelopes outside the store, for stderr. */
@@ -34,7 +34,8 @@ function envelopeWarning(known: KnownEnvelopes, version: string): string {
 
 export async function run(ctx: CommandContext): Promise<number | undefined> {
   const version = requiredOption(ctx, 'kek-version', 'V (the version to retire)');
-  const { rec, known } = await withStore(ctx, async ({ store, loaded, actor }) => {
+  // With the provider: the kek.retire entry is MAC'd under the audit key (a keyed log refuses keyless writes).
+  const { rec, known } = await withStoreAndProvider(ctx, async ({ store, loaded, actor }) => {
     const { retireKekVersion } = await import('@keyfold/rotation');
     const lock = await store.getInstallLock();
     const kek = { kind: lock?.kind ?? loaded.config.provider.kind, keyId: lock?.keyId ?? loaded.config.provider.keyId, version };

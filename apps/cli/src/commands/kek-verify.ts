@@ -1,6 +1,6 @@
 /**
- * `keyfold kek verify`: unwraps every live data key of the store with the configured provider and compares its key
- * check value. Exit 3 when any key fails (listed with its error code).
+ * `keyfold kek verify`: unwraps every live data key of the store (and the audit key) with the configured provider and
+ * compares its key check value. Exit 3 when any key fails (listed with its error code).
  * @module
  */
 import type { CommandContext } from '../command.js';
@@ -39,6 +39,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
       ['ok', formatCount(report.ok)],
       ['failed', formatCount(report.failed.length)],
       ['by version', Object.entries(report.byVersion).map(([k, n]) => `${printable(k)}: ${formatCount(n)}`).join(', ') || '-'],
+      ['audit key', report.auditKey ? `${printable(report.auditKey.kek)}: ${report.auditKey.ok ? 'unwraps' : 'FAILED'}` : '-'],
       ['duration', `${report.durationMs.toFixed(0)} ms`],
     ];
     const lines = [formatFields(rows, ctx.out.out)];

@@ -40,6 +40,7 @@ function openFile(ctx: CommandContext, loaded: LoadedConfig, cfg: FileProviderCo
  * opened first (one key derivation from the passphrase), which checks the passphrase and the install lock before
  * anything is written; the version is added under the keyring lock, atomically (what `addFileKekVersion` does,
  * without deriving the keyring keys a second time).
+ * `beforeAdding` runs with the opened provider before the version is added (its failure adds nothing).
  * @throws KeyfoldError WRONG_PASSPHRASE (nothing written), PolicyError PROVIDER_MISMATCH, ProviderError UNAVAILABLE
  *   when another process holds the keyring lock.
  */
@@ -47,10 +48,13 @@ export async function addKekVersion(
   ctx: CommandContext,
   loaded: LoadedConfig,
   cfg: FileProviderConfig,
+  beforeAdding?: (provider: KeyProvider) => Promise<void>,
 ): Promise<{ added: KekAdded; undo: () => Promise<void> }> {
   const provider = await openFile(ctx, loaded, cfg);
   try {
     await assertInstallLock(provider, cfg, loaded.path);
+    // The caller's use of the opened provider (kek add opens the key store's audit key with it) comes first.
+    await beforeAdding?.(provider);
     const dir = keyringDir(loaded.dir, cfg);
     const before = await readFile(join(dir, KEYRING_FILE));
     const version = await provider.rotate();

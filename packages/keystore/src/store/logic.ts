@@ -14,8 +14,9 @@
  * - Argument checks run before anything touches the database; caller mistakes are TypeError / RangeError.
  * @module
  */
-import { PolicyError, ProviderError, type WrappedKey } from '@keyfold/envelope-core';
-import { assertAuditInput, nextAuditEntry, verifyAuditChain } from '../audit.js';
+import { PolicyError, ProviderError, type KeyProvider, type WrappedKey } from '@keyfold/envelope-core';
+import { assertAuditInput, nextAuditEntry, parseAuditRow, parseHeadRow, verifyAuditRows } from '../audit.js';
+import { AuditKeyHolder, anchorEntry, auditKeyRowChanged, isKeyProvider, parseAuditKeyRow, type AuditKey, type AuditKeyStorage } from '../audit-key.js';
 import {
   assertChange,
   assertCheckpoint,
@@ -40,6 +41,7 @@ import type {
   AuditEntry,
   AuditHead,
   AuditInput,
+  AuditKeyRecord,
   AuditQuery,
   AuditVerification,
   Checkpoint,
@@ -61,20 +63,24 @@ import type {
   StoreRecords,
 } from '../types.js';
 import { DuplicateRowError, type DataKeyRow, type Dialect, type DialectLease, type Row, type SqlRunner, type Transaction } from './dialect.js';
-import { buf, rowToAudit, rowToCheckpoint, rowToDataKey, rowToInstallLock, rowToKek } from './rows.js';
+import { buf, rowToCheckpoint, rowToDataKey, rowToInstallLock, rowToKek } from './rows.js';
 
 type CommitOptions = Parameters<RewrapLease['commit']>[1];
 type CommitResult = { applied: string[]; conflicts: string[] };
 
-const INSERT_AUDIT = 'INSERT INTO keyfold_audit (seq, time, actor, event, subject, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)';
-const SET_AUDIT_HEAD = 'UPDATE keyfold_audit_head SET seq = ?, hash = ? WHERE id = 1';
+const INSERT_AUDIT = 'INSERT INTO keyfold_audit (seq, time, actor, event, subject, details, prev_hash, hash, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)';
+const SELECT_AUDIT_HEAD = 'SELECT seq, hash, mac FROM keyfold_audit_head WHERE id = 1';
+const SET_AUDIT_HEAD = 'UPDATE keyfold_audit_head SET seq = ?, hash = ?, mac = ? WHERE id = 1';
+const SELECT_AUDIT_KEY = 'SELECT * FROM keyfold_audit_key WHERE id = 1';
+const INSERT_AUDIT_KEY =
+  'INSERT INTO keyfold_audit_key (id, installation, keyed_from, kek_kind, kek_key_id, kek_version, wrapped, created_at, updated_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)';
 const SELECT_INSTALL_LOCK = 'SELECT kind, key_id, created_at, updated_at FROM keyfold_install_lock WHERE id = 1';
 const INSERT_INSTALL_LOCK = 'INSERT INTO keyfold_install_lock (id, kind, key_id, created_at, updated_at) VALUES (1, ?, ?, ?, ?)';
 const SELECT_KEK_VERSION = 'SELECT * FROM keyfold_kek_versions WHERE kind = ? AND key_id = ? AND version = ?';
 const SELECT_DATA_KEY = 'SELECT * FROM keyfold_data_keys WHERE id = ?';
 const COUNT_RECORDS =
   'SELECT (SELECT count(*) FROM keyfold_install_lock) + (SELECT count(*) FROM keyfold_data_keys) + ' +
-  '(SELECT count(*) FROM keyfold_audit) + (SELECT count(*) FROM keyfold_kek_versions) AS n';
+  '(SELECT count(*) FROM keyfold_audit) + (SELECT count(*) FROM keyfold_kek_versions) + (SELECT count(*) FROM keyfold_audit_key) AS n';
 
 /** The order of KEK versions in listings: by kind, key id, then version (numeric versions numerically). */
 function compareKek(a: KekVersionRecord, b: KekVersionRecord): number {
@@ -138,6 +144,8 @@ export abstract class SqlKeyStore implements KeyStore {
   readonly location: string;
   readonly schemaVersion = SCHEMA_VERSION;
   readonly #d: Dialect;
+  /** The unwrapped audit key, once opened (wiped on close). */
+  readonly #audit = new AuditKeyHolder();
 
   /** @internal */
   protected constructor(dialect: Dialect) {
@@ -145,12 +153,87 @@ export abstract class SqlKeyStore implements KeyStore {
     this.location = dialect.location;
   }
 
-  async #appendAuditIn(tx: Transaction, input: AuditInput): Promise<AuditEntry> {
-    const head = (await tx.get(`SELECT seq, hash FROM keyfold_audit_head WHERE id = 1${this.#d.forUpdate}`)) as { seq: unknown; hash: string };
-    const entry = nextAuditEntry({ seq: Number(head.seq), hash: head.hash }, input, now());
-    await tx.run(INSERT_AUDIT, [entry.seq, entry.time, entry.actor, entry.event, entry.subject, JSON.stringify(entry.details), entry.prevHash, entry.hash]);
-    await tx.run(SET_AUDIT_HEAD, [entry.seq, entry.hash]);
+  async #headIn(reader: SqlRunner, forUpdate: boolean): Promise<AuditHead> {
+    return parseHeadRow(await reader.get(`${SELECT_AUDIT_HEAD}${forUpdate ? this.#d.forUpdate : ''}`));
+  }
+
+  async #appendAuditIn(tx: Transaction, input: AuditInput, key: AuditKey | undefined = this.#audit.key): Promise<AuditEntry> {
+    const head = await this.#headIn(tx, true);
+    const last = head.seq > 0 ? await tx.get('SELECT mac FROM keyfold_audit WHERE seq = ?', [head.seq]) : undefined;
+    const { entry, head: next } = nextAuditEntry({ ...head, entryMac: typeof last?.mac === 'string' ? last.mac : undefined }, input, now(), key, this.location);
+    await tx.run(INSERT_AUDIT, [
+      entry.seq,
+      entry.time,
+      entry.actor,
+      entry.event,
+      entry.subject,
+      JSON.stringify(entry.details),
+      entry.prevHash,
+      entry.hash,
+      entry.mac ?? null,
+    ]);
+    await tx.run(SET_AUDIT_HEAD, [next.seq, next.hash, next.mac ?? null]);
     return entry;
+  }
+
+  async #auditKeyIn(reader: SqlRunner, forUpdate: boolean): Promise<AuditKeyRecord | undefined> {
+    const row = await reader.get(`${SELECT_AUDIT_KEY}${forUpdate ? this.#d.forUpdate : ''}`);
+    return row ? parseAuditKeyRow(row, this.location) : undefined;
+  }
+
+  getAuditKey(): Promise<AuditKeyRecord | undefined> {
+    return this.#auditKeyIn(this.#d, false);
+  }
+
+  openAuditKey(providers: KeyProvider | readonly KeyProvider[], options: { readonly actor?: string; readonly create?: boolean } = {}): Promise<AuditKeyRecord | undefined> {
+    if (options.actor !== undefined) assertName(options.actor, 'options.actor');
+    return this.#audit.open(this.#auditStorage, providers, options);
+  }
+
+  rewrapAuditKey(to: KeyProvider, actor: string): Promise<boolean> {
+    assertName(actor, 'actor');
+    return this.#audit.rewrap(this.#auditStorage, to, actor);
+  }
+
+  async #insertAuditKeyIn(tx: Transaction, r: AuditKeyRecord): Promise<void> {
+    await tx.run(INSERT_AUDIT_KEY, [r.installation, r.keyedFrom, r.wrapped.kind, r.wrapped.keyId, r.wrapped.keyVersion, buf(r.wrapped.ciphertext), r.createdAt, r.updatedAt]);
+  }
+
+  /** Compare-and-swap of the audit key row's wrapped key. @throws ProviderError UNAVAILABLE when it changed. */
+  async #replaceAuditKeyIn(tx: Transaction, old: AuditKeyRecord, next: AuditKeyRecord): Promise<void> {
+    const w = next.wrapped;
+    const o = old.wrapped;
+    const changed = await tx.run(
+      'UPDATE keyfold_audit_key SET kek_kind = ?, kek_key_id = ?, kek_version = ?, wrapped = ?, updated_at = ? ' +
+        'WHERE id = 1 AND installation = ? AND kek_kind = ? AND kek_key_id = ? AND kek_version = ? AND wrapped = ?',
+      [w.kind, w.keyId, w.keyVersion, buf(w.ciphertext), next.updatedAt, old.installation, o.kind, o.keyId, o.keyVersion, buf(o.ciphertext)],
+    );
+    if (changed !== 1) throw new ProviderError('UNAVAILABLE', `the audit key of ${this.location} changed while it was re-wrapped (another rotation?); run again`);
+  }
+
+  /** Persistence of the audit key for {@link AuditKeyHolder}. */
+  get #auditStorage(): AuditKeyStorage {
+    return {
+      location: this.location,
+      getAuditKey: () => this.getAuditKey(),
+      getInstallLock: () => this.getInstallLock(),
+      insertAuditKey: (make, actor) =>
+        this.#d.transaction(async (tx) => {
+          // The head row lock serialises this with every append and with another process keying the log.
+          const head = await this.#headIn(tx, true);
+          if (await this.#auditKeyIn(tx, false)) return undefined;
+          const key = make(head);
+          await this.#insertAuditKeyIn(tx, key.record);
+          if (head.seq > 0) await this.#appendAuditIn(tx, anchorEntry(key.record, head, actor), key);
+          else await tx.run('UPDATE keyfold_audit_head SET mac = ? WHERE id = 1', [key.headMac(head, undefined)]);
+          return key;
+        }),
+      replaceAuditKeyWrap: (old, next, audit, key) =>
+        this.#d.transaction(async (tx) => {
+          await this.#replaceAuditKeyIn(tx, old, next);
+          await this.#appendAuditIn(tx, audit, key);
+        }),
+    };
   }
 
   async #lockIn(tx: Transaction, forUpdate: boolean): Promise<InstallLock | undefined> {
@@ -163,9 +246,14 @@ export abstract class SqlKeyStore implements KeyStore {
     return row ? rowToInstallLock(row) : undefined;
   }
 
-  ensureInstallLock(provider: ProviderRef, actor = 'keyfold'): Promise<InstallLock> {
+  async ensureInstallLock(provider: ProviderRef | KeyProvider, actor = 'keyfold'): Promise<InstallLock> {
     assertProviderRef(provider, 'provider');
     assertName(actor, 'actor');
+    const current = await this.getInstallLock();
+    if (current && !sameProvider(current, provider)) throw installLockMismatch(current, provider);
+    if (isKeyProvider(provider)) await this.openAuditKey(provider, { actor });
+    // Locked already: nothing to write, no table lock taken (so a read-only store can be opened with its provider).
+    if (current) return current;
     return this.#d.transaction(async (tx) => {
       // Serialise concurrent first opens: whoever inserts first wins, the others compare.
       await tx.lockTables(['keyfold_install_lock'], 'share row exclusive');
@@ -181,11 +269,30 @@ export abstract class SqlKeyStore implements KeyStore {
     });
   }
 
-  changeInstallLock(from: ProviderRef, to: ProviderRef, actor: string, details: AuditInput['details'] = {}): Promise<InstallLock> {
+  async changeInstallLock(from: ProviderRef, to: ProviderRef | KeyProvider, actor: string, details: AuditInput['details'] = {}): Promise<InstallLock> {
     assertProviderRef(from, 'from');
     assertProviderRef(to, 'to');
     assertName(actor, 'actor');
+    // The audit key moves with the lock, in the same transaction: wrapped under `to` first, written below.
+    const old = this.#audit.key?.record;
+    const moved = await this.#audit.prepareMove(this.#auditStorage, to);
+    try {
+      return await this.#changeLock(from, to, actor, details, moved && old ? { old, moved } : undefined);
+    } catch (err) {
+      if (moved && old) this.#audit.abortMove(moved, old);
+      throw err;
+    }
+  }
+
+  #changeLock(
+    from: ProviderRef,
+    to: ProviderRef,
+    actor: string,
+    details: AuditInput['details'],
+    move: { readonly old: AuditKeyRecord; readonly moved: AuditKey } | undefined,
+  ): Promise<InstallLock> {
     return this.#d.transaction(async (tx) => {
+      if (move) await this.#replaceAuditKeyIn(tx, move.old, move.moved.record);
       const lock = await this.#lockIn(tx, true);
       if (!lock) throw storeError('CONFIG_INVALID', `the key store ${this.location} has no install lock to migrate`);
       if (!sameProvider(lock, from)) throw installLockMismatch(lock, from);
@@ -278,6 +385,10 @@ export abstract class SqlKeyStore implements KeyStore {
           'POLICY_VIOLATION',
           `KEK version ${kekName(kek)} still wraps ${refs} data key(s); re-wrap them first (keyfold kek rotate), then retire it`,
         );
+      }
+      const auditKey = await this.#auditKeyIn(tx, true);
+      if (auditKey && auditKey.wrapped.kind === kek.kind && auditKey.wrapped.keyId === kek.keyId && auditKey.wrapped.keyVersion === kek.version) {
+        throw new PolicyError('POLICY_VIOLATION', `KEK version ${kekName(kek)} still wraps the audit key; re-wrap it first (keyfold kek rotate), then retire it`);
       }
       const t = now();
       await tx.run("UPDATE keyfold_kek_versions SET state = 'retired', retired_at = ? WHERE kind = ? AND key_id = ? AND version = ?", [
@@ -546,19 +657,23 @@ export abstract class SqlKeyStore implements KeyStore {
     }
     return this.#d
       .all(`SELECT * FROM keyfold_audit WHERE ${parts.join(' AND ')} ORDER BY seq LIMIT ?`, [...params, limit])
-      .then((rows) => rows.map(rowToAudit));
+      .then((rows) => rows.map(parseAuditRow));
   }
 
-  async auditHead(): Promise<AuditHead> {
-    return headOf(this.#d);
+  auditHead(): Promise<AuditHead> {
+    return this.#headIn(this.#d, false);
   }
 
   verifyAudit(): Promise<AuditVerification> {
-    // One snapshot: the entries and the head agree.
-    return this.#d.snapshot(async (reader) => {
-      const head = await headOf(reader);
-      const entries = (await reader.all('SELECT * FROM keyfold_audit ORDER BY seq')).map(rowToAudit);
-      return verifyAuditChain(entries, head);
+    // One snapshot: the entries, the head and the key row agree.
+    return this.#d.snapshot(async (reader): Promise<AuditVerification> => {
+      const head = await this.#headIn(reader, false);
+      const key = this.#audit.key;
+      if (key) {
+        const changed = auditKeyRowChanged(key.record, await this.#auditKeyIn(reader, false));
+        if (changed) return { ok: false, keyed: true, entries: 0, head, problem: { kind: 'key', seq: key.record.keyedFrom, message: changed } };
+      }
+      return verifyAuditRows(await reader.all('SELECT * FROM keyfold_audit ORDER BY seq'), head, key);
     });
   }
 
@@ -568,7 +683,7 @@ export abstract class SqlKeyStore implements KeyStore {
 
   importRecords(records: StoreRecords): Promise<void> {
     return this.#d.transaction(async (tx) => {
-      await tx.lockTables(['keyfold_data_keys', 'keyfold_audit', 'keyfold_install_lock', 'keyfold_kek_versions'], 'exclusive');
+      await tx.lockTables(['keyfold_data_keys', 'keyfold_audit', 'keyfold_install_lock', 'keyfold_kek_versions', 'keyfold_audit_key'], 'exclusive');
       if (Number((await tx.get(COUNT_RECORDS))?.n) !== 0) {
         throw storeError('ALREADY_EXISTS', `the key store ${this.location} is not empty; restore only into a new store`);
       }
@@ -587,21 +702,17 @@ export abstract class SqlKeyStore implements KeyStore {
         throw err instanceof DuplicateRowError ? err.cause : err;
       }
       for (const e of records.audit) {
-        await tx.run(INSERT_AUDIT, [e.seq, e.time, e.actor, e.event, e.subject, JSON.stringify(e.details), e.prevHash, e.hash]);
+        await tx.run(INSERT_AUDIT, [e.seq, e.time, e.actor, e.event, e.subject, JSON.stringify(e.details), e.prevHash, e.hash, e.mac ?? null]);
       }
-      await tx.run(SET_AUDIT_HEAD, [records.auditHead.seq, records.auditHead.hash]);
+      await tx.run(SET_AUDIT_HEAD, [records.auditHead.seq, records.auditHead.hash, records.auditHead.mac ?? null]);
+      if (records.auditKey) await this.#insertAuditKeyIn(tx, records.auditKey);
     });
   }
 
   close(): Promise<void> {
+    this.#audit.close();
     return this.#d.close();
   }
-}
-
-/** The audit head pointer. */
-async function headOf(reader: SqlRunner): Promise<AuditHead> {
-  const r = (await reader.get('SELECT seq, hash FROM keyfold_audit_head WHERE id = 1'))!;
-  return { seq: Number(r.seq), hash: r.hash as string };
 }
 
 /** A {@link RewrapLease} over a dialect's lease: validates the updates, then writes them in the lease's transaction. */

@@ -11,7 +11,7 @@
  */
 import type { WrappedKey } from '@keyfold/envelope-core';
 import { ownBytes } from '../records.js';
-import type { AuditEntry, Checkpoint, DataKeyRecord, KekVersionRecord } from '../types.js';
+import type { Checkpoint, DataKeyRecord, KekVersionRecord } from '../types.js';
 import type { Row } from './dialect.js';
 
 function str(v: unknown): string {
@@ -55,20 +55,6 @@ export function rowToDataKey(row: Row): DataKeyRecord {
     revision: Number(row.revision),
     createdAt: str(row.created_at),
     updatedAt: str(row.updated_at),
-  };
-}
-
-/** A `keyfold_audit` row as an entry. */
-export function rowToAudit(row: Row): AuditEntry {
-  return {
-    seq: Number(row.seq),
-    time: str(row.time),
-    actor: str(row.actor),
-    event: str(row.event),
-    subject: str(row.subject),
-    details: JSON.parse(str(row.details)) as AuditEntry['details'],
-    prevHash: str(row.prev_hash),
-    hash: str(row.hash),
   };
 }
 
