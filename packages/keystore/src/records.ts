@@ -11,7 +11,7 @@ import {
   type EncryptionContext,
   type KeyfoldErrorCode,
 } from '@keyfold/envelope-core';
-import type { DataKeyFilter, DataKeyState, KekRef, NewDataKey, ProviderRef } from './types.js';
+import type { CheckpointUpdate, DataKeyChange, DataKeyFilter, DataKeyState, KekRef, LeaseRequest, NewDataKey, ProviderRef, RewrapUpdate } from './types.js';
 
 /** Length of a key check value. */
 export const KEY_CHECK_LENGTH = 16;
@@ -123,6 +123,11 @@ export function assertFilter(filter: DataKeyFilter | undefined): void {
   }
 }
 
+/** `Array.isArray` without narrowing a typed readonly array to `any[]`. */
+export function isArray(value: unknown): boolean {
+  return Array.isArray(value);
+}
+
 /** Validates keys to insert. */
 export function assertNewDataKey(key: NewDataKey, i: number): void {
   const name = `keys[${i}]`;
@@ -157,4 +162,55 @@ export function ownBytes(b: Uint8Array): Uint8Array {
   const out = new Uint8Array(b.length);
   out.set(b);
   return out;
+}
+
+/** Validates re-wrap updates. @throws TypeError / RangeError naming the update. */
+export function assertUpdates(updates: readonly RewrapUpdate[]): void {
+  if (!isArray(updates)) throw new TypeError('updates must be an array');
+  updates.forEach((u: RewrapUpdate, i) => {
+    assertName(u?.id, `updates[${i}].id`);
+    assertRevision(u.revision, `updates[${i}].revision`);
+    if (!u.wrapped || !(u.wrapped.ciphertext instanceof Uint8Array)) throw new TypeError(`updates[${i}].wrapped must be a WrappedKey`);
+  });
+}
+
+/** Validates a lease request. @throws TypeError / RangeError naming the field. */
+export function assertLease(request: LeaseRequest): void {
+  if (request === null || typeof request !== 'object') throw new TypeError('request must be an object');
+  assertKekRef(request.target, 'request.target');
+  assertLimit(request.limit, 'request.limit');
+  if (request.after !== undefined) assertName(request.after, 'request.after');
+  if (request.shard !== undefined) {
+    const { index, count } = request.shard;
+    if (!Number.isSafeInteger(count) || count < 1 || count > 1024) throw new RangeError('request.shard.count must be an integer from 1 to 1024');
+    if (!Number.isSafeInteger(index) || index < 0 || index >= count) throw new RangeError('request.shard.index must be an integer from 0 to count - 1');
+  }
+  if (request.from !== undefined) {
+    if (!isArray(request.from)) throw new TypeError('request.from must be an array');
+    request.from.forEach((f, i) => assertProviderRef(f, `request.from[${i}]`));
+  }
+}
+
+/** Validates a data key change. @throws TypeError naming the field. */
+export function assertChange(change: DataKeyChange): void {
+  if (change === null || typeof change !== 'object') throw new TypeError('change must be an object');
+  if (change.state !== undefined && !['active', 'retired', 'destroyed'].includes(change.state)) throw new TypeError('change.state is unknown');
+  if (change.wrapped === null && change.state !== 'destroyed') {
+    throw new TypeError('change.wrapped may be null only with state "destroyed"');
+  }
+  if (change.state === 'destroyed' && change.wrapped !== null) {
+    throw new TypeError('destroying a key deletes its wrapped material: pass wrapped: null');
+  }
+  if (change.wrapped) assertProviderRef(change.wrapped, 'change.wrapped');
+}
+
+/** Validates a checkpoint update. @throws TypeError naming the field. */
+export function assertCheckpoint(update: CheckpointUpdate & { readonly processed?: number }): void {
+  if (update === null || typeof update !== 'object') throw new TypeError('checkpoint must be an object');
+  assertName(update.name, 'checkpoint.name');
+  if (update.cursor !== undefined) assertName(update.cursor, 'checkpoint.cursor');
+  if (!Number.isSafeInteger(update.processedDelta) || update.processedDelta < 0) throw new TypeError('checkpoint.processedDelta must be a non-negative integer');
+  if (update.processed !== undefined && (!Number.isSafeInteger(update.processed) || update.processed < 0)) {
+    throw new TypeError('checkpoint.processed must be a non-negative integer');
+  }
 }
