@@ -215,17 +215,23 @@ export async function withStoreAndProvider<T>(
   fn: (s: ProviderSession) => Promise<T>,
   access: 'read' | 'write' = 'write',
 ): Promise<T> {
+  if (access === 'read') {
+    // The audit key is created by the first command with key access (a store made by an earlier keyfold, or keyed
+    // access never used yet): that is a write, so such a store is opened for writing once.
+    const keyed = await withStore(ctx, async ({ store }) => (await store.getAuditKey()) !== undefined, 'read');
+    if (!keyed) access = 'write';
+  }
   return withStore(
     ctx,
     async (s) => {
       const provider = await openProvider(ctx, s.loaded, { storeLockChecked: true });
       try {
         if ((s.store as { readOnly?: boolean }).readOnly === true) {
-          // Read-only: the audit key must exist already (creating it is a write).
+          // Read-only: the audit key exists (checked above) unless another process removed it meanwhile; never create it here.
           const key = await s.store.openAuditKey(provider, { actor: s.actor, create: false });
           if (key === undefined) {
             throw new ConfigError(
-              `the audit log of ${printable(s.store.location)} is not keyed yet and the store is opened read-only: run a command ` +
+              `the audit log of ${printable(s.store.location)} is not keyed and the store is opened read-only: run a command ` +
                 "with key access (e.g. 'keyfold audit verify') once where the store is writable, or use 'keyfold audit verify --unkeyed'. Nothing was written.",
             );
           }

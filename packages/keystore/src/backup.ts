@@ -12,11 +12,11 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { ConfigError, FormatError, KeyfoldError, UnsupportedFormatError, fromBase64Url, toBase64Url, type KeyProvider } from '@keyfold/envelope-core';
+import { ConfigError, FormatError, KeyfoldError, PolicyError, UnsupportedFormatError, fromBase64Url, toBase64Url, type KeyProvider } from '@keyfold/envelope-core';
 import { verifyAuditChain, verifyAuditMacs } from './audit.js';
 import { AuditKey, auditKeyNotOpen, isKeyProvider } from './audit-key.js';
 import { IntegrityError } from './errors.js';
-import { assertName } from './records.js';
+import { assertName, kekName, sameProvider } from './records.js';
 import type { AuditEntry, AuditHead, AuditKeyRecord, AuditVerification, DataKeyRecord, InstallLock, KekVersionRecord, KeyStore, StoreRecords } from './types.js';
 
 /** `format` of the first line of a backup file. */
@@ -383,6 +383,15 @@ export async function restoreStore(options: RestoreOptions): Promise<BackupSumma
   assertName(actor, 'actor');
   if (options.provider !== undefined && !isKeyProvider(options.provider)) throw new TypeError('provider must be a KeyProvider');
   const records = await readBackup(path);
+  // Another installation's backup: refused before its audit key is even tried (it would not unwrap here anyway).
+  const lock = records.installLock;
+  if (options.provider && lock && !sameProvider(lock, options.provider)) {
+    throw new PolicyError(
+      'PROVIDER_MISMATCH',
+      `${path} is a backup of another installation: its install lock is ${kekName(lock)} but this installation's provider is ` +
+        `${kekName(options.provider)}; restore it with that installation's provider. Nothing was written.`,
+    );
+  }
   let verification: AuditVerification;
   if (records.auditKey) {
     if (!options.provider) {

@@ -50,6 +50,25 @@ describe('backupStore / restoreStore', () => {
     }
   });
 
+  it("refuses another installation's backup (its install lock names another provider) before its audit key is tried: PROVIDER_MISMATCH, nothing written", async () => {
+    const source = await sqliteStore();
+    const target = await sqliteStore();
+    const path = `${tempDir()}/store.backup`;
+    try {
+      await populate(source);
+      await backupStore({ store: source, path });
+      const other = createEnvProvider({ prefix: 'OTHER_KEK_V', env: { OTHER_KEK_V1: hexKey() } });
+      await expect(restoreStore({ store: target, path, provider: other })).rejects.toMatchObject({
+        code: 'PROVIDER_MISMATCH',
+        message: expect.stringMatching(/backup of another installation: its install lock is env:KEYFOLD_KEK but .*env:OTHER_KEK.*Nothing was written/),
+      });
+      expect(await target.isEmpty()).toBe(true);
+    } finally {
+      await source.close();
+      await target.close();
+    }
+  });
+
   it('refuses a backup whose audit chain does not verify, and writes nothing', async () => {
     const source = await sqliteStore();
     const path = `${tempDir()}/store.backup`;
