@@ -132,21 +132,8 @@ export function keyringDir(dir: string, provider: FileProviderConfig): string {
  * check: see {@link openProvider}.
  */
 export async function openConfiguredProvider(ctx: CommandContext, loaded: LoadedConfig, cfg: ProviderConfig): Promise<KeyProvider> {
-  switch (cfg.kind) {
-    case 'file':
-    case 'env':
-      return (await import('./providers/local.js')).open(ctx, loaded, cfg);
-    case 'aws-kms':
-      return (await import('./providers/aws-kms.js')).open(ctx, loaded.securityMode, cfg);
-    case 'vault-transit':
-      return (await import('./providers/vault-transit.js')).open(ctx, loaded.securityMode, cfg);
-    case 'gcp-kms':
-      return (await import('./providers/gcp-kms.js')).open(ctx, loaded.securityMode, cfg);
-    case 'azure-kv':
-      return (await import('./providers/azure-kv.js')).open(ctx, loaded.securityMode, cfg);
-    case 'pkcs11':
-      return (await import('./providers/pkcs11.js')).open(ctx, loaded.securityMode, cfg);
-  }
+  const { withAdapter } = await import('./providers/registry.js');
+  return withAdapter(cfg, (adapter, c) => adapter.open(ctx, loaded, c));
 }
 
 /**

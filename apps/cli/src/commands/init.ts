@@ -16,7 +16,6 @@ import { readPassphrase } from '../prompt.js';
 import { isProviderKind, PROVIDER_KINDS, type ProviderKind } from '../provider-config.js';
 import type { InitOpened } from '../providers/types.js';
 import { attachStore, storeChoice, type StoreCreated } from '../store-init.js';
-import { initServiceProvider } from '../providers/init-service.js';
 
 /** The providers each provider option applies to (an option given for another provider is a usage error). */
 const OPTION_PROVIDERS: Readonly<Record<string, readonly ProviderKind[]>> = {
@@ -109,8 +108,10 @@ function storeNotes(store: StoreCreated): string[] {
 
 /** Opens the provider named on the command line, importing its module (and vendor SDK) only now. */
 async function openFromOptions(ctx: CommandContext, kind: ProviderKind, securityMode: SecurityMode): Promise<InitOpened> {
-  if (kind === 'file' || kind === 'env') throw new UsageError(`the ${kind} provider is initialised by the CLI itself`, ctx.name);
-  return initServiceProvider(ctx, kind, securityMode);
+  const { openFromOptions, providerAdapter } = await import('../providers/registry.js');
+  const { init } = await providerAdapter(kind);
+  if (init.by === 'cli') throw new UsageError(`the ${kind} provider is initialised by the CLI itself`, ctx.name);
+  return openFromOptions(ctx, securityMode, init.open);
 }
 
 async function initRemote(

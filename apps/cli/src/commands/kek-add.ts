@@ -7,10 +7,9 @@
 import type { KeyProvider } from '@keyfold/envelope-core';
 import type { KeyStore } from '@keyfold/keystore';
 import type { CommandContext } from '../command.js';
-import { loadConfig, openProvider } from '../config.js';
+import { loadConfig } from '../config.js';
 import { CliError } from '../exit-codes.js';
 import { formatFields, printable } from '../output.js';
-import type { ProviderConfig } from '../provider-config.js';
 import type { KekAdded } from '../providers/types.js';
 import { assertStoreLock, checkStoreLock, cliActor, openStoreAt } from '../store.js';
 
@@ -24,31 +23,6 @@ const WRITE_CHECK = 'kek-add:write-check';
 async function proveWritable(store: KeyStore): Promise<void> {
   await store.saveCheckpoint({ name: WRITE_CHECK, cursor: undefined, processedDelta: 0 });
   await store.deleteCheckpoint(WRITE_CHECK);
-}
-
-/** Why `kek add` does not apply to `cfg`, and what to do instead. */
-async function unsupported(cfg: Exclude<ProviderConfig, { kind: 'file' | 'pkcs11' }>): Promise<CliError> {
-  let hint: string;
-  switch (cfg.kind) {
-    case 'env':
-      hint =
-        `the env provider's key-encryption keys are the variables ${cfg.prefix}1, ${cfg.prefix}2, ...: create the next ` +
-        "one yourself (64 hex characters, e.g. 'openssl rand -hex 32') and pass it to every run; the highest is active";
-      break;
-    case 'aws-kms':
-      hint = (await import('../providers/aws-kms.js')).rotationHint(cfg);
-      break;
-    case 'vault-transit':
-      hint = (await import('../providers/vault-transit.js')).rotationHint(cfg);
-      break;
-    case 'gcp-kms':
-      hint = (await import('../providers/gcp-kms.js')).rotationHint(cfg);
-      break;
-    case 'azure-kv':
-      hint = (await import('../providers/azure-kv.js')).rotationHint(cfg);
-      break;
-  }
-  return new CliError('UNSUPPORTED', `kek add is for the file and pkcs11 providers; ${hint}`);
 }
 
 export async function run(ctx: CommandContext): Promise<number | undefined> {
@@ -71,22 +45,15 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
     const openAuditKey = async (provider: KeyProvider): Promise<void> => {
       await store?.openAuditKey(provider, { actor: cliActor() });
     };
-    let undo: (() => Promise<void>) | undefined;
-    if (cfg.kind === 'file') {
-      ({ added, undo } = await (await import('../providers/local.js')).addKekVersion(ctx, loaded, cfg, openAuditKey));
-    } else if (cfg.kind === 'pkcs11') {
-      if (store !== undefined) {
-        const provider = await openProvider(ctx, loaded);
-        try {
-          await openAuditKey(provider);
-        } finally {
-          await provider.close();
-        }
+    const { withAdapter } = await import('../providers/registry.js');
+    const result = await withAdapter(cfg, (adapter, c) => {
+      if (adapter.kekAdd.by === 'elsewhere') {
+        throw new CliError('UNSUPPORTED', `kek add is for the file and pkcs11 providers; ${adapter.kekAdd.hint(c)}`);
       }
-      added = await (await import('../providers/pkcs11.js')).addKekVersion(loaded.securityMode, cfg);
-    } else {
-      throw await unsupported(cfg);
-    }
+      return adapter.kekAdd.add(ctx, loaded, c, store === undefined ? undefined : openAuditKey);
+    });
+    ({ added } = result);
+    const { undo } = result;
     if (store !== undefined) {
       try {
         // Audited kek.activate: the new version is the active one in the store's registry too.

@@ -1,6 +1,6 @@
 /**
- * The local providers of `@keyfold/provider-local`: the passphrase-sealed file keyring and versioned environment
- * variables. Loaded only when an installation uses one of them.
+ * The `file` provider adapter (`@keyfold/provider-local`): KEKs in a passphrase-sealed file. Loaded only when an
+ * installation uses it.
  * @module
  */
 import { randomBytes } from 'node:crypto';
@@ -8,25 +8,14 @@ import { open as openFileHandle, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { KeyfoldError, type KeyProvider } from '@keyfold/envelope-core';
-import { createEnvProvider, createFileProvider, KEYRING_FILE, type FileProvider } from '@keyfold/provider-local';
+import { createFileProvider, KEYRING_FILE, type FileProvider } from '@keyfold/provider-local';
 import type { CommandContext } from '../command.js';
-import { envKekVariables, pickVariables } from '../credential-env.js';
 import { assertInstallLock, keyringDir, type LoadedConfig } from '../config.js';
-import type { EnvProviderConfig, FileProviderConfig } from '../provider-config.js';
+import type { FileProviderConfig } from '../provider-config.js';
 import { readPassphrase } from '../prompt.js';
-import type { KekAdded } from './types.js';
+import { NO_CREDENTIAL_VARIABLES, type KekVersionAdded, type ProviderAdapter } from './adapter.js';
 
-/**
- * Opens the file or env provider; the file provider asks for its passphrase only when it needs it. The env provider
- * sees only the variables `credential-env.ts` lists for its prefix: what it reads is what child processes lose.
- */
-export async function open(ctx: CommandContext, loaded: LoadedConfig, cfg: FileProviderConfig | EnvProviderConfig): Promise<KeyProvider> {
-  if (cfg.kind === 'env') {
-    return createEnvProvider({ prefix: cfg.prefix, env: pickVariables(ctx.env, envKekVariables(cfg.prefix)), securityMode: loaded.securityMode });
-  }
-  return openFile(ctx, loaded, cfg);
-}
-
+/** Opens the file provider; it asks for its passphrase only when it needs it. */
 function openFile(ctx: CommandContext, loaded: LoadedConfig, cfg: FileProviderConfig): Promise<FileProvider> {
   return createFileProvider({
     dir: keyringDir(loaded.dir, cfg),
@@ -44,12 +33,12 @@ function openFile(ctx: CommandContext, loaded: LoadedConfig, cfg: FileProviderCo
  * @throws KeyfoldError WRONG_PASSPHRASE (nothing written), PolicyError PROVIDER_MISMATCH, ProviderError UNAVAILABLE
  *   when another process holds the keyring lock.
  */
-export async function addKekVersion(
+async function addKekVersion(
   ctx: CommandContext,
   loaded: LoadedConfig,
   cfg: FileProviderConfig,
-  beforeAdding?: (provider: KeyProvider) => Promise<void>,
-): Promise<{ added: KekAdded; undo: () => Promise<void> }> {
+  beforeAdding: ((provider: KeyProvider) => Promise<void>) | undefined,
+): Promise<KekVersionAdded> {
   const provider = await openFile(ctx, loaded, cfg);
   try {
     await assertInstallLock(provider, cfg, loaded.path);
@@ -129,3 +118,14 @@ async function restoreKeyring(dir: string, before: Buffer, after: Buffer, versio
     // best effort
   }
 }
+
+/** The `file` provider: created by `keyfold init` itself, a migration target never, KEK versions added by keyfold. */
+export const fileAdapter: ProviderAdapter<'file'> = {
+  kind: 'file',
+  init: { by: 'cli' },
+  migrate: { supported: false, reason: 'migrating to a new file keyring is not supported: choose env, a key service or an HSM' },
+  open: openFile,
+  kekAdd: { by: 'keyfold', add: addKekVersion },
+  // KEYFOLD_PASSPHRASE, a fixed name.
+  credentialVariables: () => NO_CREDENTIAL_VARIABLES,
+};
