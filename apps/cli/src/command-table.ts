@@ -75,9 +75,9 @@ const init: CommandSpec = {
   summary: 'create or connect a key-encryption key and write the configuration in ./.keyfold',
   usage: 'keyfold init [--provider file|env|aws-kms|vault-transit|gcp-kms|azure-kv|pkcs11] [provider options] [--dir DIR]',
   description: [
-    'The default (file provider) creates DIR (mode 0700), a passphrase-sealed keyring in DIR/keys and DIR/config.json ' +
+    'The default (file provider) creates DIR (mode 0700), a passphrase-sealed KEK file in DIR/keys and DIR/config.json ' +
       '(mode 0600, no secrets). The passphrase comes from $KEYFOLD_PASSPHRASE or, on a terminal, from a hidden prompt ' +
-      'asked twice. Keep the passphrase safe: without it nothing sealed with this keyring can be opened.',
+      'asked twice. Keep the passphrase safe: without it nothing sealed with this KEK file can be opened.',
     'With --provider env the key-encryption keys are versioned hex variables (KEYFOLD_KEK_V1, KEYFOLD_KEK_V2, ...) ' +
       "that you create (e.g. with 'openssl rand -hex 32') and pass to every keyfold run; init checks they are usable " +
       'and records the prefix and key id.',

@@ -29,7 +29,7 @@ export type { ProviderConfig } from './provider-config.js';
 
 export const CONFIG_FILE = 'config.json';
 export const CONFIG_VERSION = 1;
-/** Keyring directory of the file provider, relative to the configuration directory. */
+/** KEK file directory of the file provider, relative to the configuration directory. */
 export const DEFAULT_KEYRING_DIR = 'keys';
 
 export interface KeyfoldConfig {
@@ -122,7 +122,7 @@ export async function saveNewConfig(dir: string, config: KeyfoldConfig): Promise
   return path;
 }
 
-/** Absolute keyring directory of a file provider configuration. */
+/** Absolute KEK file directory of a file provider configuration. */
 export function keyringDir(dir: string, provider: FileProviderConfig): string {
   return resolve(dir, provider.keyring);
 }

@@ -90,7 +90,7 @@ function render(ctx: CommandContext, inst: Installation, notes: readonly string[
   rows.push(['security mode', inst.securityMode]);
   const lines = [`Initialised Keyfold in ${inst.dir}`, '', formatFields(rows, ctx.out.out), ''];
   if (p.kind === 'file') {
-    lines.push('Keep the passphrase safe: without it nothing sealed with this keyring can be opened.');
+    lines.push('Keep the passphrase safe: without it nothing sealed with this KEK file can be opened.');
   } else if (p.kind === 'env') {
     lines.push(`Every keyfold run needs the ${p.prefix ?? ''}<N> variables; keep them out of shell history and logs.`);
   }
@@ -143,7 +143,7 @@ async function initRemote(
 
 /**
  * The new installation's provider, opened like every later command opens it, so the key store is locked by it and
- * its audit key created under its KEK (the file provider derives its keyring key once more from the passphrase).
+ * its audit key created under its KEK (the file provider derives its KEK file key once more from the passphrase).
  */
 async function openInstalled(ctx: CommandContext, inst: Installation, passphrase: string | undefined): Promise<KeyProvider> {
   const { createEnvProvider, createFileProvider } = await import('@keyfold/provider-local');
@@ -167,7 +167,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   const storeCfg = storeChoice(ctx);
 
   // All or nothing: whatever this run created in the directory (the directory itself, the key directory, the
-  // keyring, config.json, an SQLite store) is removed again when a later step fails; nothing that was there before.
+  // KEK file, config.json, an SQLite store) is removed again when a later step fails; nothing that was there before.
   const rollback = new Rollback();
   let installation: Installation;
   let notes: readonly string[] = [];

@@ -1,5 +1,5 @@
 /**
- * `keyfold kek add`: a new key-encryption key version, made active. The file keyring gets a random version sealed
+ * `keyfold kek add`: a new key-encryption key version, made active. The KEK file gets a random version sealed
  * under the passphrase; a PKCS#11 token generates the next version inside itself. Key services rotate their keys
  * themselves, so for them this command says which of the service's own commands to run instead.
  * @module

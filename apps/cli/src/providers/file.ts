@@ -25,13 +25,13 @@ function openFile(ctx: CommandContext, loaded: LoadedConfig, cfg: FileProviderCo
 }
 
 /**
- * `keyfold kek add` for the file provider: a new random KEK version in the keyring, made active. The keyring is
+ * `keyfold kek add` for the file provider: a new random KEK version in the KEK file, made active. The KEK file is
  * opened first (one key derivation from the passphrase), which checks the passphrase and the install lock before
- * anything is written; the version is added under the keyring lock, atomically (what `addFileKekVersion` does,
- * without deriving the keyring keys a second time).
+ * anything is written; the version is added under the KEK file lock, atomically (what `addFileKekVersion` does,
+ * without deriving the KEK file keys a second time).
  * `beforeAdding` runs with the opened provider before the version is added (its failure adds nothing).
  * @throws KeyfoldError WRONG_PASSPHRASE (nothing written), PolicyError PROVIDER_MISMATCH, ProviderError UNAVAILABLE
- *   when another process holds the keyring lock.
+ *   when another process holds the KEK file lock.
  */
 async function addKekVersion(
   ctx: CommandContext,
@@ -59,18 +59,18 @@ async function addKekVersion(
 }
 
 /**
- * Undoes `kek add` on the file keyring when the key store then refused to record the new version: puts back the
- * keyring file as it was (`before`), under the keyring lock, atomically (temporary file, fsync, rename).
+ * Undoes `kek add` on the KEK file when the key store then refused to record the new version: puts back the
+ * KEK file as it was (`before`), under the KEK file lock, atomically (temporary file, fsync, rename).
  * Safety rule: only when the file is still exactly what `kek add` wrote (`after`) and `after` differs from
  * `before` by the one version added (no other writer's change in between), so nothing but that version is lost.
- * @throws KeyfoldError INTERNAL naming the version left in the keyring when it cannot be undone safely.
+ * @throws KeyfoldError INTERNAL naming the version left in the KEK file when it cannot be undone safely.
  */
 async function restoreKeyring(dir: string, before: Buffer, after: Buffer, version: string): Promise<void> {
   const path = join(dir, KEYRING_FILE);
   const left = (why: string, cause?: unknown): KeyfoldError =>
     new KeyfoldError(
       'INTERNAL',
-      `the keyring ${path} keeps KEK version ${version}, which the key store did not record (${why}): run 'keyfold kek list' and 'keyfold status' before adding another`,
+      `the KEK file ${path} keeps KEK version ${version}, which the key store did not record (${why}): run 'keyfold kek list' and 'keyfold status' before adding another`,
       cause === undefined ? {} : { cause },
     );
   const docBefore = JSON.parse(before.toString('utf8')) as { versions?: unknown[] };
@@ -78,19 +78,19 @@ async function restoreKeyring(dir: string, before: Buffer, after: Buffer, versio
   const oldVersions = docBefore.versions ?? [];
   const newVersions = docAfter.versions ?? [];
   if (newVersions.length !== oldVersions.length + 1 || !isDeepStrictEqual(newVersions.slice(0, -1), oldVersions)) {
-    throw left('the keyring changed in between');
+    throw left('the KEK file changed in between');
   }
   const lockPath = `${path}.lock`;
   let lock;
   try {
     lock = await openFileHandle(lockPath, 'wx', 0o600);
   } catch (err) {
-    throw left('another process holds the keyring lock', err);
+    throw left('another process holds the KEK file lock', err);
   }
   const temp = join(dir, `.${KEYRING_FILE}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     await lock.writeFile(`${process.pid}\n`);
-    if (!(await readFile(path)).equals(after)) throw left('the keyring changed in between');
+    if (!(await readFile(path)).equals(after)) throw left('the KEK file changed in between');
     const fh = await openFileHandle(temp, 'wx', 0o600);
     try {
       await fh.writeFile(before);
@@ -101,7 +101,7 @@ async function restoreKeyring(dir: string, before: Buffer, after: Buffer, versio
     await rename(temp, path);
   } catch (err) {
     await rm(temp, { force: true });
-    throw err instanceof KeyfoldError ? err : left('the keyring could not be rewritten', err);
+    throw err instanceof KeyfoldError ? err : left('the KEK file could not be rewritten', err);
   } finally {
     await lock.close();
     await rm(lockPath, { force: true });
@@ -123,7 +123,7 @@ async function restoreKeyring(dir: string, before: Buffer, after: Buffer, versio
 export const fileAdapter: ProviderAdapter<'file'> = {
   kind: 'file',
   init: { by: 'cli' },
-  migrate: { supported: false, reason: 'migrating to a new file keyring is not supported: choose env, a key service or an HSM' },
+  migrate: { supported: false, reason: 'migrating to a new KEK file is not supported: choose env, a key service or an HSM' },
   open: openFile,
   kekAdd: { by: 'keyfold', add: addKekVersion },
   // KEYFOLD_PASSPHRASE, a fixed name.
