@@ -1,7 +1,7 @@
 /**
  * The file provider at run time: KEK versions read from a passphrase-sealed KEK file (`<dir>/keyring.json`,
- * see `kek-file.ts`), held as keys stretched from the passphrase until `close()`. Creating the KEK file and changing
- * it (versions, passphrase, active version) is KEK file administration (`file-keyring-admin.ts`).
+ * see `kek-file-format.ts`), held as keys stretched from the passphrase until `close()`. Creating the KEK file and changing
+ * it (versions, passphrase, active version) is KEK file administration (`kek-file-admin.ts`).
  * @module
  */
 import {
@@ -25,8 +25,8 @@ import {
   type KdfDescription,
   type KeyringDocument,
   type KeyringKeys,
-} from './kek-file.js';
-import { readKeyring, withKeyringLock, writeKeyring } from './keyring-store.js';
+} from './kek-file-format.js';
+import { readKeyring, withKeyringLock, writeKeyring } from './kek-file-io.js';
 import { FACTORY, LocalKekProvider, assertFactory, localBaseOptions } from './local-provider.js';
 import { PASSPHRASE_ENV, resolvePassphrase, type PassphraseSource } from './passphrase.js';
 /**

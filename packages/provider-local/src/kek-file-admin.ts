@@ -27,8 +27,8 @@ import {
   type KeyringDocument,
   type KeyringEntry,
   type KeyringKeys,
-} from './kek-file.js';
-import { assertKeyDirectory, keyringExists, keyringPath, readKeyring, withKeyringLock, writeKeyring } from './keyring-store.js';
+} from './kek-file-format.js';
+import { assertKeyDirectory, keyringExists, keyringPath, readKeyring, withKeyringLock, writeKeyring } from './kek-file-io.js';
 import { assertKeyId } from './local-provider.js';
 import { assertDir, assertOptions, wipeAll } from './file-provider.js';
 import { resolvePassphrase, type PassphraseSource } from './passphrase.js';
