@@ -2,7 +2,7 @@
  * Help text, rendered from the command table alone (no command module is loaded to show help).
  * @module
  */
-import { COMMANDS, GLOBAL_OPTIONS, isGroup, type CommandSpec, type GroupSpec, type OptionSpecs } from './command-table.js';
+import { COMMANDS, GLOBAL_OPTIONS, isGroup, type CommandSpec, type GroupSpec, type OptionSpecs } from './command-specs/table.js';
 import type { Styles } from './output.js';
 
 function optionLines(options: OptionSpecs): string[] {

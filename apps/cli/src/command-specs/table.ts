@@ -4,11 +4,11 @@
  * provider packages are imported only when a command actually runs.
  * @module
  */
-import * as attest from './attest-command-table.js';
-import type { CommandModule } from './command.js';
-import { rewrap } from './rewrap-command-table.js';
-import * as secrets from './secrets-command-table.js';
-import * as store from './store-command-table.js';
+import * as attest from './attest.js';
+import type { CommandModule } from '../command.js';
+import { rewrap } from './rewrap.js';
+import * as secrets from './secrets.js';
+import * as store from './store.js';
 
 /** One option, in the shape `node:util` `parseArgs` takes, plus its help text. */
 export interface OptionSpec {
@@ -174,7 +174,7 @@ const init: CommandSpec = {
     'keyfold init --provider pkcs11 --library /usr/lib/softhsm/libsofthsm2.so --token-label keyfold \\',
     '    --key-label payments --pin-env KEYFOLD_HSM_PIN',
   ],
-  load: () => import('./commands/init.js'),
+  load: () => import('../commands/init.js'),
 };
 
 const status: CommandSpec = {
@@ -187,7 +187,7 @@ const status: CommandSpec = {
   ],
   options: {},
   examples: ['keyfold status', 'keyfold status --json | jq .provider.activeVersion'],
-  load: () => import('./commands/status.js'),
+  load: () => import('../commands/status.js'),
 };
 
 const probe: CommandSpec = {
@@ -201,7 +201,7 @@ const probe: CommandSpec = {
   ],
   options: {},
   examples: ['keyfold provider probe --json'],
-  load: () => import('./commands/provider-probe.js'),
+  load: () => import('../commands/provider-probe.js'),
 };
 
 const kekAdd: CommandSpec = {
@@ -217,7 +217,7 @@ const kekAdd: CommandSpec = {
   ],
   options: {},
   examples: ['keyfold kek add', 'keyfold kek add --json | jq .version'],
-  load: () => import('./commands/kek-add.js'),
+  load: () => import('../commands/kek-add.js'),
 };
 
 const encrypt: CommandSpec = {
@@ -244,7 +244,7 @@ const encrypt: CommandSpec = {
     'keyfold encrypt --in report.pdf --out report.pdf.kf --context tenant=acme',
     "echo -n 'db-password' | keyfold encrypt --armor --context app=billing",
   ],
-  load: () => import('./commands/encrypt.js'),
+  load: () => import('../commands/encrypt.js'),
 };
 
 const decrypt: CommandSpec = {
@@ -273,7 +273,7 @@ const decrypt: CommandSpec = {
     'keyfold decrypt --in report.pdf.kf --out report.pdf --context tenant=acme',
     "echo 'kf1.AAE...' | keyfold decrypt",
   ],
-  load: () => import('./commands/decrypt.js'),
+  load: () => import('../commands/decrypt.js'),
 };
 
 const inspect: CommandSpec = {
@@ -283,7 +283,7 @@ const inspect: CommandSpec = {
   description: ['Prints format version, suite, framing, the stored context and the wrapped keys (kind, key id, version).'],
   options: { in: IN_OPTION },
   examples: ['keyfold inspect --in report.pdf.kf --json'],
-  load: () => import('./commands/inspect.js'),
+  load: () => import('../commands/inspect.js'),
 };
 
 const demo: CommandSpec = {
@@ -298,7 +298,7 @@ const demo: CommandSpec = {
       'deliberately cheap (demo only). The directory is removed at the end.',
   ],
   options: { records: { type: 'string', valueName: 'N', description: 'records to seal, 30-1000000 (default 10000)' } },
-  load: () => import('./commands/demo.js'),
+  load: () => import('../commands/demo.js'),
 };
 
 const help: CommandSpec = {
