@@ -75,7 +75,7 @@ export class Rollback {
 }
 
 /**
- * Refuses when `dir` already holds a configuration or a file keyring.
+ * Refuses when `dir` already holds a configuration or a KEK file.
  * @throws KeyfoldError ALREADY_EXISTS (nothing is written).
  */
 export async function assertNotInitialised(dir: string): Promise<void> {

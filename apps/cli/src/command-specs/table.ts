@@ -209,7 +209,7 @@ const kekAdd: CommandSpec = {
   summary: 'add a new key-encryption key version and make it active',
   usage: 'keyfold kek add [--dir DIR] [--json]',
   description: [
-    'file: a new random version in the passphrase-sealed keyring. pkcs11: the next version (LABEL.v<N+1>) generated ' +
+    'file: a new random version in the passphrase-sealed KEK file. pkcs11: the next version (LABEL.v<N+1>) generated ' +
       'inside the token, never extractable. New envelopes use the new version; older versions keep opening. Running ' +
       'processes pick it up when they reopen the provider.',
     'Key services (aws-kms, vault-transit, gcp-kms, azure-kv) rotate keys themselves: kek add says which command ' +
@@ -337,7 +337,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec | GroupSpec>> = {
   rewrap,
   migrate: {
     ...store.migrate,
-    // The new provider is described by the same options as init's (except the file keyring's and the store's).
+    // The new provider is described by the same options as init's (except the KEK file's and the store's).
     options: {
       ...Object.fromEntries(Object.entries(init.options).filter(([k]) => !['provider', 'kdf', 'store', 'store-schema'].includes(k))),
       ...store.migrate.options,

@@ -30,7 +30,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   const cfg = loaded.config.provider;
   // All or nothing. The key store is opened for writing, checked (permissions, damage, the install lock against
   // config.json and the provider) and proved writable before the provider changes, so a store that refuses leaves
-  // the KEK untouched; a failure to record the new version after that undoes it in the keyring.
+  // the KEK untouched; a failure to record the new version after that undoes it in the KEK file.
   await checkStoreLock(ctx, loaded);
   const store = loaded.config.store === undefined ? undefined : await openStoreAt(ctx, loaded.dir, loaded.config.store, loaded, 'write');
   let added: KekAdded;
