@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ParsedArgs, type CommandIO } from './command.js';
-import { COMMANDS, GLOBAL_OPTIONS, isGroup, type CommandSpec, type GroupSpec, type OptionSpecs } from './command-table.js';
+import { COMMANDS, GLOBAL_OPTIONS, isGroup, type CommandSpec, type GroupSpec, type OptionSpecs } from './command-specs/table.js';
 import { ExitCode, exitCodeFor, UsageError } from './exit-codes.js';
 import { commandHelp, globalHelp, groupHelp } from './help.js';
 import { Output } from './output.js';

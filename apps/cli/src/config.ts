@@ -29,7 +29,7 @@ export type { ProviderConfig } from './provider-config.js';
 
 export const CONFIG_FILE = 'config.json';
 export const CONFIG_VERSION = 1;
-/** Keyring directory of the file provider, relative to the configuration directory. */
+/** KEK file directory of the file provider, relative to the configuration directory. */
 export const DEFAULT_KEYRING_DIR = 'keys';
 
 export interface KeyfoldConfig {
@@ -122,7 +122,7 @@ export async function saveNewConfig(dir: string, config: KeyfoldConfig): Promise
   return path;
 }
 
-/** Absolute keyring directory of a file provider configuration. */
+/** Absolute KEK file directory of a file provider configuration. */
 export function keyringDir(dir: string, provider: FileProviderConfig): string {
   return resolve(dir, provider.keyring);
 }
@@ -132,21 +132,8 @@ export function keyringDir(dir: string, provider: FileProviderConfig): string {
  * check: see {@link openProvider}.
  */
 export async function openConfiguredProvider(ctx: CommandContext, loaded: LoadedConfig, cfg: ProviderConfig): Promise<KeyProvider> {
-  switch (cfg.kind) {
-    case 'file':
-    case 'env':
-      return (await import('./providers/local.js')).open(ctx, loaded, cfg);
-    case 'aws-kms':
-      return (await import('./providers/aws-kms.js')).open(ctx, loaded.securityMode, cfg);
-    case 'vault-transit':
-      return (await import('./providers/vault-transit.js')).open(ctx, loaded.securityMode, cfg);
-    case 'gcp-kms':
-      return (await import('./providers/gcp-kms.js')).open(ctx, loaded.securityMode, cfg);
-    case 'azure-kv':
-      return (await import('./providers/azure-kv.js')).open(ctx, loaded.securityMode, cfg);
-    case 'pkcs11':
-      return (await import('./providers/pkcs11.js')).open(ctx, loaded.securityMode, cfg);
-  }
+  const { withAdapter } = await import('./providers/registry.js');
+  return withAdapter(cfg, (adapter, c) => adapter.open(ctx, loaded, c));
 }
 
 /**

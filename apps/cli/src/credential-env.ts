@@ -1,8 +1,9 @@
 /**
  * The environment variables that hold Keyfold's own credentials: the one list the CLI reads them by and strips them
- * by. Every variable the CLI or its providers read a secret from is named here (a fixed name), or derived here from
- * a provider configuration (the env provider's `<prefix><N>` / `<keyId>_ACTIVE`, the PKCS#11 `pinEnv`); the
- * provider modules read through these names, so a credential cannot be read without being listed.
+ * by. Every variable the CLI or its providers read a secret from is named here (a fixed name), or derived from a
+ * provider configuration by that kind's adapter (`credentialVariables` in src/providers/*: the env provider's
+ * `<prefix><N>` / `<keyId>_ACTIVE`, the PKCS#11 `pinEnv`); the provider modules read through these names, so a
+ * credential cannot be read without being listed.
  *
  * Security rule: the child processes keyfold starts (`secrets exec`, the editor of `secrets edit`) get none of these
  * unless the operator names one (`secrets exec --pass-env NAME`): a process that only needs an application's
@@ -13,7 +14,6 @@
  * keyfold; `secrets exec --pristine` drops them along with everything else.
  * @module
  */
-import type { ProviderConfig } from './provider-config.js';
 
 /** The file provider's passphrase. */
 export const PASSPHRASE_ENV = 'KEYFOLD_PASSPHRASE';
@@ -73,36 +73,15 @@ export function envKekVariables(prefix: string): CredentialNames {
 }
 
 /**
- * The credential variables a provider configuration names besides the fixed ones. A new provider kind must decide
- * here (the switch is exhaustive).
- */
-export function providerCredentialVariables(cfg: ProviderConfig): CredentialNames {
-  switch (cfg.kind) {
-    case 'env':
-      return envKekVariables(cfg.prefix);
-    case 'pkcs11':
-      return { names: cfg.pinEnv === undefined ? [] : [cfg.pinEnv], patterns: [] };
-    case 'file': // KEYFOLD_PASSPHRASE
-    case 'vault-transit': // VAULT_TOKEN, KEYFOLD_VAULT_ROLE_ID, KEYFOLD_VAULT_SECRET_ID
-    case 'azure-kv': // KEYFOLD_AZURE_STATIC_TOKEN (DefaultAzureCredential: the SDK's chain)
-    case 'aws-kms': // the SDK's default chain
-    case 'gcp-kms': // Application Default Credentials
-      return { names: [], patterns: [] };
-    default: {
-      const unknownKind: never = cfg;
-      throw new TypeError(`no credential variables known for provider ${JSON.stringify((unknownKind as { kind: unknown }).kind)}`);
-    }
-  }
-}
-
-/**
  * A predicate: is `name` a Keyfold credential variable, for the fixed names, the default env-provider variables,
- * and those of every configuration in `configs` (the configured directory's, `--add-provider-dir`'s, key groups')?
+ * and `configured`: those the provider configurations in use name (each provider adapter's `credentialVariables`,
+ * for the configured directory, `--add-provider-dir` and key groups; see `credentialVariablesOf` in
+ * providers/registry.ts)?
  */
-export function credentialMatcher(configs: Iterable<ProviderConfig>): (name: string) => boolean {
+export function credentialMatcher(configured: Iterable<CredentialNames>): (name: string) => boolean {
   const names = new Set<string>(CREDENTIAL_VARIABLES);
   const patterns: RegExp[] = [];
-  for (const source of [envKekVariables(DEFAULT_ENV_KEK_PREFIX), ...[...configs].map(providerCredentialVariables)]) {
+  for (const source of [envKekVariables(DEFAULT_ENV_KEK_PREFIX), ...configured]) {
     for (const n of source.names) names.add(n);
     patterns.push(...source.patterns);
   }
@@ -114,15 +93,15 @@ export function credentialMatcher(configs: Iterable<ProviderConfig>): (name: str
  * `keep`. `env` itself is not changed.
  * @example
  * ```ts
- * spawn(cmd, args, { env: withoutCredentials(ctx.env, [loaded.config.provider]) });
+ * spawn(cmd, args, { env: withoutCredentials(ctx.env, await credentialVariablesOf([loaded.config.provider])) });
  * ```
  */
 export function withoutCredentials(
   env: NodeJS.ProcessEnv,
-  configs: Iterable<ProviderConfig>,
+  configured: Iterable<CredentialNames>,
   keep: ReadonlySet<string> = new Set(),
 ): NodeJS.ProcessEnv {
-  const isCredential = credentialMatcher(configs);
+  const isCredential = credentialMatcher(configured);
   const out: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(env)) {
     if (value !== undefined && (keep.has(name) || !isCredential(name))) out[name] = value;

@@ -2,7 +2,7 @@
  * Help text, rendered from the command table alone (no command module is loaded to show help).
  * @module
  */
-import { COMMANDS, GLOBAL_OPTIONS, isGroup, type CommandSpec, type GroupSpec, type OptionSpecs } from './command-table.js';
+import { COMMANDS, GLOBAL_OPTIONS, isGroup, type CommandSpec, type GroupSpec, type OptionSpecs } from './command-specs/table.js';
 import type { Styles } from './output.js';
 
 function optionLines(options: OptionSpecs): string[] {
@@ -59,7 +59,7 @@ export function globalHelp(s: Styles): string {
     '',
     s.bold('Environment:'),
     '  KEYFOLD_DIR            configuration directory (like --dir)',
-    '  KEYFOLD_PASSPHRASE     passphrase of the file keyring (else a hidden prompt on a terminal)',
+    '  KEYFOLD_PASSPHRASE     passphrase of the KEK file (else a hidden prompt on a terminal)',
     '  KEYFOLD_SECURITY_MODE  production (default) or development',
     '  NO_COLOR               disable colour',
     '  Key services read their credentials on every run, never from the configuration: AWS_* (SDK default chain),',

@@ -1,6 +1,6 @@
 /**
  * Creating an installation: the configuration directory (0700), the provider's key material where the CLI owns
- * it (the file keyring), and `config.json` (0600, no secrets). Shared by `keyfold init` and `keyfold demo`. For the
+ * it (the KEK file), and `config.json` (0600, no secrets). Shared by `keyfold init` and `keyfold demo`. For the
  * key services and HSMs the key lives in the backend: the installation records how to reach it.
  *
  * All or nothing: an existing installation is refused before anything is written; a step that fails removes what
@@ -27,7 +27,7 @@ export interface Installation {
     readonly keyId: string;
     readonly activeVersion: string;
     readonly versions: readonly string[];
-    /** File provider: the keyring file and its key derivation. */
+    /** File provider: the KEK file and its key derivation. */
     readonly keyring?: string;
     readonly kdf?: KdfDescription;
     /** Env provider: the variable prefix. */
@@ -75,7 +75,7 @@ export class Rollback {
 }
 
 /**
- * Refuses when `dir` already holds a configuration or a file keyring.
+ * Refuses when `dir` already holds a configuration or a KEK file.
  * @throws KeyfoldError ALREADY_EXISTS (nothing is written).
  */
 export async function assertNotInitialised(dir: string): Promise<void> {
@@ -148,20 +148,20 @@ export interface FileInstallOptions {
   readonly rollback?: Rollback;
 }
 
-/** Creates `dir`, a passphrase-sealed keyring in `dir/keys` and `dir/config.json`. */
+/** Creates `dir`, a passphrase-sealed KEK file in `dir/keys` and `dir/config.json`. */
 export async function installFile(options: FileInstallOptions): Promise<Installation> {
   const { dir, securityMode } = options;
   await assertNotInitialised(dir);
-  const { initFileKeyring } = await import('@keyfold/provider-local');
+  const { initKekFile } = await import('@keyfold/provider-local');
   const createdDir = await prepareDir(dir, securityMode);
   const keysDir = join(dir, DEFAULT_KEYRING_DIR);
   const keysExisted = await exists(keysDir);
   const removeKeyring = async (): Promise<void> => {
     await rm(keysExisted ? join(keysDir, 'keyring.json') : keysDir, { recursive: true, force: true });
   };
-  let info: Awaited<ReturnType<typeof initFileKeyring>>;
+  let info: Awaited<ReturnType<typeof initKekFile>>;
   try {
-    info = await initFileKeyring({
+    info = await initKekFile({
       dir: keysDir,
       passphrase: options.passphrase,
       securityMode,

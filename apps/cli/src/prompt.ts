@@ -62,7 +62,7 @@ function sameSecret(a: string, b: string): boolean {
 
 export interface PassphraseOptions extends PromptIO {
   readonly env: NodeJS.ProcessEnv;
-  /** Ask twice and require both to match (when creating a keyring). */
+  /** Ask twice and require both to match (when creating a KEK file). */
   readonly confirm: boolean;
   /** Command name for the usage hint. */
   readonly command: string;

@@ -20,7 +20,7 @@ export function isProviderKind(v: unknown): v is ProviderKind {
 export interface FileProviderConfig {
   readonly kind: 'file';
   readonly keyId: string;
-  /** Keyring directory, relative to the configuration directory (or absolute). */
+  /** KEK file directory, relative to the configuration directory (or absolute). */
   readonly keyring: string;
 }
 

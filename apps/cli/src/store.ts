@@ -270,18 +270,18 @@ export function concurrencyFor(ctx: CommandContext, provider: KeyProvider): numb
 }
 
 /**
- * Runs `fn` with an envelope over tenant `tenant`'s key (`--tenant`): the store, the KEK provider and a keyring are
+ * Runs `fn` with an envelope over tenant `tenant`'s key (`--tenant`): the store, the KEK provider and the tenant keys are
  * opened and closed around it.
  * @throws CliError KEY_DESTROYED (exit 3) when the tenant was shredded: its envelopes can never open again.
  */
 export async function withTenantEnvelope<T>(ctx: CommandContext, tenant: string, fn: (envelope: Envelope) => Promise<T>): Promise<T> {
   return withStoreAndProvider(ctx, async ({ store, provider, actor, loaded }) => {
-    const [{ openKeyring }, { createEnvelope }] = await Promise.all([import('@keyfold/keystore'), import('@keyfold/envelope-core')]);
-    const keyring = await openKeyring({ store, provider, actor, securityMode: loaded.securityMode });
+    const [{ openTenantKeys }, { createEnvelope }] = await Promise.all([import('@keyfold/keystore'), import('@keyfold/envelope-core')]);
+    const tenantKeys = await openTenantKeys({ store, provider, actor, securityMode: loaded.securityMode });
     try {
       let tenantProvider;
       try {
-        tenantProvider = keyring.tenant(tenant);
+        tenantProvider = tenantKeys.tenant(tenant);
       } catch (err) {
         if (err instanceof TypeError || err instanceof RangeError) throw new UsageError(err.message, ctx.name);
         throw err;
@@ -290,7 +290,7 @@ export async function withTenantEnvelope<T>(ctx: CommandContext, tenant: string,
       try {
         return await fn(envelope);
       } catch (err) {
-        if ((err as { code?: unknown }).code === 'KEY_NOT_FOUND' && (await keyring.getTenant(tenant))?.shredded === true) {
+        if ((err as { code?: unknown }).code === 'KEY_NOT_FOUND' && (await tenantKeys.getTenant(tenant))?.shredded === true) {
           throw new CliError('KEY_DESTROYED', `tenant ${tenant} was shredded: its keys are destroyed and its data can never be opened again`, {
             cause: err,
           });
@@ -300,7 +300,7 @@ export async function withTenantEnvelope<T>(ctx: CommandContext, tenant: string,
         await envelope.close();
       }
     } finally {
-      await keyring.close();
+      await tenantKeys.close();
     }
   });
 }

@@ -17,7 +17,7 @@ const HELP_RUNS = [['--help'], ['help'], ['--version'], ['init', '--help'], ['st
   ['attest', 'fetch', '--help'], ['help', 'attest', 'fetch'], ['attest', 'fetch', '--source', 'nsm', '--help'], ['bogus']];
 
 /** Chunks of command modules and of the per-provider modules that import provider packages and vendor SDKs. */
-const LAZY_CHUNK = /\/(init|status|provider-probe|kek-add|encrypt|decrypt|inspect|demo|kek-list|kek-verify|kek-rotate|kek-retire|tenant|migrate|audit|rotate-if-due|backup|secrets-[a-z]+|attest-[a-z]+|local|aws-kms|vault-transit|gcp-kms|azure-kv|pkcs11)-[A-Z0-9]+\.js$/;
+const LAZY_CHUNK = /\/(init|status|provider-probe|kek-add|encrypt|decrypt|inspect|demo|kek-list|kek-verify|kek-rotate|kek-retire|tenant|migrate|audit|rotate-if-due|backup|secrets-[a-z]+|attest-[a-z]+|registry|file|env|aws-kms|vault-transit|gcp-kms|azure-kv|pkcs11)-[A-Z0-9]+\.js$/;
 
 let dir: string;
 

@@ -32,7 +32,7 @@ export interface FailingBackend {
 export interface ConformanceTarget {
   /**
    * Makes a ready provider. Every call must return a provider with a **fresh, independent KEK** (a new key, a
-   * new random env value, a new keyring): the `foreign KEK` check wraps under one and unwraps under another,
+   * new random env value, a new KEK file): the `foreign KEK` check wraps under one and unwraps under another,
    * and a provider that shares its KEK across calls fails it.
    */
   readonly makeProvider: () => Promise<KeyProvider> | KeyProvider;

@@ -2,7 +2,7 @@
  * @keyfold/keystore: where a Keyfold installation keeps its wrapped keys. `openSqliteKeyStore` (one file, the
  * embedded default) and `openPostgresKeyStore` (shared by several processes or machines) implement one `KeyStore`:
  * install lock, KEK version registry, data keys with compare-and-swap, rotation checkpoints and an audit log that is
- * hash-chained and MAC'd under an audit key wrapped by the KEK. `openKeyring` adds per-tenant keys, each usable as a `KeyProvider` of kind `tenant`;
+ * hash-chained and MAC'd under an audit key wrapped by the KEK. `openTenantKeys` adds per-tenant keys, each usable as a `KeyProvider` of kind `tenant`;
  * `backupStore` / `restoreStore` copy a store as wrapped material only.
  * @packageDocumentation
  */
@@ -45,8 +45,11 @@ export { SqliteKeyStore, openSqliteKeyStore } from './sqlite-store.js';
 export type { SqliteKeyStoreOptions } from './sqlite-store.js';
 export { PostgresKeyStore, openPostgresKeyStore } from './postgres-store.js';
 export type { PgClientLike, PgPoolLike, PostgresKeyStoreOptions } from './postgres-store.js';
-export { Keyring, TenantKeyProvider, assertTenantId, openKeyring, tenantKeyId, tenantOwner } from './keyring.js';
-export type { KeyringOptions, TenantInfo } from './keyring.js';
+export { TenantKeyProvider, TenantKeys, assertTenantId, openTenantKeys, tenantKeyId, tenantOwner } from './tenant-keys.js';
+export type { TenantInfo, TenantKeysOptions } from './tenant-keys.js';
+/** Deprecated aliases: the earlier names of the tenant keys, still exported. */
+export { Keyring, openKeyring } from './tenant-keys.js';
+export type { KeyringOptions } from './tenant-keys.js';
 export type { KeyCacheOptions } from './key-cache.js';
 export { BACKUP_FORMAT, BACKUP_VERSION, backupStore, restoreStore } from './backup.js';
 export type { BackupOptions, BackupSummary, RestoreOptions } from './backup.js';

@@ -1,7 +1,7 @@
 /**
- * The file provider at run time: KEK versions read from a passphrase-sealed keyring file (`<dir>/keyring.json`,
- * see `kek-file.ts`), held as keys stretched from the passphrase until `close()`. Creating the keyring and changing
- * it (versions, passphrase, active version) is keyring administration (`file-keyring-admin.ts`).
+ * The file provider at run time: KEK versions read from a passphrase-sealed KEK file (`<dir>/keyring.json`,
+ * see `kek-file-format.ts`), held as keys stretched from the passphrase until `close()`. Creating the KEK file and changing
+ * it (versions, passphrase, active version) is KEK file administration (`kek-file-admin.ts`).
  * @module
  */
 import {
@@ -25,8 +25,8 @@ import {
   type KdfDescription,
   type KeyringDocument,
   type KeyringKeys,
-} from './kek-file.js';
-import { readKeyring, withKeyringLock, writeKeyring } from './keyring-store.js';
+} from './kek-file-format.js';
+import { readKeyring, withKeyringLock, writeKeyring } from './kek-file-io.js';
 import { FACTORY, LocalKekProvider, assertFactory, localBaseOptions } from './local-provider.js';
 import { PASSPHRASE_ENV, resolvePassphrase, type PassphraseSource } from './passphrase.js';
 /**
@@ -63,7 +63,7 @@ function kdfDetails(kdf: KdfDescription): Record<string, string | number> {
     : { kdf: kdf.name, N: kdf.N, r: kdf.r, p: kdf.p };
 }
 
-/** Stretches the passphrase (wiping its bytes) into the keyring keys. */
+/** Stretches the passphrase (wiping its bytes) into the KEK file keys. */
 export async function deriveFrom(source: PassphraseSource | undefined, envName: string | undefined, name: string, doc: Pick<KeyringDocument, 'kdf'>): Promise<KeyringKeys> {
   const passphrase = await resolvePassphrase(source, envName, name);
   try {
@@ -79,7 +79,7 @@ export function wipeAll(keks: ReadonlyMap<string, Uint8Array>): void {
 }
 
 /**
- * A provider whose KEK versions live in a passphrase-sealed keyring file. Create it with {@link createFileProvider}.
+ * A provider whose KEK versions live in a passphrase-sealed KEK file. Create it with {@link createFileProvider}.
  *
  * It keeps the keys stretched from the passphrase (never the passphrase itself) until `close()`, so `rotate()` and
  * `reload()` need neither the passphrase nor another expensive stretch. Methods throw as `BaseKeyProvider`
@@ -122,13 +122,13 @@ export class FileProvider extends LocalKekProvider {
     return { dir: this.dir, ...kdfDetails(describeKdf(this.#doc.kdf)) };
   }
 
-  /** Reads the keyring again and opens it with the held keys; refuses a keyring resealed or replaced since open. */
+  /** Reads the KEK file again and opens it with the held keys; refuses a KEK file resealed or replaced since open. */
   async #readOwnKeyring(): Promise<{ path: string; doc: KeyringDocument; keys: KeyringKeys }> {
     const { path, doc } = await readKeyring(this.dir, this.#securityMode);
     const keys = this.#keys;
     if (!keys) throw new ProviderError('PROVIDER_CLOSED', `the file provider for ${this.keyId} is closed`);
     if (doc.keyId !== this.keyId) {
-      throw new ConfigError(`${path} now holds key id ${doc.keyId}, not ${this.keyId}: the keyring was replaced; open a new provider`);
+      throw new ConfigError(`${path} now holds key id ${doc.keyId}, not ${this.keyId}: the KEK file was replaced; open a new provider`);
     }
     if (!sameKdf(doc.kdf, this.#doc.kdf)) {
       throw new ConfigError(
@@ -149,11 +149,11 @@ export class FileProvider extends LocalKekProvider {
   }
 
   /**
-   * Adds a new random KEK version to the keyring file (atomically, under the keyring lock), makes it active, and
+   * Adds a new random KEK version to the KEK file (atomically, under the KEK file lock), makes it active, and
    * loads every version the file holds (including ones other processes added).
    * @returns the new version.
    * @throws ProviderError `PROVIDER_CLOSED` after close, `UNAVAILABLE` when another process holds the lock or the
-   *   write fails; ConfigError when the keyring was resealed with another passphrase since open;
+   *   write fails; ConfigError when the KEK file was resealed with another passphrase since open;
    *   KeyfoldError `INTEGRITY_FAILED` when the file was modified.
    * @example
    * ```ts
@@ -182,9 +182,9 @@ export class FileProvider extends LocalKekProvider {
   }
 
   /**
-   * Re-reads the keyring file, to pick up versions added (or a new active version set) by another process, such
+   * Re-reads the KEK file, to pick up versions added (or a new active version set) by another process, such
    * as `keyfold kek add`. Uses the held keys: no passphrase, no new stretch.
-   * @throws ConfigError when the keyring was resealed with another passphrase or replaced since open (open a new
+   * @throws ConfigError when the KEK file was resealed with another passphrase or replaced since open (open a new
    *   provider); KeyfoldError `INTEGRITY_FAILED` when the file was modified; FormatError for a malformed file.
    * @example
    * ```ts
@@ -205,19 +205,19 @@ export class FileProvider extends LocalKekProvider {
 }
 
 /**
- * Opens the keyring in `dir` with a passphrase and returns a provider over its KEK versions. The passphrase is
+ * Opens the KEK file in `dir` with a passphrase and returns a provider over its KEK versions. The passphrase is
  * stretched once, here; wraps and unwraps never touch it again.
  *
- * @throws ConfigError (`CONFIG_INVALID`) when there is no keyring in `dir` or no passphrase (naming the variable);
+ * @throws ConfigError (`CONFIG_INVALID`) when there is no KEK file in `dir` or no passphrase (naming the variable);
  *   PolicyError (`INSECURE_PERMISSIONS`) in production when the directory is not 0700 or the file not 0600;
- *   KeyfoldError `WRONG_PASSPHRASE` when the passphrase does not open the keyring, `INTEGRITY_FAILED` when the
+ *   KeyfoldError `WRONG_PASSPHRASE` when the passphrase does not open the KEK file, `INTEGRITY_FAILED` when the
  *   file was modified; FormatError (`FORMAT_INVALID`) / UnsupportedFormatError for a malformed or newer file;
  *   TypeError / RangeError for malformed options or an empty passphrase.
  * @example
  * ```ts
- * import { createFileProvider, initFileKeyring } from '@keyfold/provider-local';
+ * import { createFileProvider, initKekFile } from '@keyfold/provider-local';
  *
- * await initFileKeyring({ dir: './.keyfold/keys', passphrase: process.env.KEYFOLD_PASSPHRASE! });
+ * await initKekFile({ dir: './.keyfold/keys', passphrase: process.env.KEYFOLD_PASSPHRASE! });
  * const provider = await createFileProvider({ dir: './.keyfold/keys' }); // reads KEYFOLD_PASSPHRASE
  * const wrapped = await provider.wrapKey(dataKey, { table: 'users' });
  * await provider.close();

@@ -116,7 +116,7 @@ export function createMemoryProvider(options: MemoryProviderOptions = {}): Memor
       'the memory provider is refused in production mode: its keys live only in this process\'s memory, are lost ' +
         'when it exits (everything sealed with them becomes unreadable) and are never protected by a passphrase, KMS ' +
         'or HSM. Use createEnvProvider (KEYFOLD_KEK_V1=$(openssl rand -hex 32)) or createFileProvider (a ' +
-        'passphrase-sealed keyring) instead. For tests and local development, set KEYFOLD_SECURITY_MODE=development ' +
+        'passphrase-sealed KEK file) instead. For tests and local development, set KEYFOLD_SECURITY_MODE=development ' +
         "or pass securityMode: 'development'.",
     );
   }

@@ -1,5 +1,5 @@
 /**
- * Where a keyring passphrase comes from, and how it becomes bytes.
+ * Where a KEK file passphrase comes from, and how it becomes bytes.
  * @module
  */
 import { ConfigError } from '@keyfold/envelope-core';
@@ -15,7 +15,7 @@ import { ConfigError } from '@keyfold/envelope-core';
 export type PassphraseSource = string | (() => string | Promise<string>);
 
 /**
- * Default environment variable for the keyring passphrase.
+ * Default environment variable for the KEK file passphrase.
  * @example
  * ```ts
  * process.env[PASSPHRASE_ENV] = await askPassphrase(); // then createFileProvider({ dir }) reads it
@@ -25,7 +25,7 @@ export const PASSPHRASE_ENV = 'KEYFOLD_PASSPHRASE';
 
 /**
  * Resolves a passphrase to its NFC-normalised UTF-8 bytes (so the same passphrase typed on two systems that
- * compose accents differently opens the same keyring), in a buffer the caller wipes. JavaScript strings cannot be
+ * compose accents differently opens the same KEK file), in a buffer the caller wipes. JavaScript strings cannot be
  * wiped: keep passphrases in strings as briefly as possible.
  * @param envName variable to read when `source` is undefined; without it a passphrase is required.
  * @throws ConfigError when the variable is unset or empty; TypeError / RangeError when the given passphrase (or
@@ -36,6 +36,7 @@ export async function resolvePassphrase(source: PassphraseSource | undefined, en
   if (source === undefined) {
     if (envName === undefined) throw new TypeError(`${name} is required`);
     text = process.env[envName];
+    // The wording "keyring passphrase" (the KEK file's passphrase) is kept: tests and operators' scripts match it.
     if (text === undefined) throw new ConfigError(`no keyring passphrase: pass ${name} or set ${envName}`);
     if (text === '') throw new ConfigError(`${envName} is empty; set it to the keyring passphrase`);
   } else if (typeof source === 'function') {

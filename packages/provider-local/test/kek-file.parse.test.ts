@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FormatError, UnsupportedFormatError } from '@keyfold/envelope-core';
-import { deriveKeyringKeys, finishKeyring, newKdfParams, openKeyring, parseKeyring, sealKek, serializeKeyring } from '../src/kek-file.js';
+import { deriveKeyringKeys, finishKeyring, newKdfParams, openKeyring, parseKeyring, sealKek, serializeKeyring } from '../src/kek-file-format.js';
 
 async function sampleKeyring(): Promise<string> {
   const kdf = newKdfParams({ name: 'pbkdf2-sha256', iterations: 1000 });

@@ -5,7 +5,7 @@
  * (its records refuse to open) -> tamper and wrong-context refusals -> verify the audit log -> a summary table.
  * The directory is removed whatever happens.
  *
- * Demo only: the passphrase is random and never shown, and the keyring uses a deliberately cheap scrypt cost
+ * Demo only: the passphrase is random and never shown, and the KEK file uses a deliberately cheap scrypt cost
  * (N=2^14) so the tour takes a few seconds; `keyfold init` uses the provider's production default.
  * @module
  */
@@ -58,7 +58,7 @@ async function expectRefusal(what: string, expected: KeyfoldErrorCode, attempt: 
   throw new KeyfoldError('INTERNAL', `demo: ${what} was not refused; this build of Keyfold is broken`);
 }
 
-/** Counts the calls that reach the KEK provider (the file keyring). Methods run on the real provider. */
+/** Counts the calls that reach the KEK provider (the KEK file). Methods run on the real provider. */
 function countingProvider<P extends KeyProvider>(provider: P): { provider: P; calls: { wrap: number; unwrap: number } } {
   const calls = { wrap: 0, unwrap: 0 };
   const proxy = new Proxy(provider, {
@@ -195,14 +195,14 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
     const storeInfo = await attachStore(ctx, installation, { backend: 'sqlite', path: DEFAULT_STORE_FILE }, securityMode, new Rollback(), file);
     const { provider, calls: kekCalls } = countingProvider(file);
     const store = await keystore.openSqliteKeyStore({ path: join(installation.dir, DEFAULT_STORE_FILE), create: false, securityMode });
-    let keyring = await keystore.openKeyring({ store, provider, actor: 'demo', securityMode });
+    let tenantKeys = await keystore.openTenantKeys({ store, provider, actor: 'demo', securityMode });
     const envelopes: Envelope[] = [];
     const envelopeSet = (cache: boolean): Record<Tenant, Envelope> => {
       const set = Object.fromEntries(
         TENANTS.map((t) => [
           t,
           createEnvelope({
-            providers: [keyring.tenant(t)],
+            providers: [tenantKeys.tenant(t)],
             policy: { securityMode },
             ...(cache ? { cache: { maxAge: 60_000, maxMessages: 1_000_000 } } : {}),
           }),
@@ -217,7 +217,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
           `(schema ${storeInfo.schemaVersion}, install lock recorded)` +
           s.dim(' (random passphrase, demo-only scrypt N=2^14)'),
       );
-      for (const t of TENANTS) await keyring.createTenant(t);
+      for (const t of TENANTS) await tenantKeys.createTenant(t);
       step(`2. tenants   ${TENANTS.join(', ')}: one data key each, wrapped under the KEK, kept in the store`);
       lap('init');
 
@@ -260,22 +260,22 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
           `${ms(report.durationMs)}; ${formatCount(count)} records untouched (envelope encryption re-wraps keys, not data)`,
       );
 
-      // A fresh keyring (empty caches): every tenant key is unwrapped again, now under the new KEK version.
-      await keyring.close();
-      keyring = await keystore.openKeyring({ store, provider, actor: 'demo', securityMode });
+      // Fresh tenant keys (empty caches): every tenant key is unwrapped again, now under the new KEK version.
+      await tenantKeys.close();
+      tenantKeys = await keystore.openTenantKeys({ store, provider, actor: 'demo', securityMode });
       const opening = envelopeSet(false);
       const openedAfterRotation = await openAll(opening, rows);
       lap('verify');
       step(`5. verify    ${formatCount(openedAfterRotation)} of ${formatCount(count)} records open under the rotated KEK ` + s.dim(`in ${ms(timings.verify ?? 0)}`));
 
-      const rotated = await keyring.rotateTenantKey(ROTATED);
+      const rotated = await tenantKeys.rotateTenantKey(ROTATED);
       const fresh = await opening[ROTATED].seal('after the tenant key rotation', contextOf(ROTATED));
       const freshVersion = opening[ROTATED].inspect(fresh).wrappedKeys[0]?.keyVersion;
       const oldRow = rows.find((r) => r.tenant === ROTATED) as Row;
       const oldOpen = new TextDecoder().decode(await opening[ROTATED].open(oldRow.sealed, { context: contextOf(ROTATED) })) === oldRow.text;
       step(`6. tenant    ${ROTATED} key rotated to version ${rotated.activeVersion ?? '?'}: new records use v${freshVersion ?? '?'}, old ones still open`);
 
-      await keyring.shredTenant(SHREDDED);
+      await tenantKeys.shredTenant(SHREDDED);
       let refusedShred = 0;
       let shredCode = '';
       for (const r of rows) {
@@ -319,7 +319,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
       );
       timings.total = performance.now() - started;
 
-      const tenants = await keyring.listTenants();
+      const tenants = await tenantKeys.listTenants();
       const stats = sumStats(envelopes.map((e) => e.stats()));
       const summary: DemoSummary = {
         records: count,
@@ -340,7 +340,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
       out.result(summary, () => renderSummary(ctx, summary));
     } finally {
       await Promise.all(envelopes.map((e) => e.close()));
-      await keyring.close();
+      await tenantKeys.close();
       await store.close();
       await file.close();
     }

@@ -16,7 +16,6 @@ import { readPassphrase } from '../prompt.js';
 import { isProviderKind, PROVIDER_KINDS, type ProviderKind } from '../provider-config.js';
 import type { InitOpened } from '../providers/types.js';
 import { attachStore, storeChoice, type StoreCreated } from '../store-init.js';
-import { initServiceProvider } from '../providers/init-service.js';
 
 /** The providers each provider option applies to (an option given for another provider is a usage error). */
 const OPTION_PROVIDERS: Readonly<Record<string, readonly ProviderKind[]>> = {
@@ -91,7 +90,7 @@ function render(ctx: CommandContext, inst: Installation, notes: readonly string[
   rows.push(['security mode', inst.securityMode]);
   const lines = [`Initialised Keyfold in ${inst.dir}`, '', formatFields(rows, ctx.out.out), ''];
   if (p.kind === 'file') {
-    lines.push('Keep the passphrase safe: without it nothing sealed with this keyring can be opened.');
+    lines.push('Keep the passphrase safe: without it nothing sealed with this KEK file can be opened.');
   } else if (p.kind === 'env') {
     lines.push(`Every keyfold run needs the ${p.prefix ?? ''}<N> variables; keep them out of shell history and logs.`);
   }
@@ -109,8 +108,10 @@ function storeNotes(store: StoreCreated): string[] {
 
 /** Opens the provider named on the command line, importing its module (and vendor SDK) only now. */
 async function openFromOptions(ctx: CommandContext, kind: ProviderKind, securityMode: SecurityMode): Promise<InitOpened> {
-  if (kind === 'file' || kind === 'env') throw new UsageError(`the ${kind} provider is initialised by the CLI itself`, ctx.name);
-  return initServiceProvider(ctx, kind, securityMode);
+  const { openFromOptions, providerAdapter } = await import('../providers/registry.js');
+  const { init } = await providerAdapter(kind);
+  if (init.by === 'cli') throw new UsageError(`the ${kind} provider is initialised by the CLI itself`, ctx.name);
+  return openFromOptions(ctx, securityMode, init.open);
 }
 
 async function initRemote(
@@ -142,7 +143,7 @@ async function initRemote(
 
 /**
  * The new installation's provider, opened like every later command opens it, so the key store is locked by it and
- * its audit key created under its KEK (the file provider derives its keyring key once more from the passphrase).
+ * its audit key created under its KEK (the file provider derives its KEK file key once more from the passphrase).
  */
 async function openInstalled(ctx: CommandContext, inst: Installation, passphrase: string | undefined): Promise<KeyProvider> {
   const { createEnvProvider, createFileProvider } = await import('@keyfold/provider-local');
@@ -166,7 +167,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   const storeCfg = storeChoice(ctx);
 
   // All or nothing: whatever this run created in the directory (the directory itself, the key directory, the
-  // keyring, config.json, an SQLite store) is removed again when a later step fails; nothing that was there before.
+  // KEK file, config.json, an SQLite store) is removed again when a later step fails; nothing that was there before.
   const rollback = new Rollback();
   let installation: Installation;
   let notes: readonly string[] = [];

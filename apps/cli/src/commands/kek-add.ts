@@ -1,5 +1,5 @@
 /**
- * `keyfold kek add`: a new key-encryption key version, made active. The file keyring gets a random version sealed
+ * `keyfold kek add`: a new key-encryption key version, made active. The KEK file gets a random version sealed
  * under the passphrase; a PKCS#11 token generates the next version inside itself. Key services rotate their keys
  * themselves, so for them this command says which of the service's own commands to run instead.
  * @module
@@ -7,10 +7,9 @@
 import type { KeyProvider } from '@keyfold/envelope-core';
 import type { KeyStore } from '@keyfold/keystore';
 import type { CommandContext } from '../command.js';
-import { loadConfig, openProvider } from '../config.js';
+import { loadConfig } from '../config.js';
 import { CliError } from '../exit-codes.js';
 import { formatFields, printable } from '../output.js';
-import type { ProviderConfig } from '../provider-config.js';
 import type { KekAdded } from '../providers/types.js';
 import { assertStoreLock, checkStoreLock, cliActor, openStoreAt } from '../store.js';
 
@@ -26,37 +25,12 @@ async function proveWritable(store: KeyStore): Promise<void> {
   await store.deleteCheckpoint(WRITE_CHECK);
 }
 
-/** Why `kek add` does not apply to `cfg`, and what to do instead. */
-async function unsupported(cfg: Exclude<ProviderConfig, { kind: 'file' | 'pkcs11' }>): Promise<CliError> {
-  let hint: string;
-  switch (cfg.kind) {
-    case 'env':
-      hint =
-        `the env provider's key-encryption keys are the variables ${cfg.prefix}1, ${cfg.prefix}2, ...: create the next ` +
-        "one yourself (64 hex characters, e.g. 'openssl rand -hex 32') and pass it to every run; the highest is active";
-      break;
-    case 'aws-kms':
-      hint = (await import('../providers/aws-kms.js')).rotationHint(cfg);
-      break;
-    case 'vault-transit':
-      hint = (await import('../providers/vault-transit.js')).rotationHint(cfg);
-      break;
-    case 'gcp-kms':
-      hint = (await import('../providers/gcp-kms.js')).rotationHint(cfg);
-      break;
-    case 'azure-kv':
-      hint = (await import('../providers/azure-kv.js')).rotationHint(cfg);
-      break;
-  }
-  return new CliError('UNSUPPORTED', `kek add is for the file and pkcs11 providers; ${hint}`);
-}
-
 export async function run(ctx: CommandContext): Promise<number | undefined> {
   const loaded = await loadConfig(ctx);
   const cfg = loaded.config.provider;
   // All or nothing. The key store is opened for writing, checked (permissions, damage, the install lock against
   // config.json and the provider) and proved writable before the provider changes, so a store that refuses leaves
-  // the KEK untouched; a failure to record the new version after that undoes it in the keyring.
+  // the KEK untouched; a failure to record the new version after that undoes it in the KEK file.
   await checkStoreLock(ctx, loaded);
   const store = loaded.config.store === undefined ? undefined : await openStoreAt(ctx, loaded.dir, loaded.config.store, loaded, 'write');
   let added: KekAdded;
@@ -71,22 +45,15 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
     const openAuditKey = async (provider: KeyProvider): Promise<void> => {
       await store?.openAuditKey(provider, { actor: cliActor() });
     };
-    let undo: (() => Promise<void>) | undefined;
-    if (cfg.kind === 'file') {
-      ({ added, undo } = await (await import('../providers/local.js')).addKekVersion(ctx, loaded, cfg, openAuditKey));
-    } else if (cfg.kind === 'pkcs11') {
-      if (store !== undefined) {
-        const provider = await openProvider(ctx, loaded);
-        try {
-          await openAuditKey(provider);
-        } finally {
-          await provider.close();
-        }
+    const { withAdapter } = await import('../providers/registry.js');
+    const result = await withAdapter(cfg, (adapter, c) => {
+      if (adapter.kekAdd.by === 'elsewhere') {
+        throw new CliError('UNSUPPORTED', `kek add is for the file and pkcs11 providers; ${adapter.kekAdd.hint(c)}`);
       }
-      added = await (await import('../providers/pkcs11.js')).addKekVersion(loaded.securityMode, cfg);
-    } else {
-      throw await unsupported(cfg);
-    }
+      return adapter.kekAdd.add(ctx, loaded, c, store === undefined ? undefined : openAuditKey);
+    });
+    ({ added } = result);
+    const { undo } = result;
     if (store !== undefined) {
       try {
         // Audited kek.activate: the new version is the active one in the store's registry too.

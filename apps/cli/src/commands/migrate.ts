@@ -11,33 +11,15 @@ import { formatCount, formatFields, printable } from '../output.js';
 import { ProgressBar, withInterrupt } from '../progress.js';
 import { isProviderKind, type ProviderConfig, type ProviderKind } from '../provider-config.js';
 import type { InitOpened } from '../providers/types.js';
-import { initServiceProvider } from '../providers/init-service.js';
 import { updateConfig } from '../store-init.js';
 import { concurrencyFor, intOption, withStoreAndProvider } from '../store.js';
 
+/** Opens the provider to migrate to from the command-line options, importing its adapter (and vendor SDK) only now. */
 async function openTarget(ctx: CommandContext, kind: ProviderKind, securityMode: SecurityMode): Promise<InitOpened> {
-  try {
-    switch (kind) {
-      case 'env': {
-        const { createEnvProvider } = await import('@keyfold/provider-local');
-        const prefix = ctx.args.string('prefix');
-        const provider = createEnvProvider({ env: ctx.env, securityMode, ...(prefix === undefined ? {} : { prefix }) });
-        await provider.describe();
-        return { provider, config: { kind: 'env', keyId: provider.keyId, prefix: provider.prefix }, notes: [] };
-      }
-      case 'aws-kms':
-      case 'vault-transit':
-      case 'gcp-kms':
-      case 'azure-kv':
-      case 'pkcs11':
-        return await initServiceProvider(ctx, kind, securityMode);
-      case 'file':
-        throw new UsageError('migrating to a new file keyring is not supported: choose env, a key service or an HSM', ctx.name);
-    }
-  } catch (err) {
-    if (err instanceof TypeError || err instanceof RangeError) throw new UsageError(err.message, ctx.name);
-    throw err;
-  }
+  const { openFromOptions, providerAdapter } = await import('../providers/registry.js');
+  const { migrate } = await providerAdapter(kind);
+  if (!migrate.supported) throw new UsageError(migrate.reason, ctx.name);
+  return openFromOptions(ctx, securityMode, migrate.openTarget);
 }
 
 export async function run(ctx: CommandContext): Promise<number | undefined> {

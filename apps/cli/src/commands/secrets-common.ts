@@ -179,5 +179,6 @@ export async function childEnvironment(
   keep: ReadonlySet<string> = new Set(),
 ): Promise<NodeJS.ProcessEnv> {
   for (const dir of await rulesFileDirs(file).catch(() => [])) await pool.config(dir).catch(() => undefined);
-  return withoutCredentials(ctx.env, pool.configs(), keep);
+  const { credentialVariablesOf } = await import('../providers/registry.js');
+  return withoutCredentials(ctx.env, await credentialVariablesOf(pool.configs()), keep);
 }

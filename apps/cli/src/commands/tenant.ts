@@ -1,6 +1,6 @@
 /**
  * `keyfold tenant create|list|rotate|shred`: per-tenant keys in the key store, wrapped under the installation's
- * KEK (`openKeyring`). `list` reads the store only; the others open the provider too.
+ * KEK (`openTenantKeys`). `list` reads the store only; the others open the provider too.
  * @module
  */
 import type { CommandContext } from '../command.js';
@@ -61,21 +61,21 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
     throw new UsageError(`shredding destroys every key of tenant ${JSON.stringify(id)} for good: add --yes to confirm`, ctx.name);
   }
   const result = await withStoreAndProvider(ctx, async ({ store, provider, actor, loaded }) => {
-    const { openKeyring } = await import('@keyfold/keystore');
-    const keyring = await openKeyring({ store, provider, actor, securityMode: loaded.securityMode });
+    const { openTenantKeys } = await import('@keyfold/keystore');
+    const tenantKeys = await openTenantKeys({ store, provider, actor, securityMode: loaded.securityMode });
     try {
       switch (ctx.name) {
         case 'tenant create':
-          return { ok: true, action: 'created', ...(await usage(ctx, () => keyring.createTenant(id))) };
+          return { ok: true, action: 'created', ...(await usage(ctx, () => tenantKeys.createTenant(id))) };
         case 'tenant rotate':
-          return { ok: true, action: 'rotated', ...(await usage(ctx, () => keyring.rotateTenantKey(id))) };
+          return { ok: true, action: 'rotated', ...(await usage(ctx, () => tenantKeys.rotateTenantKey(id))) };
         default: {
-          const shred = await usage(ctx, () => keyring.shredTenant(id));
+          const shred = await usage(ctx, () => tenantKeys.shredTenant(id));
           return { ok: true, action: 'shredded', id: shred.id, destroyed: shred.destroyed };
         }
       }
     } finally {
-      await keyring.close();
+      await tenantKeys.close();
     }
   });
   ctx.out.result(result, () => {

@@ -9,6 +9,7 @@ import { createAwsKmsProvider, type AwsKmsProvider } from '@keyfold/provider-aws
 import type { CommandContext } from '../command.js';
 import type { AwsKmsProviderConfig } from '../provider-config.js';
 import { checkServiceUrl, optional, required } from './options.js';
+import { NO_CREDENTIAL_VARIABLES, type ProviderAdapter } from './adapter.js';
 import type { InitOpened } from './types.js';
 
 const CREDENTIALS_NOTE =
@@ -43,7 +44,7 @@ function regionOf(arn: string): string | undefined {
 }
 
 /** `keyfold init --provider aws-kms --key-id ID|ARN|alias/NAME [--region R] [--endpoint URL]`. */
-export async function init(ctx: CommandContext, securityMode: SecurityMode): Promise<InitOpened<AwsKmsProviderConfig>> {
+async function init(ctx: CommandContext, securityMode: SecurityMode): Promise<InitOpened<AwsKmsProviderConfig>> {
   const keyId = required(ctx, 'key-id', 'aws-kms', 'KEY (key id, key ARN, alias/NAME or alias ARN)');
   const region = optional(ctx, 'region');
   const endpoint = optional(ctx, 'endpoint');
@@ -67,14 +68,24 @@ export async function init(ctx: CommandContext, securityMode: SecurityMode): Pro
 }
 
 /** Reopens the recorded key by its ARN, in its region. */
-export function open(_ctx: CommandContext, securityMode: SecurityMode, cfg: AwsKmsProviderConfig): Promise<AwsKmsProvider> {
+function open(_ctx: CommandContext, securityMode: SecurityMode, cfg: AwsKmsProviderConfig): Promise<AwsKmsProvider> {
   return create({ keyId: cfg.arn, region: cfg.region, endpoint: cfg.endpoint }, securityMode);
 }
 
 /** Why `kek add` does not apply, and what to run instead. */
-export function rotationHint(cfg: AwsKmsProviderConfig): string {
+function rotationHint(cfg: AwsKmsProviderConfig): string {
   return (
     'AWS KMS rotates the key material itself: enable automatic rotation, or run ' +
     `'aws kms rotate-key-on-demand --key-id ${cfg.arn}'; older material keeps decrypting`
   );
 }
+
+/** The `aws-kms` provider: set up from options by init and migrate; the service rotates its own key. */
+export const awsKmsAdapter: ProviderAdapter<'aws-kms'> = {
+  kind: 'aws-kms',
+  init: { by: 'options', open: init },
+  migrate: { supported: true, openTarget: init },
+  open: (ctx, loaded, cfg) => open(ctx, loaded.securityMode, cfg),
+  kekAdd: { by: 'elsewhere', hint: rotationHint },
+  credentialVariables: () => NO_CREDENTIAL_VARIABLES,
+};

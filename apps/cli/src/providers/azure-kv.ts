@@ -13,6 +13,7 @@ import type { CommandContext } from '../command.js';
 import { AZURE_STATIC_TOKEN_ENV, readCredential } from '../credential-env.js';
 import { isLoopbackHost, type AzureAlgorithm, type AzureKvProviderConfig } from '../provider-config.js';
 import { absolutePath, choice, optional, readCaFile, required } from './options.js';
+import { NO_CREDENTIAL_VARIABLES, type ProviderAdapter } from './adapter.js';
 import type { InitOpened } from './types.js';
 
 export { AZURE_STATIC_TOKEN_ENV };
@@ -79,7 +80,7 @@ async function create(ctx: CommandContext, securityMode: SecurityMode, cfg: Omit
 }
 
 /** `keyfold init --provider azure-kv --key-id KID [--algorithm RSA-OAEP-256|A256KW] [--ca-file FILE]`. */
-export async function init(ctx: CommandContext, securityMode: SecurityMode): Promise<InitOpened<AzureKvProviderConfig>> {
+async function init(ctx: CommandContext, securityMode: SecurityMode): Promise<InitOpened<AzureKvProviderConfig>> {
   const kid = required(ctx, 'key-id', 'azure-kv', 'KID (https://VAULT.vault.azure.net/keys/NAME[/VERSION])');
   const algorithm = choice<AzureAlgorithm>(ctx, 'algorithm', ['RSA-OAEP-256', 'A256KW'], 'RSA-OAEP-256');
   const caFileOption = optional(ctx, 'ca-file');
@@ -99,15 +100,25 @@ export async function init(ctx: CommandContext, securityMode: SecurityMode): Pro
 }
 
 /** Reopens the recorded key (the kid given at init) with the recorded algorithm. */
-export function open(ctx: CommandContext, securityMode: SecurityMode, cfg: AzureKvProviderConfig): Promise<AzureKeyVaultProvider> {
+function open(ctx: CommandContext, securityMode: SecurityMode, cfg: AzureKvProviderConfig): Promise<AzureKeyVaultProvider> {
   return create(ctx, securityMode, cfg);
 }
 
 /** Why `kek add` does not apply, and what to run instead. */
-export function rotationHint(cfg: AzureKvProviderConfig): string {
+function rotationHint(cfg: AzureKvProviderConfig): string {
   return (
     `Key Vault rotates keys itself: set a rotation policy, or run 'az keyvault key rotate --id ${cfg.keyId}'` +
     (cfg.kid === cfg.keyId ? '' : ` (this installation is pinned to ${cfg.kid}: initialise with the versionless kid to follow rotations)`) +
     '; older versions keep unwrapping'
   );
 }
+
+/** The `azure-kv` provider: set up from options by init and migrate; the service rotates its own key. */
+export const azureKvAdapter: ProviderAdapter<'azure-kv'> = {
+  kind: 'azure-kv',
+  init: { by: 'options', open: init },
+  migrate: { supported: true, openTarget: init },
+  open: (ctx, loaded, cfg) => open(ctx, loaded.securityMode, cfg),
+  kekAdd: { by: 'elsewhere', hint: rotationHint },
+  credentialVariables: () => NO_CREDENTIAL_VARIABLES,
+};

@@ -13,6 +13,7 @@ import type { CommandContext } from '../command.js';
 import { UsageError } from '../exit-codes.js';
 import { isLoopbackHost, type GcpKmsProviderConfig, type GcpTransport } from '../provider-config.js';
 import { choice, optional, required } from './options.js';
+import { NO_CREDENTIAL_VARIABLES, type ProviderAdapter } from './adapter.js';
 import type { InitOpened } from './types.js';
 
 interface HostPort {
@@ -57,7 +58,7 @@ async function clientOptions(cfg: Omit<GcpKmsProviderConfig, 'kind' | 'keyId'>, 
  * `keyfold init --provider gcp-kms --key-name projects/P/locations/L/keyRings/R/cryptoKeys/K
  * [--endpoint HOST:PORT] [--transport grpc|rest] [--insecure]`.
  */
-export async function init(ctx: CommandContext, securityMode: SecurityMode): Promise<InitOpened<GcpKmsProviderConfig>> {
+async function init(ctx: CommandContext, securityMode: SecurityMode): Promise<InitOpened<GcpKmsProviderConfig>> {
   const keyName = required(ctx, 'key-name', 'gcp-kms', 'projects/P/locations/L/keyRings/R/cryptoKeys/K');
   const transport = choice<GcpTransport>(ctx, 'transport', ['grpc', 'rest'], 'grpc');
   const endpoint = optional(ctx, 'endpoint');
@@ -84,12 +85,12 @@ export async function init(ctx: CommandContext, securityMode: SecurityMode): Pro
 }
 
 /** Reopens the recorded CryptoKey over the recorded transport. */
-export async function open(_ctx: CommandContext, securityMode: SecurityMode, cfg: GcpKmsProviderConfig): Promise<GcpKmsProvider> {
+async function open(_ctx: CommandContext, securityMode: SecurityMode, cfg: GcpKmsProviderConfig): Promise<GcpKmsProvider> {
   return createGcpKmsProvider({ keyName: cfg.keyId, clientOptions: await clientOptions(cfg, securityMode) });
 }
 
 /** Why `kek add` does not apply, and what to run instead. */
-export function rotationHint(cfg: GcpKmsProviderConfig): string {
+function rotationHint(cfg: GcpKmsProviderConfig): string {
   const m = /^projects\/([^/]+)\/locations\/([^/]+)\/keyRings\/([^/]+)\/cryptoKeys\/([^/]+)$/.exec(cfg.keyId);
   const command =
     m === null
@@ -98,3 +99,13 @@ export function rotationHint(cfg: GcpKmsProviderConfig): string {
         `--key ${m[4] ?? ''} --primary`;
   return `Cloud KMS rotates keys itself: set a rotation period on the key, or run '${command}'; older versions keep decrypting`;
 }
+
+/** The `gcp-kms` provider: set up from options by init and migrate; the service rotates its own key. */
+export const gcpKmsAdapter: ProviderAdapter<'gcp-kms'> = {
+  kind: 'gcp-kms',
+  init: { by: 'options', open: init },
+  migrate: { supported: true, openTarget: init },
+  open: (ctx, loaded, cfg) => open(ctx, loaded.securityMode, cfg),
+  kekAdd: { by: 'elsewhere', hint: rotationHint },
+  credentialVariables: () => NO_CREDENTIAL_VARIABLES,
+};

@@ -15,9 +15,11 @@ import {
   type Pkcs11TokenListing,
 } from '@keyfold/provider-pkcs11';
 import type { CommandContext } from '../command.js';
+import { openProvider } from '../config.js';
 import { UsageError } from '../exit-codes.js';
 import type { Pkcs11Mechanism, Pkcs11ProviderConfig } from '../provider-config.js';
 import { absolutePath, choice, integer, optional, required } from './options.js';
+import type { ProviderAdapter } from './adapter.js';
 import type { InitOpened, KekAdded } from './types.js';
 
 type Token = Pick<Pkcs11ProviderConfig, 'library' | 'slot' | 'tokenLabel' | 'pinEnv' | 'pinFile'>;
@@ -56,7 +58,7 @@ export async function findToken(cfg: Token): Promise<Pkcs11TokenListing> {
 }
 
 /** Reopens the KEK on the recorded token, reading the PIN from the recorded variable or file. */
-export function open(_ctx: CommandContext, securityMode: SecurityMode, cfg: Pkcs11ProviderConfig): Promise<Pkcs11Provider> {
+function open(_ctx: CommandContext, securityMode: SecurityMode, cfg: Pkcs11ProviderConfig): Promise<Pkcs11Provider> {
   return createPkcs11Provider({
     ...tokenOptions(cfg, securityMode),
     keyLabel: cfg.keyId,
@@ -74,7 +76,7 @@ function codeOf(err: unknown): unknown {
  * [--sessions N] --pin-env NAME|--pin-file FILE`: checks the token and its mechanisms before the PIN is read,
  * then opens the KEK, creating version 1 inside the token when there is none yet.
  */
-export async function init(ctx: CommandContext, securityMode: SecurityMode): Promise<InitOpened<Pkcs11ProviderConfig>> {
+async function init(ctx: CommandContext, securityMode: SecurityMode): Promise<InitOpened<Pkcs11ProviderConfig>> {
   const library = absolutePath(ctx, required(ctx, 'library', 'pkcs11', 'PATH (the PKCS#11 library)'));
   const slot = integer(ctx, 'slot', 0, Number.MAX_SAFE_INTEGER);
   const tokenLabel = optional(ctx, 'token-label');
@@ -157,3 +159,29 @@ export async function addKekVersion(securityMode: SecurityMode, cfg: Pkcs11Provi
     slot: r.slot,
   };
 }
+
+/**
+ * The `pkcs11` provider: set up from options by init and migrate (init creates version 1 on the token when there is
+ * none); `kek add` generates the next version inside the token. Its PIN variable (`pinEnv`) is a credential.
+ */
+export const pkcs11Adapter: ProviderAdapter<'pkcs11'> = {
+  kind: 'pkcs11',
+  init: { by: 'options', open: init },
+  migrate: { supported: true, openTarget: init },
+  open: (ctx, loaded, cfg) => open(ctx, loaded.securityMode, cfg),
+  kekAdd: {
+    by: 'keyfold',
+    add: async (ctx, loaded, cfg, beforeAdding) => {
+      if (beforeAdding !== undefined) {
+        const provider = await openProvider(ctx, loaded);
+        try {
+          await beforeAdding(provider);
+        } finally {
+          await provider.close();
+        }
+      }
+      return { added: await addKekVersion(loaded.securityMode, cfg) };
+    },
+  },
+  credentialVariables: (cfg) => ({ names: cfg.pinEnv === undefined ? [] : [cfg.pinEnv], patterns: [] }),
+};

@@ -11,6 +11,7 @@ import { readCredential, VAULT_ROLE_ID_ENV, VAULT_SECRET_ID_ENV, VAULT_TOKEN_ENV
 import { UsageError } from '../exit-codes.js';
 import type { VaultAuthMethod, VaultTransitProviderConfig } from '../provider-config.js';
 import { choice, optional, required } from './options.js';
+import { NO_CREDENTIAL_VARIABLES, type ProviderAdapter } from './adapter.js';
 import type { InitOpened } from './types.js';
 
 export { VAULT_ROLE_ID_ENV, VAULT_SECRET_ID_ENV };
@@ -53,7 +54,7 @@ function create(ctx: CommandContext, securityMode: SecurityMode, t: Target): Pro
  * `keyfold init --provider vault-transit --key-name NAME [--vault-addr URL] [--mount transit] [--namespace NS]
  * [--auth token|approle]`.
  */
-export async function init(ctx: CommandContext, securityMode: SecurityMode): Promise<InitOpened<VaultTransitProviderConfig>> {
+async function init(ctx: CommandContext, securityMode: SecurityMode): Promise<InitOpened<VaultTransitProviderConfig>> {
   const keyName = required(ctx, 'key-name', 'vault-transit', 'NAME (the transit key)');
   const endpoint = optional(ctx, 'vault-addr') ?? (ctx.env.VAULT_ADDR || undefined);
   if (endpoint === undefined) throw new UsageError('--provider vault-transit needs --vault-addr URL or VAULT_ADDR', ctx.name);
@@ -74,12 +75,22 @@ export async function init(ctx: CommandContext, securityMode: SecurityMode): Pro
 }
 
 /** Reopens the recorded transit key at the recorded address. */
-export function open(ctx: CommandContext, securityMode: SecurityMode, cfg: VaultTransitProviderConfig): Promise<VaultTransitProvider> {
+function open(ctx: CommandContext, securityMode: SecurityMode, cfg: VaultTransitProviderConfig): Promise<VaultTransitProvider> {
   return create(ctx, securityMode, cfg);
 }
 
 /** Why `kek add` does not apply, and what to run instead. */
-export function rotationHint(cfg: VaultTransitProviderConfig): string {
+function rotationHint(cfg: VaultTransitProviderConfig): string {
   const ns = cfg.namespace === undefined ? '' : `VAULT_NAMESPACE=${cfg.namespace} `;
   return `Vault rotates transit keys itself: run '${ns}vault write -f ${cfg.mount}/keys/${cfg.keyName}/rotate'; older versions keep decrypting`;
 }
+
+/** The `vault-transit` provider: set up from options by init and migrate; the service rotates its own key. */
+export const vaultTransitAdapter: ProviderAdapter<'vault-transit'> = {
+  kind: 'vault-transit',
+  init: { by: 'options', open: init },
+  migrate: { supported: true, openTarget: init },
+  open: (ctx, loaded, cfg) => open(ctx, loaded.securityMode, cfg),
+  kekAdd: { by: 'elsewhere', hint: rotationHint },
+  credentialVariables: () => NO_CREDENTIAL_VARIABLES,
+};

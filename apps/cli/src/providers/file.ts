@@ -1,6 +1,6 @@
 /**
- * The local providers of `@keyfold/provider-local`: the passphrase-sealed file keyring and versioned environment
- * variables. Loaded only when an installation uses one of them.
+ * The `file` provider adapter (`@keyfold/provider-local`): KEKs in a passphrase-sealed file. Loaded only when an
+ * installation uses it.
  * @module
  */
 import { randomBytes } from 'node:crypto';
@@ -8,25 +8,14 @@ import { open as openFileHandle, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { KeyfoldError, type KeyProvider } from '@keyfold/envelope-core';
-import { createEnvProvider, createFileProvider, KEYRING_FILE, type FileProvider } from '@keyfold/provider-local';
+import { createFileProvider, KEYRING_FILE, type FileProvider } from '@keyfold/provider-local';
 import type { CommandContext } from '../command.js';
-import { envKekVariables, pickVariables } from '../credential-env.js';
 import { assertInstallLock, keyringDir, type LoadedConfig } from '../config.js';
-import type { EnvProviderConfig, FileProviderConfig } from '../provider-config.js';
+import type { FileProviderConfig } from '../provider-config.js';
 import { readPassphrase } from '../prompt.js';
-import type { KekAdded } from './types.js';
+import { NO_CREDENTIAL_VARIABLES, type KekVersionAdded, type ProviderAdapter } from './adapter.js';
 
-/**
- * Opens the file or env provider; the file provider asks for its passphrase only when it needs it. The env provider
- * sees only the variables `credential-env.ts` lists for its prefix: what it reads is what child processes lose.
- */
-export async function open(ctx: CommandContext, loaded: LoadedConfig, cfg: FileProviderConfig | EnvProviderConfig): Promise<KeyProvider> {
-  if (cfg.kind === 'env') {
-    return createEnvProvider({ prefix: cfg.prefix, env: pickVariables(ctx.env, envKekVariables(cfg.prefix)), securityMode: loaded.securityMode });
-  }
-  return openFile(ctx, loaded, cfg);
-}
-
+/** Opens the file provider; it asks for its passphrase only when it needs it. */
 function openFile(ctx: CommandContext, loaded: LoadedConfig, cfg: FileProviderConfig): Promise<FileProvider> {
   return createFileProvider({
     dir: keyringDir(loaded.dir, cfg),
@@ -36,20 +25,20 @@ function openFile(ctx: CommandContext, loaded: LoadedConfig, cfg: FileProviderCo
 }
 
 /**
- * `keyfold kek add` for the file provider: a new random KEK version in the keyring, made active. The keyring is
+ * `keyfold kek add` for the file provider: a new random KEK version in the KEK file, made active. The KEK file is
  * opened first (one key derivation from the passphrase), which checks the passphrase and the install lock before
- * anything is written; the version is added under the keyring lock, atomically (what `addFileKekVersion` does,
- * without deriving the keyring keys a second time).
+ * anything is written; the version is added under the KEK file lock, atomically (what `addFileKekVersion` does,
+ * without deriving the KEK file keys a second time).
  * `beforeAdding` runs with the opened provider before the version is added (its failure adds nothing).
  * @throws KeyfoldError WRONG_PASSPHRASE (nothing written), PolicyError PROVIDER_MISMATCH, ProviderError UNAVAILABLE
- *   when another process holds the keyring lock.
+ *   when another process holds the KEK file lock.
  */
-export async function addKekVersion(
+async function addKekVersion(
   ctx: CommandContext,
   loaded: LoadedConfig,
   cfg: FileProviderConfig,
-  beforeAdding?: (provider: KeyProvider) => Promise<void>,
-): Promise<{ added: KekAdded; undo: () => Promise<void> }> {
+  beforeAdding: ((provider: KeyProvider) => Promise<void>) | undefined,
+): Promise<KekVersionAdded> {
   const provider = await openFile(ctx, loaded, cfg);
   try {
     await assertInstallLock(provider, cfg, loaded.path);
@@ -70,18 +59,18 @@ export async function addKekVersion(
 }
 
 /**
- * Undoes `kek add` on the file keyring when the key store then refused to record the new version: puts back the
- * keyring file as it was (`before`), under the keyring lock, atomically (temporary file, fsync, rename).
+ * Undoes `kek add` on the KEK file when the key store then refused to record the new version: puts back the
+ * KEK file as it was (`before`), under the KEK file lock, atomically (temporary file, fsync, rename).
  * Safety rule: only when the file is still exactly what `kek add` wrote (`after`) and `after` differs from
  * `before` by the one version added (no other writer's change in between), so nothing but that version is lost.
- * @throws KeyfoldError INTERNAL naming the version left in the keyring when it cannot be undone safely.
+ * @throws KeyfoldError INTERNAL naming the version left in the KEK file when it cannot be undone safely.
  */
 async function restoreKeyring(dir: string, before: Buffer, after: Buffer, version: string): Promise<void> {
   const path = join(dir, KEYRING_FILE);
   const left = (why: string, cause?: unknown): KeyfoldError =>
     new KeyfoldError(
       'INTERNAL',
-      `the keyring ${path} keeps KEK version ${version}, which the key store did not record (${why}): run 'keyfold kek list' and 'keyfold status' before adding another`,
+      `the KEK file ${path} keeps KEK version ${version}, which the key store did not record (${why}): run 'keyfold kek list' and 'keyfold status' before adding another`,
       cause === undefined ? {} : { cause },
     );
   const docBefore = JSON.parse(before.toString('utf8')) as { versions?: unknown[] };
@@ -89,19 +78,19 @@ async function restoreKeyring(dir: string, before: Buffer, after: Buffer, versio
   const oldVersions = docBefore.versions ?? [];
   const newVersions = docAfter.versions ?? [];
   if (newVersions.length !== oldVersions.length + 1 || !isDeepStrictEqual(newVersions.slice(0, -1), oldVersions)) {
-    throw left('the keyring changed in between');
+    throw left('the KEK file changed in between');
   }
   const lockPath = `${path}.lock`;
   let lock;
   try {
     lock = await openFileHandle(lockPath, 'wx', 0o600);
   } catch (err) {
-    throw left('another process holds the keyring lock', err);
+    throw left('another process holds the KEK file lock', err);
   }
   const temp = join(dir, `.${KEYRING_FILE}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     await lock.writeFile(`${process.pid}\n`);
-    if (!(await readFile(path)).equals(after)) throw left('the keyring changed in between');
+    if (!(await readFile(path)).equals(after)) throw left('the KEK file changed in between');
     const fh = await openFileHandle(temp, 'wx', 0o600);
     try {
       await fh.writeFile(before);
@@ -112,7 +101,7 @@ async function restoreKeyring(dir: string, before: Buffer, after: Buffer, versio
     await rename(temp, path);
   } catch (err) {
     await rm(temp, { force: true });
-    throw err instanceof KeyfoldError ? err : left('the keyring could not be rewritten', err);
+    throw err instanceof KeyfoldError ? err : left('the KEK file could not be rewritten', err);
   } finally {
     await lock.close();
     await rm(lockPath, { force: true });
@@ -129,3 +118,14 @@ async function restoreKeyring(dir: string, before: Buffer, after: Buffer, versio
     // best effort
   }
 }
+
+/** The `file` provider: created by `keyfold init` itself, a migration target never, KEK versions added by keyfold. */
+export const fileAdapter: ProviderAdapter<'file'> = {
+  kind: 'file',
+  init: { by: 'cli' },
+  migrate: { supported: false, reason: 'migrating to a new KEK file is not supported: choose env, a key service or an HSM' },
+  open: openFile,
+  kekAdd: { by: 'keyfold', add: addKekVersion },
+  // KEYFOLD_PASSPHRASE, a fixed name.
+  credentialVariables: () => NO_CREDENTIAL_VARIABLES,
+};

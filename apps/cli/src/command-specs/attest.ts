@@ -1,10 +1,10 @@
 /**
  * Command table entries of `keyfold attest ...` (AWS Nitro Enclave attestation documents). Data only, like
- * `command-table.ts`: each command module is imported when the command runs, and `@keyfold/attestation` (with the
+ * `table.ts`: each command module is imported when the command runs, and `@keyfold/attestation` (with the
  * optional native `@keyfold/nsm-ioctl` behind it) only inside those modules.
  * @module
  */
-import type { CommandSpec, GroupSpec } from './command-table.js';
+import type { CommandSpec, GroupSpec } from './table.js';
 
 const attestVerify: CommandSpec = {
   name: 'attest verify',
@@ -48,7 +48,7 @@ const attestVerify: CommandSpec = {
     'curl -s "http://127.0.0.1:50123/api/v1/attestation/report?publicKey=..." | keyfold attest verify - --max-age 300',
     'keyfold attest verify doc.b64 --root test-root.pem --json | jq .kmsConditionKeys',
   ],
-  load: () => import('./commands/attest-verify.js'),
+  load: () => import('../commands/attest-verify.js'),
 };
 
 const attestFetch: CommandSpec = {
@@ -92,7 +92,7 @@ const attestFetch: CommandSpec = {
     'keyfold attest fetch --source nsm --nonce $(openssl rand -hex 16) --out doc.cbor',
     'keyfold attest fetch --source http://127.0.0.1:50123 --root emulator-root.pem --out doc.cbor',
   ],
-  load: () => import('./commands/attest-fetch.js'),
+  load: () => import('../commands/attest-fetch.js'),
 };
 
 export const group: GroupSpec = {

@@ -15,7 +15,7 @@ import {
   assertPrivatePath,
   type SecurityMode,
 } from '@keyfold/envelope-core';
-import { KEYRING_FILE, MAX_KEYRING_BYTES, parseKeyring, serializeKeyring, type KeyringDocument } from './kek-file.js';
+import { KEYRING_FILE, MAX_KEYRING_BYTES, parseKeyring, serializeKeyring, type KeyringDocument } from './kek-file-format.js';
 
 /** Path of the keyring file in `dir`. */
 export function keyringPath(dir: string): string {

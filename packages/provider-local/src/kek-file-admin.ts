@@ -1,6 +1,6 @@
 /**
  * Administration of a file provider's keyring: create it, add KEK versions, change the passphrase, pick the active
- * version. Every write holds the keyring lock and replaces the file atomically; on any error nothing is changed.
+ * version. Every write holds the KEK file lock and replaces the file atomically; on any error nothing is changed.
  * @module
  */
 import { randomBytes } from 'node:crypto';
@@ -27,20 +27,20 @@ import {
   type KeyringDocument,
   type KeyringEntry,
   type KeyringKeys,
-} from './kek-file.js';
-import { assertKeyDirectory, keyringExists, keyringPath, readKeyring, withKeyringLock, writeKeyring } from './keyring-store.js';
+} from './kek-file-format.js';
+import { assertKeyDirectory, keyringExists, keyringPath, readKeyring, withKeyringLock, writeKeyring } from './kek-file-io.js';
 import { assertKeyId } from './local-provider.js';
 import { assertDir, assertOptions, wipeAll } from './file-provider.js';
 import { resolvePassphrase, type PassphraseSource } from './passphrase.js';
 /**
- * What the administrative functions report about a keyring (no secrets).
+ * What the administrative functions report about a KEK file (no secrets).
  * @example
  * ```ts
- * const { keyId, activeVersion, versions, kdf } = await initFileKeyring({ dir, passphrase });
+ * const { keyId, activeVersion, versions, kdf } = await initKekFile({ dir, passphrase });
  * ```
  */
-export interface FileKeyringInfo {
-  /** Path of the keyring file. */
+export interface KekFileInfo {
+  /** Path of the KEK file. */
   readonly path: string;
   readonly keyId: string;
   readonly activeVersion: string;
@@ -50,13 +50,13 @@ export interface FileKeyringInfo {
 }
 
 /**
- * Options of {@link initFileKeyring}.
+ * Options of {@link initKekFile}.
  * @example
  * ```ts
- * const options: InitFileKeyringOptions = { dir: './keys', passphrase, kdf: { name: 'scrypt' }, keyId: 'app-kek' };
+ * const options: InitKekFileOptions = { dir: './keys', passphrase, kdf: { name: 'scrypt' }, keyId: 'app-kek' };
  * ```
  */
-export interface InitFileKeyringOptions {
+export interface InitKekFileOptions {
   /** The key directory; created with mode 0700 if missing. */
   dir: string;
   passphrase: PassphraseSource;
@@ -113,7 +113,7 @@ export interface SetActiveFileKekVersionOptions {
   securityMode?: SecurityMode;
 }
 
-function info(path: string, doc: KeyringDocument): FileKeyringInfo {
+function info(path: string, doc: KeyringDocument): KekFileInfo {
   return {
     path,
     keyId: doc.keyId,
@@ -124,19 +124,19 @@ function info(path: string, doc: KeyringDocument): FileKeyringInfo {
 }
 
 /**
- * Creates a new keyring in `dir` (created with mode 0700 if missing) holding one random KEK version, sealed under
+ * Creates a new KEK file in `dir` (created with mode 0700 if missing) holding one random KEK version, sealed under
  * the passphrase.
  * @returns what was created (no secrets).
- * @throws KeyfoldError `ALREADY_EXISTS` when `dir` already holds a keyring (it is never overwritten);
+ * @throws KeyfoldError `ALREADY_EXISTS` when `dir` already holds a KEK file (it is never overwritten);
  *   PolicyError (`INSECURE_PERMISSIONS`) in production when `dir` is accessible to group or other;
- *   ProviderError `UNAVAILABLE` when another process holds the keyring lock or the write fails;
+ *   ProviderError `UNAVAILABLE` when another process holds the KEK file lock or the write fails;
  *   TypeError / RangeError for a malformed `keyId`, `kdf` or an empty passphrase.
  * @example
  * ```ts
- * const { keyId } = await initFileKeyring({ dir: '/etc/myapp/keys', passphrase: () => askPassphrase() });
+ * const { keyId } = await initKekFile({ dir: '/etc/myapp/keys', passphrase: () => askPassphrase() });
  * ```
  */
-export async function initFileKeyring(options: InitFileKeyringOptions): Promise<FileKeyringInfo> {
+export async function initKekFile(options: InitKekFileOptions): Promise<KekFileInfo> {
   assertOptions(options);
   assertDir(options.dir);
   const keyId = options.keyId ?? `file-${randomBytes(4).toString('hex')}`;
@@ -169,7 +169,7 @@ export async function initFileKeyring(options: InitFileKeyringOptions): Promise<
 }
 
 /**
- * Runs a read-modify-write of the keyring of `dir` under its lock: reads it, opens it with the passphrase,
+ * Runs a read-modify-write of the KEK file of `dir` under its lock: reads it, opens it with the passphrase,
  * lets `change` return the new document, writes it atomically. Secrets are wiped whatever happens; on any error
  * the file is unchanged.
  */
@@ -204,11 +204,11 @@ async function modifyKeyring<T>(
 }
 
 /**
- * Adds a new random KEK version to the keyring in `dir`, and by default makes it active. Running providers pick
+ * Adds a new random KEK version to the KEK file in `dir`, and by default makes it active. Running providers pick
  * it up with `reload()` (or when reopened).
  * @returns the new version (`'2'`, `'3'`, ...).
  * @throws KeyfoldError `WRONG_PASSPHRASE` (nothing is written), `INTEGRITY_FAILED`; ConfigError when there is no
- *   keyring; PolicyError for loose permissions in production; ProviderError `UNAVAILABLE` when the lock is held.
+ *   KEK file; PolicyError for loose permissions in production; ProviderError `UNAVAILABLE` when the lock is held.
  * @example
  * ```ts
  * const version = await addFileKekVersion({ dir: '/etc/myapp/keys', passphrase });
@@ -239,9 +239,9 @@ export async function addFileKekVersion(options: AddFileKekVersionOptions): Prom
 }
 
 /**
- * Makes `version` the active version of the keyring in `dir` (new wraps use it). Running providers pick the change
+ * Makes `version` the active version of the KEK file in `dir` (new wraps use it). Running providers pick the change
  * up with `reload()`.
- * @throws ProviderError `KEY_NOT_FOUND` when the keyring has no such version; KeyfoldError `WRONG_PASSPHRASE` /
+ * @throws ProviderError `KEY_NOT_FOUND` when the KEK file has no such version; KeyfoldError `WRONG_PASSPHRASE` /
  *   `INTEGRITY_FAILED`; ConfigError / PolicyError as {@link addFileKekVersion}.
  * @example
  * ```ts
@@ -266,18 +266,18 @@ export async function setActiveFileKekVersion(options: SetActiveFileKekVersionOp
 }
 
 /**
- * Reseals every KEK version of the keyring in `dir` under a new passphrase (and, optionally, new KDF parameters;
+ * Reseals every KEK version of the KEK file in `dir` under a new passphrase (and, optionally, new KDF parameters;
  * always a fresh salt). The KEKs themselves do not change, so every wrapped key keeps unwrapping. Running
  * providers must be reopened with the new passphrase.
- * @returns the keyring after the change.
- * @throws KeyfoldError `WRONG_PASSPHRASE` when `oldPassphrase` does not open the keyring (nothing is written);
+ * @returns the KEK file after the change.
+ * @throws KeyfoldError `WRONG_PASSPHRASE` when `oldPassphrase` does not open the KEK file (nothing is written);
  *   TypeError / RangeError for an empty passphrase or bad `kdf`; others as {@link addFileKekVersion}.
  * @example
  * ```ts
  * await changeFilePassphrase({ dir: '/etc/myapp/keys', oldPassphrase, newPassphrase, kdf: { name: 'scrypt' } });
  * ```
  */
-export async function changeFilePassphrase(options: ChangeFilePassphraseOptions): Promise<FileKeyringInfo> {
+export async function changeFilePassphrase(options: ChangeFilePassphraseOptions): Promise<KekFileInfo> {
   assertOptions(options);
   assertDir(options.dir);
   const wanted = options.kdf === undefined ? undefined : resolveKdfOptions(options.kdf);
@@ -301,3 +301,10 @@ export async function changeFilePassphrase(options: ChangeFilePassphraseOptions)
     wipe(newPassphrase);
   }
 }
+
+/** @deprecated Use {@link initKekFile} (same function; the passphrase-sealed file is called the KEK file now). */
+export const initFileKeyring = initKekFile;
+/** @deprecated Use {@link KekFileInfo}. */
+export type FileKeyringInfo = KekFileInfo;
+/** @deprecated Use {@link InitKekFileOptions}. */
+export type InitFileKeyringOptions = InitKekFileOptions;

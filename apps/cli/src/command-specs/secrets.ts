@@ -1,10 +1,10 @@
 /**
  * Command table entries of `keyfold secrets ...` (encrypted config files: .env, JSON, YAML, TOML). Data only, like
- * `command-table.ts`: each command module is imported when the command runs, and `@keyfold/secrets` only inside
+ * `table.ts`: each command module is imported when the command runs, and `@keyfold/secrets` only inside
  * those modules.
  * @module
  */
-import type { CommandSpec, GroupSpec, OptionSpec } from './command-table.js';
+import type { CommandSpec, GroupSpec, OptionSpec } from './table.js';
 
 const FORMAT: OptionSpec = {
   type: 'string',
@@ -78,7 +78,7 @@ const encrypt: CommandSpec = {
     'keyfold secrets encrypt config.yaml > config.enc.yaml',
     'keyfold secrets encrypt .env --in-place --key-group /etc/kf-kms --key-group /etc/kf-vault --key-group ~/kf-offline --shamir-threshold 2',
   ],
-  load: () => import('./commands/secrets-encrypt.js'),
+  load: () => import('../commands/secrets-encrypt.js'),
 };
 
 const decrypt: CommandSpec = {
@@ -100,7 +100,7 @@ const decrypt: CommandSpec = {
   },
   positionals: true,
   examples: ['keyfold secrets decrypt .env', 'keyfold secrets decrypt config.yaml --extract db.password'],
-  load: () => import('./commands/secrets-decrypt.js'),
+  load: () => import('../commands/secrets-decrypt.js'),
 };
 
 const edit: CommandSpec = {
@@ -118,7 +118,7 @@ const edit: CommandSpec = {
   options: { 'add-provider-dir': ADD_PROVIDER_DIR, format: FORMAT },
   positionals: true,
   examples: ['EDITOR=nano keyfold secrets edit .env'],
-  load: () => import('./commands/secrets-edit.js'),
+  load: () => import('../commands/secrets-edit.js'),
 };
 
 const set: CommandSpec = {
@@ -139,7 +139,7 @@ const set: CommandSpec = {
   },
   positionals: true,
   examples: ['printf %s "$TOKEN" | keyfold secrets set .env API_TOKEN --stdin'],
-  load: () => import('./commands/secrets-set.js'),
+  load: () => import('../commands/secrets-set.js'),
 };
 
 const unset: CommandSpec = {
@@ -150,7 +150,7 @@ const unset: CommandSpec = {
   options: { 'add-provider-dir': ADD_PROVIDER_DIR, format: FORMAT },
   positionals: true,
   examples: ['keyfold secrets unset .env OLD_TOKEN'],
-  load: () => import('./commands/secrets-set.js'),
+  load: () => import('../commands/secrets-set.js'),
 };
 
 const exec: CommandSpec = {
@@ -187,7 +187,7 @@ const exec: CommandSpec = {
     'keyfold secrets exec .env --pristine -- env',
     'keyfold secrets exec .env --pass-env KEYFOLD_DATABASE_URL -- node worker.js',
   ],
-  load: () => import('./commands/secrets-exec.js'),
+  load: () => import('../commands/secrets-exec.js'),
 };
 
 const rotate: CommandSpec = {
@@ -211,7 +211,7 @@ const rotate: CommandSpec = {
   },
   positionals: true,
   examples: ['keyfold secrets rotate .env', 'keyfold secrets rotate .env --key-group kf-a,kf-b --key-group kf-c --shamir-threshold 1'],
-  load: () => import('./commands/secrets-keys.js'),
+  load: () => import('../commands/secrets-keys.js'),
 };
 
 const updatekeys: CommandSpec = {
@@ -236,7 +236,7 @@ const updatekeys: CommandSpec = {
   },
   positionals: true,
   examples: ['keyfold secrets updatekeys .env --add-provider-dir /etc/keyfold-kms'],
-  load: () => import('./commands/secrets-keys.js'),
+  load: () => import('../commands/secrets-keys.js'),
 };
 
 const status: CommandSpec = {
@@ -247,7 +247,7 @@ const status: CommandSpec = {
   options: { format: FORMAT },
   positionals: true,
   examples: ['keyfold secrets status .env --json'],
-  load: () => import('./commands/secrets-status.js'),
+  load: () => import('../commands/secrets-status.js'),
 };
 
 export const group: GroupSpec = {

@@ -1,11 +1,11 @@
 /**
  * Command table entries of the key store commands (`kek list|verify|rotate|retire`, `tenant ...`, `migrate`,
- * `audit ...`, `rotate --if-due`, `backup`, `restore`). Data only, like `command-table.ts`: each command module is
+ * `audit ...`, `rotate --if-due`, `backup`, `restore`). Data only, like `table.ts`: each command module is
  * imported when the command runs, and `@keyfold/keystore` / `@keyfold/rotation` only inside those modules.
  * @module
  */
-import type { CommandModule } from './command.js';
-import type { CommandSpec, OptionSpec } from './command-table.js';
+import type { CommandModule } from '../command.js';
+import type { CommandSpec, OptionSpec } from './table.js';
 
 const TENANT: OptionSpec = { type: 'string', short: 't', valueName: 'ID', description: 'tenant id (1-64 of A-Z a-z 0-9 . _ -)' };
 const BATCH: OptionSpec = { type: 'string', valueName: 'N', description: 'keys per transaction (default 500)' };
@@ -22,7 +22,7 @@ export const kekList: CommandSpec = {
   description: ['Reads the key store only: no passphrase or provider access.'],
   options: {},
   examples: ['keyfold kek list', 'keyfold kek list --json | jq ".versions[] | select(.state==\\"active\\")"'],
-  load: () => import('./commands/kek-list.js'),
+  load: () => import('../commands/kek-list.js'),
 };
 
 export const kekVerify: CommandSpec = {
@@ -38,7 +38,7 @@ export const kekVerify: CommandSpec = {
     concurrency: CONCURRENCY,
   },
   examples: ['keyfold kek verify', 'keyfold kek verify --kek-version 1 --json'],
-  load: () => import('./commands/kek-verify.js'),
+  load: () => import('../commands/kek-verify.js'),
 };
 
 export const kekRotate: CommandSpec = {
@@ -59,7 +59,7 @@ export const kekRotate: CommandSpec = {
     'lock-wait': { type: 'string', valueName: 'S', description: 'seconds to wait for keys locked by another transaction (PostgreSQL; default 30, 0: do not wait)' },
   },
   examples: ['keyfold kek add && keyfold kek rotate', 'keyfold kek rotate --json | jq .rewrapped'],
-  load: () => import('./commands/kek-rotate.js'),
+  load: () => import('../commands/kek-rotate.js'),
 };
 
 export const kekRetire: CommandSpec = {
@@ -72,10 +72,10 @@ export const kekRetire: CommandSpec = {
   ],
   options: { 'kek-version': { type: 'string', valueName: 'V', description: 'the version to retire' } },
   examples: ['keyfold kek retire --kek-version 1'],
-  load: () => import('./commands/kek-retire.js'),
+  load: () => import('../commands/kek-retire.js'),
 };
 
-const tenantLoad = (): Promise<CommandModule> => import('./commands/tenant.js');
+const tenantLoad = (): Promise<CommandModule> => import('../commands/tenant.js');
 
 export const tenantCreate: CommandSpec = {
   name: 'tenant create',
@@ -133,7 +133,7 @@ export const migrate: CommandSpec = {
     concurrency: CONCURRENCY,
   },
   examples: ['KEYFOLD_KEK_V1=$(openssl rand -hex 32) keyfold migrate --provider env', 'keyfold migrate --provider aws-kms --key-id alias/keyfold'],
-  load: () => import('./commands/migrate.js'),
+  load: () => import('../commands/migrate.js'),
 };
 
 export const auditList: CommandSpec = {
@@ -147,7 +147,7 @@ export const auditList: CommandSpec = {
     subject: { type: 'string', valueName: 'S', description: 'only this subject (tenant:acme, ...)' },
   },
   examples: ['keyfold audit list --event tenant.shred', 'keyfold audit list --after 100 --json'],
-  load: () => import('./commands/audit.js'),
+  load: () => import('../commands/audit.js'),
 };
 
 export const auditVerify: CommandSpec = {
@@ -165,7 +165,7 @@ export const auditVerify: CommandSpec = {
   ],
   options: { unkeyed: { type: 'boolean', description: 'check the hash chain only, without the KEK (weaker: see above)' } },
   examples: ['keyfold audit verify --json | jq .head', 'keyfold audit verify --unkeyed'],
-  load: () => import('./commands/audit.js'),
+  load: () => import('../commands/audit.js'),
 };
 
 export const rotate: CommandSpec = {
@@ -183,7 +183,7 @@ export const rotate: CommandSpec = {
     'grace-period': { type: 'string', valueName: 'HOURS', description: 'wait after a new version before re-wrapping (default 24)' },
   },
   examples: ['0 3 * * * keyfold rotate --if-due --json >> /var/log/keyfold-rotate.json'],
-  load: () => import('./commands/rotate-if-due.js'),
+  load: () => import('../commands/rotate-if-due.js'),
 };
 
 export const backup: CommandSpec = {
@@ -196,7 +196,7 @@ export const backup: CommandSpec = {
   ],
   options: { out: { type: 'string', short: 'o', valueName: 'FILE', description: 'the backup file to create' } },
   examples: ['keyfold backup --out /backups/keyfold-$(date +%F).ndjson'],
-  load: () => import('./commands/backup.js'),
+  load: () => import('../commands/backup.js'),
 };
 
 export const restore: CommandSpec = {
@@ -211,7 +211,7 @@ export const restore: CommandSpec = {
   ],
   options: { in: { type: 'string', short: 'i', valueName: 'FILE', description: 'the backup file' } },
   examples: ['keyfold restore --in /backups/keyfold-2025-01-31.ndjson'],
-  load: () => import('./commands/backup.js'),
+  load: () => import('../commands/backup.js'),
 };
 
 export const TENANT_OPTION = TENANT;

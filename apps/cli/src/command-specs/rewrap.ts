@@ -1,10 +1,10 @@
 /**
  * Command table entry of `keyfold rewrap` (envelopes in files or in a database column moved to the active KEK
- * version). Data only, like `command-table.ts`: the command module, `@keyfold/rotation` and the database drivers are
+ * version). Data only, like `table.ts`: the command module, `@keyfold/rotation` and the database drivers are
  * imported when the command runs.
  * @module
  */
-import type { CommandSpec } from './command-table.js';
+import type { CommandSpec } from './table.js';
 
 export const rewrap: CommandSpec = {
   name: 'rewrap',
@@ -64,5 +64,5 @@ export const rewrap: CommandSpec = {
     'PGPASSWORD=... keyfold rewrap --table documents --column body --database-url postgres://app@db/app',
     'keyfold rewrap --check --table documents --column body --database-url sqlite:./app.db',
   ],
-  load: () => import('./commands/rewrap.js'),
+  load: () => import('../commands/rewrap.js'),
 };

@@ -1,5 +1,5 @@
 /**
- * The keyring: per-tenant data keys kept wrapped in a {@link KeyStore} under the installation's KEK provider, each
+ * Tenant keys: per-tenant data keys kept wrapped in a {@link KeyStore} under the installation's KEK provider, each
  * tenant exposed as a `KeyProvider` of kind `tenant` so that envelopes, rotation and multi-provider sealing all
  * work on tenant keys unchanged.
  *
@@ -12,7 +12,7 @@
  * - `shredTenant` deletes every wrapped version in one audited transaction and wipes this process's cached copies;
  *   other processes drop theirs within the cache TTL (default 60 s), after which the tenant's envelopes can never
  *   be opened again, anywhere.
- * - The keyring refuses a KEK provider that does not match the store's install lock (`PROVIDER_MISMATCH`), and the
+ * - `TenantKeys` refuses a KEK provider that does not match the store's install lock (`PROVIDER_MISMATCH`), and the
  *   memory provider in production.
  * @module
  */
@@ -84,10 +84,10 @@ export function tenantKeyId(id: string, version: number): string {
 }
 
 /**
- * What the keyring reports about a tenant (no key material).
+ * What {@link TenantKeys} reports about a tenant (no key material).
  * @example
  * ```ts
- * const { id, activeVersion, versions, shredded } = await keyring.createTenant('acme');
+ * const { id, activeVersion, versions, shredded } = await tenantKeys.createTenant('acme');
  * ```
  */
 export interface TenantInfo {
@@ -100,13 +100,13 @@ export interface TenantInfo {
 }
 
 /**
- * Options of {@link openKeyring}.
+ * Options of {@link openTenantKeys}.
  * @example
  * ```ts
- * const options: KeyringOptions = { store, provider, actor: 'billing-service', cache: { maxEntries: 500 } };
+ * const options: TenantKeysOptions = { store, provider, actor: 'billing-service', cache: { maxEntries: 500 } };
  * ```
  */
-export interface KeyringOptions {
+export interface TenantKeysOptions {
   store: KeyStore;
   /** The installation's KEK provider; must match the store's install lock (recorded on first use). */
   provider: KeyProvider;
@@ -125,15 +125,15 @@ interface Acquired {
 }
 
 /**
- * Per-tenant keys over a {@link KeyStore}. Create it with {@link openKeyring}.
+ * Per-tenant keys over a {@link KeyStore}. Create it with {@link openTenantKeys}.
  * @example
  * ```ts
- * const keyring = await openKeyring({ store, provider });
- * await keyring.createTenant('acme');
- * const envelope = createEnvelope({ providers: [keyring.tenant('acme')] });
+ * const tenantKeys = await openTenantKeys({ store, provider });
+ * await tenantKeys.createTenant('acme');
+ * const envelope = createEnvelope({ providers: [tenantKeys.tenant('acme')] });
  * ```
  */
-export class Keyring {
+export class TenantKeys {
   readonly store: KeyStore;
   readonly provider: KeyProvider;
   readonly actor: string;
@@ -146,8 +146,8 @@ export class Keyring {
   readonly #knownKek = new Set<string>();
   #closed = false;
 
-  /** @internal Use {@link openKeyring}. */
-  constructor(options: KeyringOptions, actor: string) {
+  /** @internal Use {@link openTenantKeys}. */
+  constructor(options: TenantKeysOptions, actor: string) {
     this.store = options.store;
     this.provider = options.provider;
     this.actor = actor;
@@ -155,7 +155,7 @@ export class Keyring {
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw new ProviderError('PROVIDER_CLOSED', 'this keyring is closed');
+    if (this.#closed) throw new ProviderError('PROVIDER_CLOSED', 'these tenant keys are closed');
   }
 
   #gen(id: string): number {
@@ -204,7 +204,7 @@ export class Keyring {
    *   when wrapping fails; TypeError / RangeError for a malformed id.
    * @example
    * ```ts
-   * await keyring.createTenant('acme');
+   * await tenantKeys.createTenant('acme');
    * ```
    */
   async createTenant(id: string): Promise<TenantInfo> {
@@ -231,7 +231,7 @@ export class Keyring {
    * @throws ProviderError `KEY_NOT_FOUND` when the tenant does not exist or was shredded.
    * @example
    * ```ts
-   * const { activeVersion } = await keyring.rotateTenantKey('acme'); // 2
+   * const { activeVersion } = await tenantKeys.rotateTenantKey('acme'); // 2
    * ```
    */
   async rotateTenantKey(id: string): Promise<TenantInfo> {
@@ -263,7 +263,7 @@ export class Keyring {
    * @throws ProviderError `KEY_NOT_FOUND` when the tenant does not exist.
    * @example
    * ```ts
-   * await keyring.shredTenant('acme'); // GDPR erasure: acme's data is now unreadable everywhere
+   * await tenantKeys.shredTenant('acme'); // GDPR erasure: acme's data is now unreadable everywhere
    * ```
    */
   async shredTenant(id: string): Promise<{ id: string; destroyed: number }> {
@@ -292,7 +292,7 @@ export class Keyring {
    * The tenant's state, or `undefined` when it does not exist.
    * @example
    * ```ts
-   * const info = await keyring.getTenant('acme');
+   * const info = await tenantKeys.getTenant('acme');
    * ```
    */
   async getTenant(id: string): Promise<TenantInfo | undefined> {
@@ -306,7 +306,7 @@ export class Keyring {
    * Every tenant, in id order.
    * @example
    * ```ts
-   * for (const t of await keyring.listTenants()) console.log(t.id, t.activeVersion, t.shredded);
+   * for (const t of await tenantKeys.listTenants()) console.log(t.id, t.activeVersion, t.shredded);
    * ```
    */
   async listTenants(): Promise<TenantInfo[]> {
@@ -325,7 +325,7 @@ export class Keyring {
    * @throws TypeError / RangeError for a malformed id; PROVIDER_CLOSED after `close()`.
    * @example
    * ```ts
-   * const envelope = createEnvelope({ providers: [keyring.tenant('acme')] });
+   * const envelope = createEnvelope({ providers: [tenantKeys.tenant('acme')] });
    * const sealed = await envelope.seal('invoice #1');
    * ```
    */
@@ -371,7 +371,7 @@ export class Keyring {
     if (this.#gen(id) !== gen || this.#closed) {
       // Shredded, rotated or closed while we unwrapped: do not keep (or hand out) a stale key.
       wipe(key);
-      if (this.#closed) throw new ProviderError('PROVIDER_CLOSED', 'this keyring is closed');
+      if (this.#closed) throw new ProviderError('PROVIDER_CLOSED', 'these tenant keys are closed');
       return this.#acquire(id, version);
     }
     this.#cache.set(slot, key);
@@ -410,7 +410,7 @@ export class Keyring {
   }
 }
 
-/** What a tenant provider needs from its keyring. */
+/** What a tenant provider needs from its {@link TenantKeys}. */
 interface TenantBackend {
   acquire(version: number | undefined): Promise<Acquired>;
   describe(): Promise<TenantInfo>;
@@ -418,12 +418,12 @@ interface TenantBackend {
 }
 
 /**
- * One tenant's key as a `KeyProvider` (kind `tenant`). Get it from {@link Keyring.tenant}. Wraps with AES-256-GCM
+ * One tenant's key as a `KeyProvider` (kind `tenant`). Get it from {@link TenantKeys.tenant}. Wraps with AES-256-GCM
  * under the tenant's active key version, bound to the context, the tenant id and the version; unwraps any version
  * that is not destroyed. Local work: no retries or circuit breaker.
  * @example
  * ```ts
- * const acme = keyring.tenant('acme');
+ * const acme = tenantKeys.tenant('acme');
  * const envelope = createEnvelope({ providers: [acme] });
  * ```
  */
@@ -433,8 +433,12 @@ export class TenantKeyProvider extends BaseKeyProvider {
   override readonly keyId: string;
   readonly #backend: TenantBackend;
 
-  /** @internal Use {@link Keyring.tenant}. */
-  constructor(readonly keyring: Keyring, id: string, backend: TenantBackend) {
+  /** @internal Use {@link TenantKeys.tenant}. */
+  /**
+   * @param keyring The {@link TenantKeys} this tenant's key belongs to (the property keeps its earlier name for
+   *   compatibility).
+   */
+  constructor(readonly keyring: TenantKeys, id: string, backend: TenantBackend) {
     super({ resilience: false });
     this.keyId = id;
     this.#backend = backend;
@@ -483,11 +487,11 @@ export class TenantKeyProvider extends BaseKeyProvider {
   }
 
   /**
-   * Rotates this tenant's key (see {@link Keyring.rotateTenantKey}).
+   * Rotates this tenant's key (see {@link TenantKeys.rotateTenantKey}).
    * @returns the new active version.
    * @example
    * ```ts
-   * const version = await keyring.tenant('acme').rotate(); // '2'
+   * const version = await tenantKeys.tenant('acme').rotate(); // '2'
    * ```
    */
   rotate(): Promise<string> {
@@ -497,22 +501,22 @@ export class TenantKeyProvider extends BaseKeyProvider {
 }
 
 /**
- * Opens a keyring over `store` with the installation's KEK `provider`: records the install lock on first use and
+ * Opens the tenant keys over `store` with the installation's KEK `provider`: records the install lock on first use and
  * refuses any other provider afterwards.
  * @throws PolicyError `PROVIDER_MISMATCH` naming both providers when `provider` is not the one the store was
  *   installed with; `POLICY_VIOLATION` for the memory provider in production; TypeError for bad options.
  * @example
  * ```ts
  * import { createEnvelope } from '@keyfold/envelope-core';
- * import { openKeyring, openSqliteKeyStore } from '@keyfold/keystore';
+ * import { openSqliteKeyStore, openTenantKeys } from '@keyfold/keystore';
  *
  * const store = await openSqliteKeyStore({ path: './.keyfold/store.db' });
- * const keyring = await openKeyring({ store, provider });
- * await keyring.createTenant('acme');
- * const sealed = await createEnvelope({ providers: [keyring.tenant('acme')] }).seal('hello');
+ * const tenantKeys = await openTenantKeys({ store, provider });
+ * await tenantKeys.createTenant('acme');
+ * const sealed = await createEnvelope({ providers: [tenantKeys.tenant('acme')] }).seal('hello');
  * ```
  */
-export async function openKeyring(options: KeyringOptions): Promise<Keyring> {
+export async function openTenantKeys(options: TenantKeysOptions): Promise<TenantKeys> {
   if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
   if (!options.store || typeof options.store.ensureInstallLock !== 'function') throw new TypeError('store must be a KeyStore');
   const p = options.provider as Partial<KeyProvider> | undefined;
@@ -523,5 +527,14 @@ export async function openKeyring(options: KeyringOptions): Promise<Keyring> {
   assertName(actor, 'actor');
   assertProvidersAllowed([options.provider], resolveSecurityMode(options.securityMode));
   await options.store.ensureInstallLock(options.provider, actor);
-  return new Keyring(options, actor);
+  return new TenantKeys(options, actor);
 }
+
+/** @deprecated Use {@link openTenantKeys} (same function; renamed so "keyring" no longer names three things). */
+export const openKeyring = openTenantKeys;
+/** @deprecated Use {@link TenantKeys} (same class). */
+export const Keyring = TenantKeys;
+/** @deprecated Use {@link TenantKeys} (same class). */
+export type Keyring = TenantKeys;
+/** @deprecated Use {@link TenantKeysOptions}. */
+export type KeyringOptions = TenantKeysOptions;

@@ -4,11 +4,11 @@
  * provider packages are imported only when a command actually runs.
  * @module
  */
-import * as attest from './attest-command-table.js';
-import type { CommandModule } from './command.js';
-import { rewrap } from './rewrap-command-table.js';
-import * as secrets from './secrets-command-table.js';
-import * as store from './store-command-table.js';
+import * as attest from './attest.js';
+import type { CommandModule } from '../command.js';
+import { rewrap } from './rewrap.js';
+import * as secrets from './secrets.js';
+import * as store from './store.js';
 
 /** One option, in the shape `node:util` `parseArgs` takes, plus its help text. */
 export interface OptionSpec {
@@ -75,9 +75,9 @@ const init: CommandSpec = {
   summary: 'create or connect a key-encryption key and write the configuration in ./.keyfold',
   usage: 'keyfold init [--provider file|env|aws-kms|vault-transit|gcp-kms|azure-kv|pkcs11] [provider options] [--dir DIR]',
   description: [
-    'The default (file provider) creates DIR (mode 0700), a passphrase-sealed keyring in DIR/keys and DIR/config.json ' +
+    'The default (file provider) creates DIR (mode 0700), a passphrase-sealed KEK file in DIR/keys and DIR/config.json ' +
       '(mode 0600, no secrets). The passphrase comes from $KEYFOLD_PASSPHRASE or, on a terminal, from a hidden prompt ' +
-      'asked twice. Keep the passphrase safe: without it nothing sealed with this keyring can be opened.',
+      'asked twice. Keep the passphrase safe: without it nothing sealed with this KEK file can be opened.',
     'With --provider env the key-encryption keys are versioned hex variables (KEYFOLD_KEK_V1, KEYFOLD_KEK_V2, ...) ' +
       "that you create (e.g. with 'openssl rand -hex 32') and pass to every keyfold run; init checks they are usable " +
       'and records the prefix and key id.',
@@ -174,7 +174,7 @@ const init: CommandSpec = {
     'keyfold init --provider pkcs11 --library /usr/lib/softhsm/libsofthsm2.so --token-label keyfold \\',
     '    --key-label payments --pin-env KEYFOLD_HSM_PIN',
   ],
-  load: () => import('./commands/init.js'),
+  load: () => import('../commands/init.js'),
 };
 
 const status: CommandSpec = {
@@ -187,7 +187,7 @@ const status: CommandSpec = {
   ],
   options: {},
   examples: ['keyfold status', 'keyfold status --json | jq .provider.activeVersion'],
-  load: () => import('./commands/status.js'),
+  load: () => import('../commands/status.js'),
 };
 
 const probe: CommandSpec = {
@@ -201,7 +201,7 @@ const probe: CommandSpec = {
   ],
   options: {},
   examples: ['keyfold provider probe --json'],
-  load: () => import('./commands/provider-probe.js'),
+  load: () => import('../commands/provider-probe.js'),
 };
 
 const kekAdd: CommandSpec = {
@@ -209,7 +209,7 @@ const kekAdd: CommandSpec = {
   summary: 'add a new key-encryption key version and make it active',
   usage: 'keyfold kek add [--dir DIR] [--json]',
   description: [
-    'file: a new random version in the passphrase-sealed keyring. pkcs11: the next version (LABEL.v<N+1>) generated ' +
+    'file: a new random version in the passphrase-sealed KEK file. pkcs11: the next version (LABEL.v<N+1>) generated ' +
       'inside the token, never extractable. New envelopes use the new version; older versions keep opening. Running ' +
       'processes pick it up when they reopen the provider.',
     'Key services (aws-kms, vault-transit, gcp-kms, azure-kv) rotate keys themselves: kek add says which command ' +
@@ -217,7 +217,7 @@ const kekAdd: CommandSpec = {
   ],
   options: {},
   examples: ['keyfold kek add', 'keyfold kek add --json | jq .version'],
-  load: () => import('./commands/kek-add.js'),
+  load: () => import('../commands/kek-add.js'),
 };
 
 const encrypt: CommandSpec = {
@@ -244,7 +244,7 @@ const encrypt: CommandSpec = {
     'keyfold encrypt --in report.pdf --out report.pdf.kf --context tenant=acme',
     "echo -n 'db-password' | keyfold encrypt --armor --context app=billing",
   ],
-  load: () => import('./commands/encrypt.js'),
+  load: () => import('../commands/encrypt.js'),
 };
 
 const decrypt: CommandSpec = {
@@ -273,7 +273,7 @@ const decrypt: CommandSpec = {
     'keyfold decrypt --in report.pdf.kf --out report.pdf --context tenant=acme',
     "echo 'kf1.AAE...' | keyfold decrypt",
   ],
-  load: () => import('./commands/decrypt.js'),
+  load: () => import('../commands/decrypt.js'),
 };
 
 const inspect: CommandSpec = {
@@ -283,7 +283,7 @@ const inspect: CommandSpec = {
   description: ['Prints format version, suite, framing, the stored context and the wrapped keys (kind, key id, version).'],
   options: { in: IN_OPTION },
   examples: ['keyfold inspect --in report.pdf.kf --json'],
-  load: () => import('./commands/inspect.js'),
+  load: () => import('../commands/inspect.js'),
 };
 
 const demo: CommandSpec = {
@@ -298,7 +298,7 @@ const demo: CommandSpec = {
       'deliberately cheap (demo only). The directory is removed at the end.',
   ],
   options: { records: { type: 'string', valueName: 'N', description: 'records to seal, 30-1000000 (default 10000)' } },
-  load: () => import('./commands/demo.js'),
+  load: () => import('../commands/demo.js'),
 };
 
 const help: CommandSpec = {
@@ -337,7 +337,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec | GroupSpec>> = {
   rewrap,
   migrate: {
     ...store.migrate,
-    // The new provider is described by the same options as init's (except the file keyring's and the store's).
+    // The new provider is described by the same options as init's (except the KEK file's and the store's).
     options: {
       ...Object.fromEntries(Object.entries(init.options).filter(([k]) => !['provider', 'kdf', 'store', 'store-schema'].includes(k))),
       ...store.migrate.options,
