@@ -8,6 +8,7 @@ import { link, open, rename, stat, unlink, type FileHandle } from 'node:fs/promi
 import { basename, dirname, join } from 'node:path';
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { syncDirectory } from '@keyfold/envelope-core';
 import type { CommandContext } from './command.js';
 import { CliError, UsageError } from './exit-codes.js';
 import { onInterrupt } from './interrupt.js';
@@ -83,7 +84,9 @@ async function writeFully(handle: FileHandle, chunk: Buffer): Promise<void> {
 
 /**
  * An output file written under a temporary name in the same directory (so the rename is atomic) and created with
- * `mode` and O_EXCL: a failed run removes it and leaves any existing file at `path` untouched. SIGINT, SIGTERM and
+ * `mode` and O_EXCL: a failed run removes it and leaves any existing file at `path` untouched. The streaming form of
+ * the core's `writeFileAtomic` (same rule: file fsynced, renamed, directory fsynced with the core's
+ * `syncDirectory`), plus what only a CLI run needs. SIGINT, SIGTERM and
  * SIGHUP during the write remove it too; what SIGKILL leaves behind, the next write to the same `path` removes (see
  * `temp-file-names.ts` for which files count as leftovers).
  */
@@ -159,7 +162,9 @@ export class AtomicFile {
   /**
    * Closes the (flushed) temporary file and moves it into place: renamed over `path`, or with `replace: false`
    * hard-linked to it, which fails with the `EEXIST` error itself (rethrown as is, for the caller to word) rather
-   * than replace a file that appeared since `create`.
+   * than replace a file that appeared since `create`. Then the directory is flushed, so the rename survives a crash.
+   * @throws CliError IO_ERROR (nothing changed) when the file cannot be moved into place; IO_ERROR after the rename
+   *   only when the directory cannot be flushed.
    */
   async commit(options: { readonly replace?: boolean } = {}): Promise<void> {
     try {
@@ -174,6 +179,12 @@ export class AtomicFile {
       this.#release();
     }
     if (options.replace === false) await unlink(this.tempPath).catch(() => undefined);
+    const dir = dirname(this.path);
+    try {
+      await syncDirectory(dir);
+    } catch (err) {
+      throw ioError('flush the directory of', dir, err);
+    }
   }
 
   /** Closes and deletes the temporary file. Safe to call after commit (then a no-op). */

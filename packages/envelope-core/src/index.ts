@@ -75,3 +75,5 @@ export { armor, dearmor, isArmored, DEFAULT_LIMITS, FORMAT_VERSION, ARMOR_PREFIX
 export type { FormatLimits } from './format.js';
 export type { CacheOptions, CacheCounters } from './cache.js';
 export { RefreshingValue } from './refreshing-value.js';
+export { ATOMIC_TEMP_SUFFIX, atomicTempPath, syncDirectory, writeFileAtomic } from './atomic-write.js';
+export type { AtomicWriteOptions } from './atomic-write.js';

@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { KeyfoldError, PolicyError, type KeyProvider } from '@keyfold/envelope-core';
+import { KeyfoldError, PolicyError, syncDirectory, type KeyProvider } from '@keyfold/envelope-core';
 import type { BackupSummary } from '@keyfold/keystore';
 import type { LoadedConfig } from '../config.js';
 import type { CommandContext } from '../command.js';
@@ -130,6 +130,7 @@ async function restore(ctx: CommandContext): Promise<void> {
         summary = await restoreChecked(ctx, loaded, path, temp, provider);
         assertTargetFree('appeared while restoring');
         await rename(temp, target as string);
+        await syncDirectory(dirname(target as string));
       } finally {
         await removeSqliteFiles(temp);
       }

@@ -3,11 +3,10 @@
  * variables. Loaded only when an installation uses one of them.
  * @module
  */
-import { randomBytes } from 'node:crypto';
-import { open as openFileHandle, readFile, rename, rm } from 'node:fs/promises';
+import { open as openFileHandle, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { KeyfoldError, type KeyProvider } from '@keyfold/envelope-core';
+import { KeyfoldError, writeFileAtomic, type KeyProvider } from '@keyfold/envelope-core';
 import { createEnvProvider, createFileProvider, KEYRING_FILE, type FileProvider } from '@keyfold/provider-local';
 import type { CommandContext } from '../command.js';
 import { envKekVariables, pickVariables } from '../credential-env.js';
@@ -71,7 +70,8 @@ export async function addKekVersion(
 
 /**
  * Undoes `kek add` on the file keyring when the key store then refused to record the new version: puts back the
- * keyring file as it was (`before`), under the keyring lock, atomically (temporary file, fsync, rename).
+ * keyring file as it was (`before`), under the keyring lock, with the core's `writeFileAtomic` (temporary file,
+ * fsync, rename, fsync of the directory).
  * Safety rule: only when the file is still exactly what `kek add` wrote (`after`) and `after` differs from
  * `before` by the one version added (no other writer's change in between), so nothing but that version is lost.
  * @throws KeyfoldError INTERNAL naming the version left in the keyring when it cannot be undone safely.
@@ -98,34 +98,14 @@ async function restoreKeyring(dir: string, before: Buffer, after: Buffer, versio
   } catch (err) {
     throw left('another process holds the keyring lock', err);
   }
-  const temp = join(dir, `.${KEYRING_FILE}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     await lock.writeFile(`${process.pid}\n`);
     if (!(await readFile(path)).equals(after)) throw left('the keyring changed in between');
-    const fh = await openFileHandle(temp, 'wx', 0o600);
-    try {
-      await fh.writeFile(before);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(temp, path);
+    await writeFileAtomic(path, before, { mode: 0o600 });
   } catch (err) {
-    await rm(temp, { force: true });
     throw err instanceof KeyfoldError ? err : left('the keyring could not be rewritten', err);
   } finally {
     await lock.close();
     await rm(lockPath, { force: true });
-  }
-  // Make the rename durable (POSIX; where directories cannot be opened for sync, the rename stands as it is).
-  try {
-    const dh = await openFileHandle(dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
-  } catch {
-    // best effort
   }
 }
