@@ -42,6 +42,7 @@ export { AUDIT_KEY_LENGTH, auditKeyContext } from './audit-key.js';
 export { SCHEMA_VERSION } from './schema.js';
 export { KEY_CHECK_LENGTH, dataKeyContext, kekName, keyCheckValue } from './records.js';
 export { SqliteKeyStore, openSqliteKeyStore } from './sqlite-store.js';
+export { SQLITE_COMPANION_SUFFIXES, sqliteStoreFiles } from './sqlite-files.js';
 export type { SqliteKeyStoreOptions } from './sqlite-store.js';
 export { PostgresKeyStore, openPostgresKeyStore } from './postgres-store.js';
 export type { PgClientLike, PgPoolLike, PostgresKeyStoreOptions } from './postgres-store.js';
