@@ -1,6 +1,7 @@
 /**
- * Input and output for the data commands: files or stdin/stdout, armor detection, and output files that are
- * replaced only on success (temporary file in the same directory, renamed into place; removed on failure).
+ * Input and output for the data commands: files or stdin/stdout, and output files that are replaced only on success
+ * (temporary file in the same directory, renamed into place; removed on failure). Armor detection is the core's
+ * `looksArmored`.
  * @module
  */
 import { unlinkSync } from 'node:fs';
@@ -293,15 +294,6 @@ export interface Peeked {
   readonly stream: Readable;
 }
 
-const WHITESPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
-
-/** Offset of the first byte that is not ASCII whitespace, or `buf.length`. */
-export function skipWhitespace(buf: Uint8Array): number {
-  let i = 0;
-  while (i < buf.length && WHITESPACE.has(buf[i] as number)) i++;
-  return i;
-}
-
 /**
  * Reads from `source` until `enough(head)` holds or the input ends, without losing anything: the returned stream
  * replays `head` and then the rest of `source`. Destroying the returned stream ends the source iteration too.
@@ -334,17 +326,6 @@ export async function peek(source: Readable, enough: (head: Buffer) => boolean):
     }
   }
   return { head, ended, stream: Readable.from(replay(), { objectMode: false }) };
-}
-
-/** True when the input (after leading whitespace) starts like text armor (`kf<digit>.`), not binary `KF`. */
-export function looksArmored(head: Uint8Array): boolean {
-  const i = skipWhitespace(head);
-  return head[i] === 0x6b /* k */ && head[i + 1] === 0x66 /* f */;
-}
-
-/** Enough bytes to tell armor from binary: two non-whitespace bytes. */
-export function enoughToDetect(head: Uint8Array): boolean {
-  return head.length - skipWhitespace(head) >= 2;
 }
 
 /** Parses repeated `--context k=v` values into a context object. */

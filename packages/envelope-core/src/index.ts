@@ -72,6 +72,7 @@ export type {
   RewrapOptions,
 } from './envelope-types.js';
 export { armor, dearmor, isArmored, DEFAULT_LIMITS, FORMAT_VERSION, ARMOR_PREFIX } from './format.js';
+export { canDetectArmor, looksArmored, skipAsciiWhitespace } from './armor-detect.js';
 export type { FormatLimits } from './format.js';
 export type { CacheOptions, CacheCounters } from './cache.js';
 export { RefreshingValue } from './refreshing-value.js';
