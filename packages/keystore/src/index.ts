@@ -45,6 +45,7 @@ export { SqliteKeyStore, openSqliteKeyStore } from './sqlite-store.js';
 export { SQLITE_COMPANION_SUFFIXES, sqliteStoreFiles } from './sqlite-files.js';
 export type { SqliteKeyStoreOptions } from './sqlite-store.js';
 export { PostgresKeyStore, openPostgresKeyStore } from './postgres-store.js';
+export { closeFailedConnection } from './pg-connection.js';
 export type { PgClientLike, PgPoolLike, PostgresKeyStoreOptions } from './postgres-store.js';
 export { Keyring, TenantKeyProvider, assertTenantId, openKeyring, tenantKeyId, tenantOwner } from './keyring.js';
 export type { KeyringOptions, TenantInfo } from './keyring.js';
