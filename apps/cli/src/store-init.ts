@@ -5,7 +5,7 @@
  * @module
  */
 import { lstat, readFile } from 'node:fs/promises';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { isAbsolute, relative, resolve } from 'node:path';
 import { writeFileAtomic, type KeyProvider, type SecurityMode } from '@keyfold/envelope-core';
 import type { CommandContext } from './command.js';
 import { configPath } from './config.js';
