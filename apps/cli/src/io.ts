@@ -9,7 +9,6 @@ import { link, open, rename, stat, unlink, type FileHandle } from 'node:fs/promi
 import { basename, dirname, join } from 'node:path';
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { syncDirectory } from '@keyfold/envelope-core';
 import type { CommandContext } from './command.js';
 import { CliError, UsageError } from './exit-codes.js';
 import { onInterrupt } from './interrupt.js';
@@ -181,6 +180,8 @@ export class AtomicFile {
     }
     if (options.replace === false) await unlink(this.tempPath).catch(() => undefined);
     const dir = dirname(this.path);
+    // Imported here: io.ts is loaded by commands (attest) that must start without @keyfold/envelope-core.
+    const { syncDirectory } = await import('@keyfold/envelope-core');
     try {
       await syncDirectory(dir);
     } catch (err) {
