@@ -1,6 +1,7 @@
 /**
- * Input and output for the data commands: files or stdin/stdout, armor detection, and output files that are
- * replaced only on success (temporary file in the same directory, renamed into place; removed on failure).
+ * Input and output for the data commands: files or stdin/stdout, and output files that are replaced only on success
+ * (temporary file in the same directory, renamed into place; removed on failure). Armor detection is the core's
+ * `looksArmored`.
  * @module
  */
 import { unlinkSync } from 'node:fs';
@@ -83,7 +84,9 @@ async function writeFully(handle: FileHandle, chunk: Buffer): Promise<void> {
 
 /**
  * An output file written under a temporary name in the same directory (so the rename is atomic) and created with
- * `mode` and O_EXCL: a failed run removes it and leaves any existing file at `path` untouched. SIGINT, SIGTERM and
+ * `mode` and O_EXCL: a failed run removes it and leaves any existing file at `path` untouched. The streaming form of
+ * the core's `writeFileAtomic` (same rule: file fsynced, renamed, directory fsynced with the core's
+ * `syncDirectory`), plus what only a CLI run needs. SIGINT, SIGTERM and
  * SIGHUP during the write remove it too; what SIGKILL leaves behind, the next write to the same `path` removes (see
  * `temp-file-names.ts` for which files count as leftovers).
  */
@@ -159,7 +162,9 @@ export class AtomicFile {
   /**
    * Closes the (flushed) temporary file and moves it into place: renamed over `path`, or with `replace: false`
    * hard-linked to it, which fails with the `EEXIST` error itself (rethrown as is, for the caller to word) rather
-   * than replace a file that appeared since `create`.
+   * than replace a file that appeared since `create`. Then the directory is flushed, so the rename survives a crash.
+   * @throws CliError IO_ERROR (nothing changed) when the file cannot be moved into place; IO_ERROR after the rename
+   *   only when the directory cannot be flushed.
    */
   async commit(options: { readonly replace?: boolean } = {}): Promise<void> {
     try {
@@ -174,6 +179,14 @@ export class AtomicFile {
       this.#release();
     }
     if (options.replace === false) await unlink(this.tempPath).catch(() => undefined);
+    const dir = dirname(this.path);
+    // Imported here: io.ts is loaded by commands (attest) that must start without @keyfold/envelope-core.
+    const { syncDirectory } = await import('@keyfold/envelope-core');
+    try {
+      await syncDirectory(dir);
+    } catch (err) {
+      throw ioError('flush the directory of', dir, err);
+    }
   }
 
   /** Closes and deletes the temporary file. Safe to call after commit (then a no-op). */
@@ -282,15 +295,6 @@ export interface Peeked {
   readonly stream: Readable;
 }
 
-const WHITESPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
-
-/** Offset of the first byte that is not ASCII whitespace, or `buf.length`. */
-export function skipWhitespace(buf: Uint8Array): number {
-  let i = 0;
-  while (i < buf.length && WHITESPACE.has(buf[i] as number)) i++;
-  return i;
-}
-
 /**
  * Reads from `source` until `enough(head)` holds or the input ends, without losing anything: the returned stream
  * replays `head` and then the rest of `source`. Destroying the returned stream ends the source iteration too.
@@ -323,17 +327,6 @@ export async function peek(source: Readable, enough: (head: Buffer) => boolean):
     }
   }
   return { head, ended, stream: Readable.from(replay(), { objectMode: false }) };
-}
-
-/** True when the input (after leading whitespace) starts like text armor (`kf<digit>.`), not binary `KF`. */
-export function looksArmored(head: Uint8Array): boolean {
-  const i = skipWhitespace(head);
-  return head[i] === 0x6b /* k */ && head[i + 1] === 0x66 /* f */;
-}
-
-/** Enough bytes to tell armor from binary: two non-whitespace bytes. */
-export function enoughToDetect(head: Uint8Array): boolean {
-  return head.length - skipWhitespace(head) >= 2;
 }
 
 /** Parses repeated `--context k=v` values into a context object. */

@@ -4,10 +4,9 @@
  * and recording its location in config.json (never a password).
  * @module
  */
-import { randomBytes } from 'node:crypto';
-import { lstat, readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import { isAbsolute, join, relative, resolve } from 'node:path';
-import type { KeyProvider, SecurityMode } from '@keyfold/envelope-core';
+import { lstat, readFile } from 'node:fs/promises';
+import { isAbsolute, relative, resolve } from 'node:path';
+import { writeFileAtomic, type KeyProvider, type SecurityMode } from '@keyfold/envelope-core';
 import type { CommandContext } from './command.js';
 import { configPath } from './config.js';
 import { UsageError } from './exit-codes.js';
@@ -45,24 +44,12 @@ export interface StoreCreated {
   readonly kekVersion: string;
 }
 
-/** Rewrites `<dir>/config.json` with `mutate` applied (mode 0600, via a temporary file and a rename). */
+/** Rewrites `<dir>/config.json` with `mutate` applied (mode 0600, atomically and durably: the core's `writeFileAtomic`). */
 export async function updateConfig(dir: string, mutate: (config: Record<string, unknown>) => void): Promise<void> {
   const path = configPath(dir);
   const config = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
   mutate(config);
-  const temp = join(dir, `.config.json.${randomBytes(6).toString('hex')}.keyfold-tmp`);
-  try {
-    await writeFile(temp, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
-    await rename(temp, path);
-  } catch (err) {
-    await unlink(temp).catch(() => undefined);
-    throw err;
-  }
-}
-
-/** The SQLite files a store at `path` may consist of. */
-function sqliteFiles(path: string): string[] {
-  return ['', '-wal', '-shm', '-journal'].map((suffix) => path + suffix);
+  await writeFileAtomic(path, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
 }
 
 async function missing(path: string): Promise<boolean> {
@@ -94,7 +81,8 @@ export async function attachStore(
     // A store file found missing right before the open that creates it is this run's, with its -wal/-shm/-journal.
     // Those of an existing store are never recorded: another process may have it open.
     const path = sqlitePath(inst.dir, cfg);
-    if (await missing(path)) for (const file of sqliteFiles(path)) if (await missing(file)) rollback.created(file);
+    const { sqliteStoreFiles } = await import('@keyfold/keystore');
+    if (await missing(path)) for (const file of sqliteStoreFiles(path)) if (await missing(file)) rollback.created(file);
   }
   const store = await openStoreAt(ctx, inst.dir, cfg, { securityMode }, 'create');
   try {

@@ -72,6 +72,9 @@ export type {
   RewrapOptions,
 } from './envelope-types.js';
 export { armor, dearmor, isArmored, DEFAULT_LIMITS, FORMAT_VERSION, ARMOR_PREFIX } from './format.js';
+export { canDetectArmor, looksArmored, skipAsciiWhitespace } from './armor-detect.js';
 export type { FormatLimits } from './format.js';
 export type { CacheOptions, CacheCounters } from './cache.js';
 export { RefreshingValue } from './refreshing-value.js';
+export { ATOMIC_TEMP_SUFFIX, atomicTempPath, syncDirectory, writeFileAtomic } from './atomic-write.js';
+export type { AtomicWriteOptions } from './atomic-write.js';

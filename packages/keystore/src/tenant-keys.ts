@@ -18,6 +18,7 @@
  */
 import {
   BaseKeyProvider,
+  assertKeyProvider,
   ProviderError,
   UnwrapFailedError,
   assertProvidersAllowed,
@@ -519,10 +520,7 @@ export class TenantKeyProvider extends BaseKeyProvider {
 export async function openTenantKeys(options: TenantKeysOptions): Promise<TenantKeys> {
   if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
   if (!options.store || typeof options.store.ensureInstallLock !== 'function') throw new TypeError('store must be a KeyStore');
-  const p = options.provider as Partial<KeyProvider> | undefined;
-  if (!p || typeof p.kind !== 'string' || typeof p.keyId !== 'string' || typeof p.wrapKey !== 'function') {
-    throw new TypeError('provider must be a KeyProvider');
-  }
+  assertKeyProvider(options.provider, 'provider');
   const actor = options.actor ?? 'keyfold';
   assertName(actor, 'actor');
   assertProvidersAllowed([options.provider], resolveSecurityMode(options.securityMode));

@@ -4,8 +4,7 @@
  * directory), so a crash or a concurrent writer never leaves a half-written keyring and never loses a key.
  * @module
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
   ConfigError,
@@ -13,6 +12,7 @@ import {
   LimitExceededError,
   ProviderError,
   assertPrivatePath,
+  writeFileAtomic,
   type SecurityMode,
 } from '@keyfold/envelope-core';
 import { KEYRING_FILE, MAX_KEYRING_BYTES, parseKeyring, serializeKeyring, type KeyringDocument } from './kek-file-format.js';
@@ -127,24 +127,15 @@ async function withLockFile<T>(dir: string, fn: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Atomically replaces (or creates) the keyring file of `dir` with `doc`. Call it holding the lock.
+ * Atomically replaces (or creates) the keyring file of `dir` with `doc`, through the core's `writeFileAtomic` (temp
+ * file 0600, fsync, rename, fsync of the directory). Call it holding the lock.
  * On any failure the previous file is untouched and the temp file is removed.
  */
 export async function writeKeyring(dir: string, doc: KeyringDocument): Promise<void> {
   const path = keyringPath(dir);
-  const tmp = join(dir, `.${KEYRING_FILE}.${randomBytes(6).toString('hex')}.tmp`);
-  const data = serializeKeyring(doc);
   try {
-    const fh = await open(tmp, 'wx', 0o600);
-    try {
-      await fh.writeFile(data, 'utf8');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
+    await writeFileAtomic(path, serializeKeyring(doc), { mode: 0o600 });
   } catch (err) {
-    await rm(tmp, { force: true });
     if (err instanceof KeyfoldError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     throw new ProviderError(
@@ -152,17 +143,5 @@ export async function writeKeyring(dir: string, doc: KeyringDocument): Promise<v
       `writing ${path} failed (${code ?? 'error'}); the keyring is unchanged`,
       { cause: err },
     );
-  }
-  await syncDirectory(dir);
-}
-
-/** Makes the rename durable: fsync the directory entry (POSIX; Windows cannot open directories for sync). */
-async function syncDirectory(dir: string): Promise<void> {
-  if (process.platform === 'win32') return;
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }

@@ -9,6 +9,7 @@ import { AppRoleAuth, StaticToken, type TokenSource, type VaultAppRole } from '.
 import { mapVaultError } from './vault-errors.js';
 import { VaultHttp, type VaultFetch } from './vault-http.js';
 import { VaultTransitProvider } from './vault-transit-provider.js';
+import { resolveVaultNamespace, vaultKeyId } from './vault-namespace.js';
 
 /**
  * Options of {@link createVaultTransitProvider}.
@@ -125,7 +126,7 @@ export async function createVaultTransitProvider(options: VaultTransitProviderOp
   const endpoint = options.endpoint ?? env.VAULT_ADDR;
   if (!endpoint) throw new ConfigError('no Vault address: pass endpoint, or set VAULT_ADDR (e.g. https://vault.example.com:8200)');
   checkEndpoint(endpoint, resolveSecurityMode(options.securityMode, env));
-  const namespace = (options.namespace ?? env.VAULT_NAMESPACE)?.replace(/^\/+|\/+$/g, '') || undefined;
+  const namespace = resolveVaultNamespace(options.namespace, env);
   const now = options.now ?? (() => performance.now());
   let auth: TokenSource;
   if (options.appRole) auth = new AppRoleAuth(options.appRole, now);
@@ -136,7 +137,7 @@ export async function createVaultTransitProvider(options: VaultTransitProviderOp
   }
   const http = new VaultHttp(endpoint, namespace, options.fetch ?? ((url, init) => fetch(url, init)));
   const mount = options.mount ?? 'transit';
-  const keyId = `${namespace ? `${namespace}/` : ''}${mount}/keys/${options.keyName}`;
+  const keyId = vaultKeyId(namespace, mount, options.keyName);
   const r = options.resilience;
   const deadline = r === false || r?.deadlineMs === undefined ? 10_000 : r.deadlineMs;
   let data: Record<string, unknown> | undefined;

@@ -4,6 +4,7 @@
  * @packageDocumentation
  */
 export { createVaultTransitProvider } from './create-provider.js';
+export { resolveVaultNamespace, vaultKeyId } from './vault-namespace.js';
 export type { VaultTransitProviderOptions } from './create-provider.js';
 export { VaultTransitProvider } from './vault-transit-provider.js';
 export type { BatchResult } from './vault-transit-provider.js';

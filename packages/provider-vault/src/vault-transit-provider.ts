@@ -31,6 +31,7 @@ import type { TokenSource } from './vault-auth.js';
 import { mapVaultError } from './vault-errors.js';
 import { VaultApiError, type VaultAnswer, type VaultHttp } from './vault-http.js';
 import { b64, decodePlaintext, joinCiphertext, splitCiphertext } from './transit-ciphertext.js';
+import { vaultKeyId } from './vault-namespace.js';
 
 /**
  * The outcome of one item of a batch call.
@@ -91,7 +92,7 @@ export class VaultTransitProvider extends BaseKeyProvider {
     this.keyName = init.keyName;
     this.derived = init.derived;
     this.#batchSize = init.batchSize;
-    this.keyId = `${init.http.namespace ? `${init.http.namespace}/` : ''}${init.mount}/keys/${init.keyName}`;
+    this.keyId = vaultKeyId(init.http.namespace, init.mount, init.keyName);
     // datakey takes no associated data: it can bind the context only as a derivation context.
     if (!this.derived) Object.defineProperty(this, '_generateDataKey', { value: undefined });
   }

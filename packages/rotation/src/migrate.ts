@@ -4,7 +4,7 @@
  * audited, only when no key is left under the old provider.
  * @module
  */
-import { PolicyError, type KeyProvider } from '@keyfold/envelope-core';
+import { PolicyError, assertKeyProvider, type KeyProvider } from '@keyfold/envelope-core';
 import { kekName, type InstallLock } from '@keyfold/keystore';
 import { rotateKek, type RotateKekOptions, type RotationReport } from './rotate.js';
 
@@ -52,8 +52,8 @@ export async function migrateProvider(options: MigrateProviderOptions): Promise<
   if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
   const { store, from, to } = options;
   if (!store || typeof store.changeInstallLock !== 'function') throw new TypeError('store must be a KeyStore');
-  if (!from || typeof from.unwrapKey !== 'function') throw new TypeError('from must be a KeyProvider');
-  if (!to || typeof to.wrapKey !== 'function') throw new TypeError('to must be a KeyProvider');
+  assertKeyProvider(from, 'from');
+  assertKeyProvider(to, 'to');
   const actor = options.actor ?? 'rotation';
   const lock = await store.getInstallLock();
   if (lock && (lock.kind !== from.kind || lock.keyId !== from.keyId)) {

@@ -27,6 +27,7 @@ import {
   wipe,
   type KeyProvider,
   type WrappedKey,
+  assertKeyProvider,
 } from '@keyfold/envelope-core';
 import {
   dataKeyContext,
@@ -152,11 +153,8 @@ const LOCK_RETRY_MAX_MS = 1000;
 const WORKER_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 function providerOf(value: unknown, name: string): KeyProvider {
-  const p = value as Partial<KeyProvider> | null;
-  if (p === null || typeof p !== 'object' || typeof p.kind !== 'string' || typeof p.keyId !== 'string' || typeof p.wrapKey !== 'function' || typeof p.unwrapKey !== 'function') {
-    throw new TypeError(`${name} must be a KeyProvider`);
-  }
-  return value as KeyProvider;
+  assertKeyProvider(value, name);
+  return value;
 }
 
 function positiveInt(value: unknown, fallback: number, name: string, max: number): number {

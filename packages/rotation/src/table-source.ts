@@ -19,6 +19,7 @@ import {
   wipe,
   type KeyProvider,
   type SecurityMode,
+  assertKeyProvider,
 } from '@keyfold/envelope-core';
 import { kekName, type KekRef, type KeyStore } from '@keyfold/keystore';
 import { envelopeStanding } from './envelope-check.js';
@@ -264,7 +265,7 @@ export async function rewrapEnvelopes(options: RewrapEnvelopesOptions): Promise<
   if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
   const { source, to, signal, onProgress, store } = options;
   if (!source || typeof source.list !== 'function' || typeof source.replace !== 'function') throw new TypeError('source must be an EnvelopeSource');
-  if (!to || typeof to.wrapKey !== 'function') throw new TypeError('to must be a KeyProvider');
+  assertKeyProvider(to, 'to');
   const batchSize = options.batchSize ?? 500;
   const concurrency = options.concurrency ?? 16;
   if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > 10_000) throw new RangeError('batchSize must be an integer from 1 to 10000');

@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { KeyfoldError, PolicyError, type KeyProvider } from '@keyfold/envelope-core';
+import { KeyfoldError, PolicyError, syncDirectory, type KeyProvider } from '@keyfold/envelope-core';
 import type { BackupSummary } from '@keyfold/keystore';
 import type { LoadedConfig } from '../config.js';
 import type { CommandContext } from '../command.js';
@@ -79,8 +79,10 @@ async function restoreChecked(ctx: CommandContext, loaded: LoadedConfig, path: s
   }
 }
 
+/** Removes an SQLite store file with its companions (the keystore's `sqliteStoreFiles`). */
 async function removeSqliteFiles(path: string): Promise<void> {
-  for (const s of ['', '-wal', '-shm', '-journal']) await rm(path + s, { force: true });
+  const { sqliteStoreFiles } = await import('@keyfold/keystore');
+  for (const file of sqliteStoreFiles(path)) await rm(file, { force: true });
 }
 
 async function restore(ctx: CommandContext): Promise<void> {
@@ -88,13 +90,14 @@ async function restore(ctx: CommandContext): Promise<void> {
   const loaded = await loadConfig(ctx);
   const cfg = storeConfig(loaded);
   const target = cfg.backend === 'sqlite' ? sqlitePath(loaded.dir, cfg) : undefined;
+  const { SQLITE_COMPANION_SUFFIXES } = await import('@keyfold/keystore');
   const assertTargetFree = (when: string): void => {
     if (target === undefined) return;
     if (existsSync(target)) {
       throw new KeyfoldError('ALREADY_EXISTS', `the key store ${target} ${when}; restore only replaces a missing store (move it away first). Nothing was written.`);
     }
     // A -wal / -journal of an earlier store at the target would be replayed into the restored one by SQLite.
-    const leftover = ['-wal', '-shm', '-journal'].find((suffix) => existsSync(target + suffix));
+    const leftover = SQLITE_COMPANION_SUFFIXES.find((suffix) => existsSync(target + suffix));
     if (leftover !== undefined) {
       throw new KeyfoldError(
         'ALREADY_EXISTS',
@@ -130,6 +133,7 @@ async function restore(ctx: CommandContext): Promise<void> {
         summary = await restoreChecked(ctx, loaded, path, temp, provider);
         assertTargetFree('appeared while restoring');
         await rename(temp, target as string);
+        await syncDirectory(dirname(target as string));
       } finally {
         await removeSqliteFiles(temp);
       }

@@ -6,7 +6,7 @@
  */
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { DEFAULT_LIMITS, FormatError, inspectEnvelope, type OpenOptions } from '@keyfold/envelope-core';
+import { inspectEnvelope, type OpenOptions } from '@keyfold/envelope-core';
 import type { CommandContext } from '../command.js';
 import { withEnvelope } from '../config.js';
 import { withTenantEnvelope } from '../store.js';
@@ -14,17 +14,13 @@ import { contextOption } from '../context-option.js';
 import {
   assertJsonOutput,
   ByteCounter,
-  enoughToDetect,
   isStdio,
-  looksArmored,
   openInput,
-  peek,
-  skipWhitespace,
   withOutput,
   writeAll,
   type Input,
 } from '../io.js';
-import { readArmor } from '../input-limits.js';
+import { readEnvelopeStart } from '../envelope-input.js';
 import { formatCount } from '../output.js';
 
 interface Opened {
@@ -37,18 +33,13 @@ interface Opened {
  * that input which is not an envelope fails without asking for a passphrase.
  */
 async function readHeader(input: Input): Promise<{ armored: boolean; text: string | undefined; stream: Readable }> {
-  const limit = DEFAULT_LIMITS.maxHeaderBytes;
-  const peeked = await peek(input.stream, (head) => enoughToDetect(head) && (looksArmored(head) || head.length >= limit));
-  if (peeked.ended && skipWhitespace(peeked.head) === peeked.head.length) {
-    throw new FormatError(`${input.name} is empty: not a Keyfold envelope`);
+  const start = await readEnvelopeStart(input);
+  if (start.armored) {
+    inspectEnvelope(start.text);
+    return { armored: true, text: start.text, stream: start.stream };
   }
-  if (looksArmored(peeked.head)) {
-    const text = await readArmor(input, peeked.stream);
-    inspectEnvelope(text);
-    return { armored: true, text, stream: peeked.stream };
-  }
-  inspectEnvelope(peeked.head);
-  return { armored: false, text: undefined, stream: peeked.stream };
+  inspectEnvelope(start.head);
+  return { armored: false, text: undefined, stream: start.stream };
 }
 
 async function open(ctx: CommandContext, input: Input, outPath: string | undefined, options: OpenOptions): Promise<Opened> {

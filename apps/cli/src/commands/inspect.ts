@@ -3,28 +3,20 @@
  * envelope is read only as far as its header (at most the header size limit); the body is counted, not kept.
  * @module
  */
-import { DEFAULT_LIMITS, FormatError, inspectEnvelope, type EnvelopeInfo } from '@keyfold/envelope-core';
+import { inspectEnvelope, type EnvelopeInfo } from '@keyfold/envelope-core';
 import type { CommandContext } from '../command.js';
-import { readArmor } from '../input-limits.js';
-import { enoughToDetect, looksArmored, openInput, peek, skipWhitespace, type Input } from '../io.js';
+import { readEnvelopeStart } from '../envelope-input.js';
+import { openInput, type Input } from '../io.js';
 import { formatContext, formatCount, formatFields, formatTable, printable } from '../output.js';
 
 async function readInfo(input: Input): Promise<EnvelopeInfo & { armored: boolean }> {
-  const limit = DEFAULT_LIMITS.maxHeaderBytes;
-  // Binary needs the header, which is never longer than the limit; armor is then read whole (up to its bound).
-  const peeked = await peek(input.stream, (head) => enoughToDetect(head) && (looksArmored(head) || head.length >= limit));
-  if (peeked.ended && skipWhitespace(peeked.head) === peeked.head.length) {
-    throw new FormatError(`${input.name} is empty: not a Keyfold envelope`);
-  }
-  if (looksArmored(peeked.head)) {
-    const text = await readArmor(input, peeked.stream);
-    return { ...inspectEnvelope(text), armored: true };
-  }
-  const info = inspectEnvelope(peeked.head);
+  const start = await readEnvelopeStart(input);
+  if (start.armored) return { ...inspectEnvelope(start.text), armored: true };
+  const info = inspectEnvelope(start.head);
   let total = input.size;
   if (total === undefined) {
     total = 0;
-    for await (const chunk of peeked.stream as AsyncIterable<Buffer>) total += chunk.length;
+    for await (const chunk of start.stream as AsyncIterable<Buffer>) total += chunk.length;
   }
   return { ...info, bodyLength: total - info.headerLength, armored: false };
 }

@@ -141,10 +141,9 @@ export async function openTable(target: DatabaseTarget, what: { table: string; c
   try {
     await client.connect();
   } catch (err) {
-    // node-postgres keeps the socket of a connection attempt that failed on the client side (the server asked for a
-    // password and there is none) open until the server's authentication timeout: close it now. The key store's
-    // PostgreSQL client does the same (packages/keystore postgres-store.ts ClosingClient).
-    (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+    // The socket of a failed attempt stays open until the server's authentication timeout otherwise.
+    const { closeFailedConnection } = await import('@keyfold/keystore');
+    closeFailedConnection(client);
     throw databaseError(err, target, what);
   }
   try {

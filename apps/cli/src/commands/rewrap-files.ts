@@ -23,12 +23,14 @@ import {
   armor,
   dearmor,
   inspectEnvelope,
+  looksArmored,
+  skipAsciiWhitespace,
   type Envelope,
   type EnvelopeInfo,
 } from '@keyfold/envelope-core';
 import type { KekRef } from '@keyfold/keystore';
 import { errorCodeFor, CliError, UsageError } from '../exit-codes.js';
-import { ioError, looksArmored, skipWhitespace } from '../io.js';
+import { ioError } from '../io.js';
 import { kekLabel } from './rewrap-audit.js';
 import { replaceFile } from './rewrap-replace.js';
 
@@ -154,7 +156,7 @@ const ARMOR_START = /^kf1\.[A-Za-z0-9_-]*$/;
  */
 async function parseFile(handle: FileHandle, head: Buffer, size: number): Promise<Parsed & { data: Buffer | undefined }> {
   const whole = head.length === size;
-  if (skipWhitespace(head) === head.length) throw new FormatError('empty: not a Keyfold envelope');
+  if (skipAsciiWhitespace(head) === head.length) throw new FormatError('empty: not a Keyfold envelope');
   if (!looksArmored(head)) return { info: inspectEnvelope(head), armored: false, data: whole ? head : undefined };
   if (!whole && !ARMOR_START.test(head.toString('latin1').trimStart())) throw new FormatError('not a Keyfold envelope');
   if (size > MAX_ENVELOPE_FILE_BYTES) throw new LimitExceededError(`an armored envelope file must be at most ${MAX_ENVELOPE_FILE_BYTES} bytes`);
@@ -191,7 +193,7 @@ async function rewrapped(ctx: RewrapFileContext, data: Buffer, armored: boolean)
   let out: Buffer;
   if (armored) {
     const text = data.toString('utf8');
-    const start = skipWhitespace(data);
+    const start = skipAsciiWhitespace(data);
     const end = text.trimEnd().length;
     const next = await envelope.rewrap(text.slice(start, end));
     before = dearmor(text.slice(start, end));

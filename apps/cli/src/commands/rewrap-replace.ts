@@ -1,7 +1,8 @@
 /**
  * Replacing one file's content in place for `keyfold rewrap`, through the CLI's {@link AtomicFile}: a temporary file
  * in the same directory (so the rename is atomic), given the old file's permission bits and owner, flushed to disk,
- * renamed over the file, then the directory flushed so the rename itself survives a crash.
+ * renamed over the file, then the directory flushed so the rename itself survives a crash (AtomicFile.commit, with
+ * the core's `syncDirectory`).
  *
  * Rules, and why they hold:
  * - The file must still be the one that was read (same device, inode, size and modification time) just before the
@@ -15,31 +16,13 @@
  * @module
  */
 import { constants, type Stats } from 'node:fs';
-import { access, chmod, chown, open, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { access, chmod, chown, stat } from 'node:fs/promises';
 import { CliError } from '../exit-codes.js';
 import { AtomicFile, ioError } from '../io.js';
 
 /** True when `a` and `b` describe the same, unchanged file. */
 function sameFile(a: Stats, b: Stats): boolean {
   return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
-}
-
-/**
- * Flushes a directory's entries to disk (after a rename in it). File systems that cannot fsync a directory (EINVAL)
- * are tolerated: the rename is still atomic there, only its durability is the file system's.
- */
-async function syncDirectory(dir: string): Promise<void> {
-  let handle;
-  try {
-    handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-    await handle.sync();
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EISDIR') throw ioError('flush the directory of', dir, err);
-  } finally {
-    await handle?.close();
-  }
 }
 
 /**
@@ -76,5 +59,4 @@ export async function replaceFile(path: string, read: Stats, data: Uint8Array): 
     await file.abort();
     throw err instanceof CliError ? err : ioError('replace', path, err);
   }
-  await syncDirectory(dirname(path));
 }

@@ -3,11 +3,10 @@
  * installation uses it.
  * @module
  */
-import { randomBytes } from 'node:crypto';
-import { open as openFileHandle, readFile, rename, rm } from 'node:fs/promises';
+import { open as openFileHandle, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { KeyfoldError, type KeyProvider } from '@keyfold/envelope-core';
+import { KeyfoldError, writeFileAtomic, type KeyProvider } from '@keyfold/envelope-core';
 import { createFileProvider, KEYRING_FILE, type FileProvider } from '@keyfold/provider-local';
 import type { CommandContext } from '../command.js';
 import { assertInstallLock, keyringDir, type LoadedConfig } from '../config.js';
@@ -60,7 +59,8 @@ async function addKekVersion(
 
 /**
  * Undoes `kek add` on the KEK file when the key store then refused to record the new version: puts back the
- * KEK file as it was (`before`), under the KEK file lock, atomically (temporary file, fsync, rename).
+ * KEK file as it was (`before`), under the KEK file lock, with the core's `writeFileAtomic` (temporary file,
+ * fsync, rename, fsync of the directory).
  * Safety rule: only when the file is still exactly what `kek add` wrote (`after`) and `after` differs from
  * `before` by the one version added (no other writer's change in between), so nothing but that version is lost.
  * @throws KeyfoldError INTERNAL naming the version left in the KEK file when it cannot be undone safely.
@@ -87,35 +87,15 @@ async function restoreKeyring(dir: string, before: Buffer, after: Buffer, versio
   } catch (err) {
     throw left('another process holds the KEK file lock', err);
   }
-  const temp = join(dir, `.${KEYRING_FILE}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     await lock.writeFile(`${process.pid}\n`);
     if (!(await readFile(path)).equals(after)) throw left('the KEK file changed in between');
-    const fh = await openFileHandle(temp, 'wx', 0o600);
-    try {
-      await fh.writeFile(before);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(temp, path);
+    await writeFileAtomic(path, before, { mode: 0o600 });
   } catch (err) {
-    await rm(temp, { force: true });
     throw err instanceof KeyfoldError ? err : left('the KEK file could not be rewritten', err);
   } finally {
     await lock.close();
     await rm(lockPath, { force: true });
-  }
-  // Make the rename durable (POSIX; where directories cannot be opened for sync, the rename stands as it is).
-  try {
-    const dh = await openFileHandle(dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
-  } catch {
-    // best effort
   }
 }
 
