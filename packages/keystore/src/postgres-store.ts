@@ -25,6 +25,7 @@ import { SCHEMA_VERSION, assertKnownSchema, pendingMigrations } from './schema.j
 import { SqlKeyStore } from './store/logic.js';
 import { PostgresDialect, type PgClientLike, type PgPoolLike } from './store/postgres-dialect.js';
 import { isConnectionError, mapPgError, passwordMissingError, pgCode } from './store/postgres-errors.js';
+import { closeFailedConnection } from './pg-connection.js';
 
 export type { PgClientLike, PgPoolLike } from './store/postgres-dialect.js';
 
@@ -126,7 +127,7 @@ class ClosingClient extends pg.Client {
   }
 
   #abandon(): void {
-    (this.connection as unknown as { stream?: { destroy(): void } } | undefined)?.stream?.destroy();
+    closeFailedConnection(this);
   }
 }
 
