@@ -6,7 +6,6 @@
 import { assertContext, type EncryptionContext } from '@keyfold/envelope-core';
 import type { CommandContext } from './command.js';
 import { UsageError } from './exit-codes.js';
-import { parseContext } from './io.js';
 
 /** The context given with `--context`, or undefined when the flag is absent. */
 export function contextOption(ctx: CommandContext): EncryptionContext | undefined {
@@ -18,6 +17,21 @@ export function contextOption(ctx: CommandContext): EncryptionContext | undefine
   } catch (err) {
     if (err instanceof TypeError || err instanceof RangeError) throw new UsageError(err.message, ctx.name);
     throw err;
+  }
+  return context;
+}
+
+/** Parses repeated `--context k=v` values into a context object. */
+export function parseContext(values: readonly string[], command: string): Record<string, string> {
+  const context: Record<string, string> = {};
+  for (const entry of values) {
+    const eq = entry.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--context expects k=v with a non-empty key; got ${JSON.stringify(entry)}`, command);
+    const key = entry.slice(0, eq);
+    if (Object.prototype.hasOwnProperty.call(context, key)) {
+      throw new UsageError(`--context ${JSON.stringify(key)} is given twice`, command);
+    }
+    context[key] = entry.slice(eq + 1);
   }
   return context;
 }

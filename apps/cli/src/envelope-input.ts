@@ -7,7 +7,7 @@
 import type { Readable } from 'node:stream';
 import { canDetectArmor, DEFAULT_LIMITS, FormatError, looksArmored, skipAsciiWhitespace } from '@keyfold/envelope-core';
 import { readArmor } from './input-limits.js';
-import { peek, type Input } from './io.js';
+import { peek, type Input } from './input.js';
 
 /** Armor read whole (`text`), or binary: the first bytes (`head`, the header at least) and the whole input (`stream`). */
 export type EnvelopeStart =

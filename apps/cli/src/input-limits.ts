@@ -8,7 +8,7 @@
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { LimitExceededError } from '@keyfold/envelope-core';
-import { ioError, readAll, type Input } from './io.js';
+import { ioError, readAll, type Input } from './input.js';
 import { formatCount } from './output.js';
 
 const MiB = 1024 * 1024;

@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { assertPrivatePath, KeyfoldError, type KeyProvider, type Protection, type SecurityMode } from '@keyfold/envelope-core';
 import type { KdfDescription, KdfOptions } from '@keyfold/provider-local';
 import { CliError } from './exit-codes.js';
-import { ioError } from './io.js';
+import { ioError } from './input.js';
 import { CONFIG_VERSION, configPath, DEFAULT_KEYRING_DIR, saveNewConfig, type KeyfoldConfig, type ProviderConfig } from './config.js';
 import type { ProviderKind } from './provider-config.js';
 

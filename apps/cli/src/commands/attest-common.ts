@@ -11,7 +11,7 @@ import { resolve } from 'node:path';
 import type { AttestationDocument } from '@keyfold/attestation';
 import type { CommandContext } from '../command.js';
 import { UsageError } from '../exit-codes.js';
-import { ioError } from '../io.js';
+import { ioError } from '../input.js';
 
 /**
  * `value` of `--option` as bytes: an even number of hex digits, 1 to `maxBytes` bytes.

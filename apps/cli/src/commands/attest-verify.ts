@@ -13,7 +13,7 @@ import { resolve } from 'node:path';
 import type { AttestationDocument } from '@keyfold/attestation';
 import type { CommandContext } from '../command.js';
 import { UsageError } from '../exit-codes.js';
-import { ioError, openInput, readAll } from '../io.js';
+import { ioError, openInput, readAll } from '../input.js';
 import { formatFields, formatTable, printable } from '../output.js';
 import { loadRoots, parseHexOption, sha256Fingerprint, verifyDocument, type TrustedRoot } from './attest-common.js';
 

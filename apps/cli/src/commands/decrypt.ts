@@ -11,15 +11,8 @@ import type { CommandContext } from '../command.js';
 import { withEnvelope } from '../config.js';
 import { withTenantEnvelope } from '../store.js';
 import { contextOption } from '../context-option.js';
-import {
-  assertJsonOutput,
-  ByteCounter,
-  isStdio,
-  openInput,
-  withOutput,
-  writeAll,
-  type Input,
-} from '../io.js';
+import { isStdio, openInput, type Input } from '../input.js';
+import { assertJsonOutput, ByteCounter, withOutput, writeAll } from '../output-sink.js';
 import { readEnvelopeStart } from '../envelope-input.js';
 import { formatCount } from '../output.js';
 

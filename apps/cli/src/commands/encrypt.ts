@@ -10,7 +10,8 @@ import { withEnvelope } from '../config.js';
 import { withTenantEnvelope } from '../store.js';
 import { contextOption } from '../context-option.js';
 import { MAX_ARMOR_PLAINTEXT_BYTES, readBounded } from '../input-limits.js';
-import { assertJsonOutput, ByteCounter, isStdio, openInput, withOutput, writeAll, type Input } from '../io.js';
+import { isStdio, openInput, type Input } from '../input.js';
+import { assertJsonOutput, ByteCounter, withOutput, writeAll } from '../output-sink.js';
 import { formatContext, formatCount } from '../output.js';
 
 const ARMOR_PLAINTEXT_ADVICE = '--armor seals in memory and decrypt reads at most 64 MiB of armor: seal large data as binary (without --armor)';

@@ -6,7 +6,7 @@
 import { inspectEnvelope, type EnvelopeInfo } from '@keyfold/envelope-core';
 import type { CommandContext } from '../command.js';
 import { readEnvelopeStart } from '../envelope-input.js';
-import { openInput, type Input } from '../io.js';
+import { openInput, type Input } from '../input.js';
 import { formatContext, formatCount, formatFields, formatTable, printable } from '../output.js';
 
 async function readInfo(input: Input): Promise<EnvelopeInfo & { armored: boolean }> {

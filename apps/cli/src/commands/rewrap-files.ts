@@ -30,7 +30,7 @@ import {
 } from '@keyfold/envelope-core';
 import type { KekRef } from '@keyfold/keystore';
 import { errorCodeFor, CliError, UsageError } from '../exit-codes.js';
-import { ioError } from '../io.js';
+import { ioError } from '../input.js';
 import { kekLabel } from './rewrap-audit.js';
 import { replaceFile } from './rewrap-replace.js';
 

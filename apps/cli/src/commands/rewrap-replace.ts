@@ -18,7 +18,8 @@
 import { constants, type Stats } from 'node:fs';
 import { access, chmod, chown, stat } from 'node:fs/promises';
 import { CliError } from '../exit-codes.js';
-import { AtomicFile, ioError } from '../io.js';
+import { ioError } from '../input.js';
+import { AtomicFile } from '../output-sink.js';
 
 /** True when `a` and `b` describe the same, unchanged file. */
 function sameFile(a: Stats, b: Stats): boolean {

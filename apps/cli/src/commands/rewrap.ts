@@ -11,7 +11,7 @@ import { createEnvelope } from '@keyfold/envelope-core';
 import type { KekRef } from '@keyfold/keystore';
 import type { CommandContext } from '../command.js';
 import { UsageError } from '../exit-codes.js';
-import { readAll } from '../io.js';
+import { readAll } from '../input.js';
 import { formatCount, formatFields, formatTable, printable } from '../output.js';
 import { withInterrupt } from '../progress.js';
 import { withStoreAndProvider, type ProviderSession } from '../store.js';

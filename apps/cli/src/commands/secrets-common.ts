@@ -20,7 +20,7 @@ import type { CommandContext } from '../command.js';
 import { withoutCredentials } from '../credential-env.js';
 import { UsageError } from '../exit-codes.js';
 import { assertSecretsFileSize, MAX_SECRETS_FILE_BYTES, readTextFile } from '../input-limits.js';
-import { AtomicFile, withOutput, writeAll } from '../io.js';
+import { AtomicFile, withOutput, writeAll } from '../output-sink.js';
 import { printable } from '../output.js';
 import { ProviderPool, rulesFileDirs, withKeyGroupProviders } from './secrets-key-groups.js';
 
