@@ -12,7 +12,7 @@
  */
 import { inspectEnvelope, type EnvelopeInfo, type KeyProvider } from '@keyfold/envelope-core';
 import { kekName, type KekRef, type ProviderRef } from '@keyfold/keystore';
-import { targetOf, yieldToEventLoop } from './rotate.js';
+import { codeOf, targetOf, yieldToEventLoop } from './rotate.js';
 import type { EnvelopeRow, EnvelopeSource } from './table-source.js';
 
 /** Where one envelope stands relative to a target KEK version. */
@@ -73,9 +73,6 @@ export interface CheckEnvelopesReport {
   readonly durationMs: number;
 }
 
-function codeOf(err: unknown): string {
-  return err instanceof Error && typeof (err as { code?: unknown }).code === 'string' ? String((err as { code?: unknown }).code) : 'INTERNAL';
-}
 
 /**
  * Reads every envelope header of `source` and counts them by KEK version and by standing against `to`'s active

@@ -163,7 +163,8 @@ function positiveInt(value: unknown, fallback: number, name: string, max: number
   return v as number;
 }
 
-function codeOf(err: unknown): string {
+/** The code reported for a failed key or row: a Keyfold error's code, another error's string `code`, else INTERNAL. */
+export function codeOf(err: unknown): string {
   return err instanceof KeyfoldError ? err.code : err instanceof Error && typeof (err as { code?: unknown }).code === 'string' ? String((err as { code?: unknown }).code) : 'INTERNAL';
 }
 

@@ -23,7 +23,7 @@ import {
 } from '@keyfold/envelope-core';
 import { kekName, type KekRef, type KeyStore } from '@keyfold/keystore';
 import { envelopeStanding } from './envelope-check.js';
-import { mapLimit, targetOf, yieldToEventLoop, type RotationFailure } from './rotate.js';
+import { codeOf, mapLimit, targetOf, yieldToEventLoop, type RotationFailure } from './rotate.js';
 
 /** A row of a table source. The envelope is binary (BLOB / bytea) or armored text (`kf1.`). */
 export interface EnvelopeRow {
@@ -242,9 +242,6 @@ export interface RewrapEnvelopesReport {
   readonly durationMs: number;
 }
 
-function codeOf(err: unknown): string {
-  return err instanceof Error && typeof (err as { code?: unknown }).code === 'string' ? String((err as { code?: unknown }).code) : 'INTERNAL';
-}
 
 /**
  * Re-wraps every envelope of `source` not yet wrapped under exactly `to`'s active version. Only headers change: the
