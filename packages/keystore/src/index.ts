@@ -48,7 +48,7 @@ export { PostgresKeyStore, openPostgresKeyStore } from './postgres-store.js';
 export { closeFailedConnection } from './pg-connection.js';
 export type { PgClientLike, PgPoolLike, PostgresKeyStoreOptions } from './postgres-store.js';
 export { TenantKeyProvider, TenantKeys, assertTenantId, openTenantKeys, tenantKeyId, tenantOwner } from './tenant-keys.js';
-export type { TenantInfo, TenantKeysOptions } from './tenant-keys.js';
+export type { CreateTenantKey, TenantInfo, TenantKeyVersion, TenantKeysOptions } from './tenant-keys.js';
 /** Deprecated aliases: the earlier names of the tenant keys, still exported. */
 export { Keyring, openKeyring } from './tenant-keys.js';
 export type { KeyringOptions } from './tenant-keys.js';

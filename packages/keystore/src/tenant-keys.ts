@@ -12,6 +12,12 @@
  * - `shredTenant` deletes every wrapped version in one audited transaction and wipes this process's cached copies;
  *   other processes drop theirs within the cache TTL (default 60 s), after which the tenant's envelopes can never
  *   be opened again, anywhere.
+ * - `shredTenantKeyVersion` destroys one old version the same way (the active one is refused), so a tenant's key
+ *   can be rotated and the version it replaced erased once nothing needs it (`reencryptTenant` in `@keyfold/rotation`).
+ * - With `createTenantKey: 'on-first-use'` the first seal for an unknown tenant creates its key. Two processes doing
+ *   so at once both generate a key, but the store's unique key id lets exactly one insert win; the other wipes its
+ *   own key and uses the winner's, so every envelope of the tenant is under one key. A shredded tenant is never
+ *   re-created this way (its key ids still exist), and opening never creates anything.
  * - `TenantKeys` refuses a KEK provider that does not match the store's install lock (`PROVIDER_MISMATCH`), and the
  *   memory provider in production.
  * @module
@@ -101,6 +107,23 @@ export interface TenantInfo {
 }
 
 /**
+ * When a tenant's key is created: `'explicit'` (default: {@link TenantKeys.createTenant} only; sealing for an unknown
+ * tenant fails with `KEY_NOT_FOUND`) or `'on-first-use'` (the first seal for an unknown tenant creates version 1,
+ * audited `tenant.create` with `onFirstUse: true`).
+ */
+export type CreateTenantKey = 'explicit' | 'on-first-use';
+
+/** One version of a tenant's key as {@link TenantKeys.tenantKeyVersions} lists it (no key material). */
+export interface TenantKeyVersion {
+  readonly version: number;
+  /** `active` (new seals), `retired` (still opens what it sealed), `destroyed` (shredded). */
+  readonly state: 'active' | 'retired' | 'destroyed';
+  /** The installation KEK version it is wrapped under (`undefined` once destroyed). */
+  readonly kekVersion: string | undefined;
+  readonly createdAt: string;
+}
+
+/**
  * Options of {@link openTenantKeys}.
  * @example
  * ```ts
@@ -117,6 +140,8 @@ export interface TenantKeysOptions {
   cache?: KeyCacheOptions;
   /** `production` (default) refuses the memory provider. */
   securityMode?: SecurityMode;
+  /** `'on-first-use'`: the first seal for an unknown tenant creates its key (see {@link CreateTenantKey}). */
+  createTenantKey?: CreateTenantKey;
 }
 
 interface Acquired {
@@ -138,6 +163,8 @@ export class TenantKeys {
   readonly store: KeyStore;
   readonly provider: KeyProvider;
   readonly actor: string;
+  /** When tenant keys are created (see {@link CreateTenantKey}). */
+  readonly createTenantKey: CreateTenantKey;
   readonly #cache: KeyCache;
   readonly #providers = new Map<string, TenantKeyProvider>();
   /** Active version per tenant, with the time it was read (refreshed after the cache TTL). */
@@ -152,6 +179,7 @@ export class TenantKeys {
     this.store = options.store;
     this.provider = options.provider;
     this.actor = actor;
+    this.createTenantKey = options.createTenantKey ?? 'explicit';
     this.#cache = new KeyCache(options.cache);
   }
 
@@ -211,11 +239,16 @@ export class TenantKeys {
   async createTenant(id: string): Promise<TenantInfo> {
     this.#assertOpen();
     assertTenantId(id);
+    return this.#create(id, false);
+  }
+
+  async #create(id: string, onFirstUse: boolean): Promise<TenantInfo> {
     const { wrapped, keyCheck, key } = await this.#newKey(id, 1);
     try {
+      const kek = kekName({ kind: wrapped.kind, keyId: wrapped.keyId, version: wrapped.keyVersion });
       await this.store.insertDataKeys(
         [{ id: tenantKeyId(id, 1), owner: tenantOwner(id), version: 1, wrapped, keyCheck }],
-        { actor: this.actor, event: 'tenant.create', subject: tenantOwner(id), details: { tenant: id, version: 1, kek: kekName({ kind: wrapped.kind, keyId: wrapped.keyId, version: wrapped.keyVersion }) } },
+        { actor: this.actor, event: 'tenant.create', subject: tenantOwner(id), details: { tenant: id, version: 1, kek, ...(onFirstUse ? { onFirstUse: true } : {}) } },
       );
       this.#bump(id);
       this.#cache.set(`${id}\u0000${1}`, key);
@@ -279,6 +312,58 @@ export class TenantKeys {
     });
     this.#bump(id);
     return { id, destroyed };
+  }
+
+  /**
+   * Destroys one old version of the tenant's key (audited `tenant.shred-version`): the envelopes still sealed under
+   * it can never be opened again; the other versions keep working. This process's cached copy is wiped at once;
+   * other processes drop theirs within the cache TTL. Idempotent: a version already destroyed reports
+   * `destroyed: false`.
+   * @throws PolicyError `POLICY_VIOLATION` when `version` is the tenant's active version (rotate first);
+   *   ProviderError `KEY_NOT_FOUND` when the tenant or the version does not exist; TypeError / RangeError for a
+   *   malformed id or version.
+   * @example
+   * ```ts
+   * await tenantKeys.rotateTenantKey('acme'); // version 2 is active
+   * await tenantKeys.shredTenantKeyVersion('acme', 1); // what only version 1 opens is gone for good
+   * ```
+   */
+  async shredTenantKeyVersion(id: string, version: number): Promise<{ id: string; version: number; destroyed: boolean }> {
+    this.#assertOpen();
+    assertTenantId(id);
+    if (typeof version !== 'number' || !Number.isSafeInteger(version)) throw new TypeError(`version must be an integer; got ${String(version)}`);
+    if (version < 1) throw new RangeError(`version must be 1 or more; got ${version}`);
+    this.#bump(id);
+    const destroyed = await this.store.destroyDataKeyVersion(tenantOwner(id), version, {
+      actor: this.actor,
+      event: 'tenant.shred-version',
+      subject: tenantOwner(id),
+      details: { tenant: id },
+    });
+    this.#bump(id);
+    return { id, version, destroyed };
+  }
+
+  /**
+   * Every version of the tenant's key with its state, oldest first (no key material).
+   * @throws ProviderError `KEY_NOT_FOUND` when the tenant does not exist; TypeError / RangeError for a malformed id.
+   * @example
+   * ```ts
+   * const old = (await tenantKeys.tenantKeyVersions('acme')).filter((v) => v.state === 'retired');
+   * ```
+   */
+  async tenantKeyVersions(id: string): Promise<TenantKeyVersion[]> {
+    this.#assertOpen();
+    assertTenantId(id);
+    const out: TenantKeyVersion[] = [];
+    for (let after: string | undefined; ; ) {
+      const page = await this.store.listDataKeys({ owner: tenantOwner(id), limit: 1000, ...(after === undefined ? {} : { after }) });
+      for (const r of page) out.push({ version: r.version, state: r.state, kekVersion: r.wrapped?.keyVersion, createdAt: r.createdAt });
+      if (page.length < 1000) break;
+      after = page[page.length - 1]?.id;
+    }
+    if (out.length === 0) throw new ProviderError('KEY_NOT_FOUND', `tenant ${id} does not exist`);
+    return out.sort((a, b) => a.version - b.version);
   }
 
   async #ownerInfo(id: string): Promise<TenantInfo> {
@@ -348,13 +433,30 @@ export class TenantKeys {
   async #activeVersion(id: string): Promise<number> {
     const cached = this.#active.get(id);
     if (cached && Date.now() - cached.at < this.#cache.ttlMs) return cached.version;
-    const rec = await this.store.findDataKey(tenantOwner(id));
+    let rec = await this.store.findDataKey(tenantOwner(id));
+    if (!rec && this.createTenantKey === 'on-first-use') rec = await this.#createOnFirstUse(id);
     if (!rec) {
       await this.#ownerInfo(id); // throws the right KEY_NOT_FOUND
       throw new ProviderError('KEY_NOT_FOUND', `tenant ${id} has no active key`);
     }
     this.#active.set(id, { version: rec.version, at: Date.now() });
     return rec.version;
+  }
+
+  /**
+   * Creates an unknown tenant's key for its first seal. Race-free across processes: the store refuses a second
+   * `tenant:<id>:1` (ALREADY_EXISTS), so when another process won, its key is read back and used instead.
+   * @returns the active key record, or `undefined` when the tenant exists without one (it was shredded).
+   */
+  async #createOnFirstUse(id: string): Promise<DataKeyRecord | undefined> {
+    // It exists: created meanwhile by another process (read it again), or shredded (no active key: never re-created).
+    if (await this.getTenant(id)) return this.store.findDataKey(tenantOwner(id));
+    try {
+      await this.#create(id, true);
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'ALREADY_EXISTS') throw err;
+    }
+    return this.store.findDataKey(tenantOwner(id));
   }
 
   /** A copy of the tenant key of `version` (default: active), from the cache or unwrapped from the store. */
@@ -523,6 +625,9 @@ export async function openTenantKeys(options: TenantKeysOptions): Promise<Tenant
   assertKeyProvider(options.provider, 'provider');
   const actor = options.actor ?? 'keyfold';
   assertName(actor, 'actor');
+  if (options.createTenantKey !== undefined && options.createTenantKey !== 'explicit' && options.createTenantKey !== 'on-first-use') {
+    throw new TypeError(`createTenantKey must be 'explicit' or 'on-first-use'; got ${JSON.stringify(options.createTenantKey)}`);
+  }
   assertProvidersAllowed([options.provider], resolveSecurityMode(options.securityMode));
   await options.store.ensureInstallLock(options.provider, actor);
   return new TenantKeys(options, actor);

@@ -333,7 +333,10 @@ export interface KeyStore {
   /** Keys in id order, `after` an id (keyset pagination). */
   listDataKeys(options?: DataKeyFilter & { readonly after?: string; readonly limit?: number }): Promise<DataKeyRecord[]>;
   countDataKeys(filter?: DataKeyFilter): Promise<number>;
-  /** Distinct owners with their versions (for `tenant list`). */
+  /**
+   * Distinct owners with their versions (for `tenant list`). `destroyed` is true when every version is destroyed
+   * (the owner was shredded); a single destroyed old version does not make it so.
+   */
   listOwners(ownerPrefix?: string): Promise<{ owner: string; versions: number; activeVersion: number | undefined; destroyed: boolean }[]>;
   /**
    * Compare-and-swap: applies `change` only when the key's revision is still `expectedRevision`, bumping it.
@@ -346,6 +349,15 @@ export interface KeyStore {
    * @throws ProviderError `KEY_NOT_FOUND` when the owner has no key.
    */
   destroyOwner(owner: string, audit: AuditInput): Promise<number>;
+  /**
+   * Destroys one version of `owner`'s key (state `destroyed`, wrapped material and key check deleted), audited in
+   * the same transaction. The other versions are untouched. Refused while it is the active version: rotate first.
+   * Idempotent: a version already destroyed is left as it is (and nothing is audited).
+   * @returns true when this call destroyed it, false when it already was.
+   * @throws ProviderError `KEY_NOT_FOUND` when the owner has no such version; PolicyError `POLICY_VIOLATION` when it
+   *   is the owner's active version.
+   */
+  destroyDataKeyVersion(owner: string, version: number, audit: AuditInput): Promise<boolean>;
 
   /** Leases a batch of keys to re-wrap; see {@link RewrapLease}. */
   leaseForRewrap(request: LeaseRequest): Promise<RewrapLease>;

@@ -442,7 +442,8 @@ export abstract class SqlKeyStore implements KeyStore {
     return this.#d.transaction(async (tx) => {
       const rows = await tx.all(`SELECT version, state FROM keyfold_data_keys WHERE owner = ? ORDER BY version${this.#d.forUpdate}`, [owner]);
       if (rows.length === 0) throw new ProviderError('KEY_NOT_FOUND', `${owner} has no data key`);
-      if (rows.some((r) => r.state === 'destroyed')) throw new ProviderError('KEY_NOT_FOUND', `the keys of ${owner} were destroyed`);
+      // Shredded owners have every version destroyed; one old version destroyed on its own does not stop rotation.
+      if (rows.every((r) => r.state === 'destroyed')) throw new ProviderError('KEY_NOT_FOUND', `the keys of ${owner} were destroyed`);
       const version = Number(rows[rows.length - 1]?.version) + 1;
       if (key.version !== version) {
         throw new ProviderError('UNAVAILABLE', `${owner} was rotated concurrently (next version is ${version}, not ${key.version}); nothing was written, try again`);
@@ -501,7 +502,7 @@ export abstract class SqlKeyStore implements KeyStore {
     return this.#d
       .all(
         "SELECT owner, count(*) AS n, max(CASE WHEN state = 'active' THEN version END) AS active, " +
-          "max(CASE WHEN state = 'destroyed' THEN 1 ELSE 0 END) AS destroyed " +
+          "min(CASE WHEN state = 'destroyed' THEN 1 ELSE 0 END) AS destroyed " +
           'FROM keyfold_data_keys WHERE substr(owner, 1, ?) = ? GROUP BY owner ORDER BY owner',
         [prefix.length, prefix],
       )
@@ -560,6 +561,29 @@ export abstract class SqlKeyStore implements KeyStore {
       );
       await this.#appendAuditIn(tx, { ...audit, details: { ...(audit.details ?? {}), destroyed: n } });
       return n;
+    });
+  }
+
+  destroyDataKeyVersion(owner: string, version: number, audit: AuditInput): Promise<boolean> {
+    assertName(owner, 'owner');
+    if (!Number.isSafeInteger(version) || version < 1) throw new TypeError('version must be a positive integer');
+    assertAuditInput(audit);
+    return this.#d.transaction(async (tx) => {
+      // Lock every version of the owner: a concurrent rotation must not make this version active meanwhile.
+      const rows = await tx.all(`SELECT version, state FROM keyfold_data_keys WHERE owner = ? ORDER BY version${this.#d.forUpdate}`, [owner]);
+      const row = rows.find((r) => Number(r.version) === version);
+      if (!row) throw new ProviderError('KEY_NOT_FOUND', `${owner} has no key version ${version}`);
+      if (row.state === 'destroyed') return false;
+      if (row.state === 'active') {
+        throw new PolicyError('POLICY_VIOLATION', `version ${version} is the active key of ${owner}; rotate to a new version first, then destroy this one`);
+      }
+      await tx.run(
+        "UPDATE keyfold_data_keys SET state = 'destroyed', wrapped = NULL, key_check = NULL, kek_kind = NULL, kek_key_id = NULL, kek_version = NULL, " +
+          "revision = revision + 1, updated_at = ? WHERE owner = ? AND version = ? AND state = 'retired'",
+        [now(), owner, version],
+      );
+      await this.#appendAuditIn(tx, { ...audit, details: { ...(audit.details ?? {}), version } });
+      return true;
     });
   }
 
