@@ -96,6 +96,7 @@ export async function checkEnvelopes(options: CheckEnvelopesOptions): Promise<Ch
   const batchSize = options.batchSize ?? 1000;
   if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > 10_000) throw new RangeError('batchSize must be an integer from 1 to 10000');
   const owners = options.from ?? [];
+  const batch = Math.min(batchSize, source.batchLimit ?? batchSize);
   const started = performance.now();
   const target = await targetOf(to);
   const versions: Record<string, number> = {};
@@ -111,7 +112,7 @@ export async function checkEnvelopes(options: CheckEnvelopesOptions): Promise<Ch
       aborted = true;
       break;
     }
-    const rows = await source.list(after, batchSize);
+    const rows = await source.list(after, batch);
     if (rows.length === 0) break;
     scanned += rows.length;
     for (const row of rows) {
@@ -132,7 +133,7 @@ export async function checkEnvelopes(options: CheckEnvelopesOptions): Promise<Ch
     }
     after = (rows[rows.length - 1] as EnvelopeRow).id;
     onProgress?.({ scanned, elapsedMs: performance.now() - started });
-    if (rows.length < batchSize) break;
+    if (rows.length < batch) break;
   }
   return { source: source.name, target, scanned, current, stale, foreign, versions, failed, aborted, durationMs: performance.now() - started };
 }

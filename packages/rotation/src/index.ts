@@ -1,7 +1,8 @@
 /**
  * @keyfold/rotation: KEK rotation for a Keyfold key store. `rotateKek` re-wraps data keys (never data) with
  * compare-and-swap, checkpoints and resume, alone or as one of several PostgreSQL workers; `rewrapEnvelopes` does the
- * same for envelopes in your own tables; `verifyKek`, `retireKekVersion`, the rotation policy (`isDue`, `runIfDue`)
+ * same for envelopes in your own tables; `reencryptTenant` rotates one tenant's key, moves its envelopes to the new
+ * version and destroys the old one; `verifyKek`, `retireKekVersion`, the rotation policy (`isDue`, `runIfDue`)
  * and `migrateProvider` are built on it.
  * @packageDocumentation
  */
@@ -18,6 +19,8 @@ export type { MigrateProviderOptions, MigrationReport } from './migrate.js';
 export { checkEnvelopes, envelopeStanding } from './envelope-check.js';
 export type { CheckEnvelopesOptions, CheckEnvelopesReport, EnvelopeStanding } from './envelope-check.js';
 export { postgresTableSource, rewrapEnvelopes, sqliteTableSource } from './table-source.js';
+export { DEFAULT_SETTLE_MS, reencryptCheckpointName, reencryptTenant } from './tenant-reencrypt.js';
+export type { ReencryptTenantOptions, ReencryptTenantReport, TenantSourceReport } from './tenant-reencrypt.js';
 export type {
   EnvelopeReplacement,
   EnvelopeRow,

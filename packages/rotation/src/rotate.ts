@@ -187,7 +187,7 @@ export function yieldToEventLoop(): Promise<void> {
 }
 
 /** Waits `ms` milliseconds, or less when `signal` aborts. */
-function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+export function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) {
       resolve();

@@ -52,6 +52,11 @@ export interface EnvelopeSource {
   list(after: string | number | undefined, limit: number): Promise<EnvelopeRow[]>;
   /** Applies the replacements whose row still holds `expected`, atomically; returns the ids applied. */
   replace(replacements: readonly EnvelopeReplacement[]): Promise<(string | number)[]>;
+  /**
+   * The most rows `list` is asked for at once (a source of large items, such as whole files, sets it low);
+   * `rewrapEnvelopes` and `checkEnvelopes` use the smaller of it and their `batchSize`. Default: no limit.
+   */
+  readonly batchLimit?: number;
 }
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -268,6 +273,7 @@ export async function rewrapEnvelopes(options: RewrapEnvelopesOptions): Promise<
   if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > 10_000) throw new RangeError('batchSize must be an integer from 1 to 10000');
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new RangeError('concurrency must be a positive integer');
   const dryRun = options.dryRun ?? false;
+  const batch = Math.min(batchSize, source.batchLimit ?? batchSize);
   const started = performance.now();
   const target = await targetOf(to);
   const policy = options.securityMode ? { securityMode: options.securityMode } : {};
@@ -287,7 +293,7 @@ export async function rewrapEnvelopes(options: RewrapEnvelopesOptions): Promise<
         aborted = true;
         break;
       }
-      const rows = await source.list(after, batchSize);
+      const rows = await source.list(after, batch);
       if (rows.length === 0) break;
       scanned += rows.length;
       const replacements: EnvelopeReplacement[] = [];
@@ -329,7 +335,7 @@ export async function rewrapEnvelopes(options: RewrapEnvelopesOptions): Promise<
       }
       after = (rows[rows.length - 1] as EnvelopeRow).id;
       onProgress?.({ scanned, rewrapped, failed: failed.length, elapsedMs: performance.now() - started });
-      if (rows.length < batchSize) break;
+      if (rows.length < batch) break;
     }
   } finally {
     await reader.close();
