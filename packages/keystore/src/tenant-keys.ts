@@ -483,7 +483,7 @@ export class TenantKeys {
 
   async #unwrapRecord(id: string, rec: DataKeyRecord): Promise<Uint8Array> {
     if (rec.state === 'destroyed' || !rec.wrapped || !rec.keyCheck) {
-      throw new ProviderError('KEY_NOT_FOUND', `tenant ${id} was shredded: key version ${rec.version} is destroyed and can never be used again`);
+      throw new ProviderError('KEY_NOT_FOUND', `tenant ${id}: key version ${rec.version} was destroyed (shredded) and can never be used again`);
     }
     const key = await this.provider.unwrapKey(rec.wrapped, dataKeyContext(rec));
     const check = keyCheckValue(key);

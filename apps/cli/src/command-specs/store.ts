@@ -97,22 +97,69 @@ export const tenantList: CommandSpec = {
 
 export const tenantRotate: CommandSpec = {
   name: 'tenant rotate',
-  summary: "add a new version of a tenant's key (older versions keep opening)",
-  usage: 'keyfold tenant rotate --tenant ID [--dir DIR] [--json]',
-  options: { tenant: TENANT },
+  summary: "add a new version of a tenant's key (older versions keep opening); --reencrypt: move its envelopes and destroy the old one",
+  usage:
+    'keyfold tenant rotate --tenant ID [--dir DIR] [--json]\n' +
+    '       keyfold tenant rotate --tenant ID --reencrypt FILE... | DIR... --recursive | --stdin-list\n' +
+    '                             [--table T --column C [--id-column ID] --database-url URL] [--settle S] [--dir DIR] [--json]',
+  description: [
+    'Without --reencrypt: new envelopes of the tenant use the new version; the older versions keep opening what ' +
+      'they sealed.',
+    "--reencrypt is a per-user vault's \"rotate my key\" with shredding: after the rotation every envelope of the " +
+      'tenant in the files (binary or kf1. armor; directories with --recursive, links not followed) and in the table ' +
+      "column given (as for 'keyfold rewrap') is re-wrapped under the new version: its data key is wrapped again, " +
+      'the body bytes are not touched and the key commitment is kept (the data key itself does not change). Each ' +
+      'new envelope is opened before it replaces the old one; files are replaced atomically, rows by ' +
+      'compare-and-swap. Envelopes of other tenants or under the KEK are left as they are.',
+    'Only when no envelope failed and a last header-only pass finds none of the tenant still under an old version ' +
+      'are the old versions destroyed (audited tenant.shred-version): what only they opened elsewhere can never be ' +
+      'opened again. Otherwise they are kept, each failed file or row is listed with its code (exit 3 for a ' +
+      'tampered envelope, DECRYPT_FAILED; 1 for I/O errors or envelopes left behind), and running the same command ' +
+      'again resumes: it does not rotate again and re-wraps only what is left.',
+    'Other processes use the old active version from their cache for up to a minute: the run first waits until the ' +
+      'new version is --settle seconds old (default 60; 0 when no other process seals for the tenant).',
+  ],
+  options: {
+    tenant: TENANT,
+    reencrypt: { type: 'boolean', description: "re-wrap the tenant's envelopes under the new version, then destroy the old version(s)" },
+    recursive: { type: 'boolean', short: 'r', description: 'walk directories (symbolic links are not followed)' },
+    'stdin-list': { type: 'boolean', description: 'read the file paths from stdin, one a line' },
+    table: { type: 'string', valueName: 'T', description: 'a table holding envelopes (schema.table for PostgreSQL)' },
+    column: { type: 'string', valueName: 'C', description: 'the envelope column of --table' },
+    'id-column': { type: 'string', valueName: 'ID', description: 'the unique, ordered row id column of --table (default id)' },
+    'database-url': { type: 'string', valueName: 'URL', description: 'postgres://user@host:port/db (password from the URL or $PGPASSWORD) or sqlite:PATH' },
+    settle: { type: 'string', valueName: 'S', description: 'seconds the new version must be active before envelopes are read (default 60)' },
+    'batch-size': { type: 'string', valueName: 'N', description: '--table: rows per batch (default 500)' },
+    concurrency: { type: 'string', valueName: 'N', description: 'envelopes re-wrapped at once (default 1)' },
+  },
+  positionals: true,
+  examples: [
+    'keyfold tenant rotate --tenant acme',
+    'keyfold tenant rotate --tenant alice --reencrypt -r /srv/vault/alice',
+    'keyfold tenant rotate --tenant alice --reencrypt --table items --column secret --database-url sqlite:./vault.db',
+  ],
   load: tenantLoad,
 };
 
 export const tenantShred: CommandSpec = {
   name: 'tenant shred',
-  summary: "destroy every version of a tenant's key: its data can never be opened again",
-  usage: 'keyfold tenant shred --tenant ID --yes [--dir DIR] [--json]',
+  summary: "destroy every version of a tenant's key (its data can never be opened again), or one old version",
+  usage: 'keyfold tenant shred --tenant ID [--key-version N] --yes [--dir DIR] [--json]',
   description: [
     'Irreversible (crypto-shredding, e.g. for erasure requests): every envelope sealed for the tenant fails to open ' +
       'from then on (decrypt exits 3, KEY_DESTROYED). Audited. Copies of the store made earlier (backups) still hold ' +
       'the wrapped key: destroy those too.',
+    'With --key-version N only that version is destroyed (audited tenant.shred-version): envelopes still sealed ' +
+      'under it can never be opened again, the other versions keep working. Refused for the active version (exit 1, ' +
+      "POLICY_VIOLATION): rotate first, or use 'tenant rotate --reencrypt', which moves the envelopes before it " +
+      'destroys. A version already destroyed is reported and left as it is (exit 0).',
   ],
-  options: { tenant: TENANT, yes: { type: 'boolean', short: 'y', description: 'confirm: this cannot be undone' } },
+  options: {
+    tenant: TENANT,
+    'key-version': { type: 'string', valueName: 'N', description: 'destroy only this old version of the key' },
+    yes: { type: 'boolean', short: 'y', description: 'confirm: this cannot be undone' },
+  },
+  examples: ['keyfold tenant shred --tenant acme --yes', 'keyfold tenant shred --tenant acme --key-version 1 --yes'],
   load: tenantLoad,
 };
 

@@ -50,7 +50,7 @@ export interface FileOutcome {
 }
 
 /** A file to look at: `path` is where it really is, `display` the name the user gave or the walk reached. */
-interface FileItem {
+export interface FileItem {
   readonly kind: 'file';
   readonly path: string;
   readonly display: string;
@@ -58,7 +58,8 @@ interface FileItem {
   readonly walked: boolean;
 }
 
-type Item = FileItem | { readonly kind: 'outcome'; readonly outcome: FileOutcome };
+/** A file to look at, or what was already decided about a path (an unreadable one, a link a walk skips). */
+export type Item = FileItem | { readonly kind: 'outcome'; readonly outcome: FileOutcome };
 
 function failed(path: string, err: unknown): FileOutcome {
   return { path, status: 'failed', code: errorCodeFor(err), reason: err instanceof Error ? err.message : String(err) };
@@ -129,7 +130,7 @@ export async function collectFiles(paths: readonly string[], options: { cwd: str
 }
 
 /** Reads up to `length` bytes from the start of the file. */
-async function readHead(handle: FileHandle, length: number): Promise<Buffer> {
+export async function readHead(handle: FileHandle, length: number): Promise<Buffer> {
   const buf = Buffer.alloc(length);
   let off = 0;
   while (off < length) {
@@ -140,7 +141,7 @@ async function readHead(handle: FileHandle, length: number): Promise<Buffer> {
   return buf.subarray(0, off);
 }
 
-interface Parsed {
+export interface Parsed {
   readonly info: EnvelopeInfo;
   readonly armored: boolean;
 }
@@ -154,7 +155,7 @@ const ARMOR_START = /^kf1\.[A-Za-z0-9_-]*$/;
  * @returns the header and, when the whole file was read, its bytes.
  * @throws FormatError (and the parser's other coded errors) for anything that is not an envelope.
  */
-async function parseFile(handle: FileHandle, head: Buffer, size: number): Promise<Parsed & { data: Buffer | undefined }> {
+export async function parseFile(handle: FileHandle, head: Buffer, size: number): Promise<Parsed & { data: Buffer | undefined }> {
   const whole = head.length === size;
   if (skipAsciiWhitespace(head) === head.length) throw new FormatError('empty: not a Keyfold envelope');
   if (!looksArmored(head)) return { info: inspectEnvelope(head), armored: false, data: whole ? head : undefined };
@@ -169,7 +170,7 @@ function labels(info: EnvelopeInfo): string[] {
 }
 
 /** The bytes after the header: what a re-wrap must leave identical. */
-function bodyOf(envelope: Uint8Array): Buffer {
+export function bodyOf(envelope: Uint8Array): Buffer {
   const { headerLength } = inspectEnvelope(envelope);
   return Buffer.from(envelope.buffer, envelope.byteOffset + headerLength, envelope.byteLength - headerLength);
 }

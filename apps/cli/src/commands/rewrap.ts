@@ -45,7 +45,8 @@ function versionsAfter(outcomes: readonly FileOutcome[], target: KekRef): Record
   return versions;
 }
 
-async function pathsOf(ctx: CommandContext): Promise<string[]> {
+/** The paths given: arguments, or one a line on stdin with `--stdin-list`. @throws UsageError for both, or a list too long. */
+export async function pathsOf(ctx: CommandContext): Promise<string[]> {
   const given = [...(ctx.positionals ?? []), ...(ctx.rest ?? [])];
   if (!ctx.args.flag('stdin-list')) return given;
   if (given.length > 0) throw new UsageError('give paths either as arguments or with --stdin-list, not both', ctx.name);
