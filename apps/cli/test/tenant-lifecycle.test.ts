@@ -159,7 +159,7 @@ describe('keyfold tenant rotate --reencrypt: files', () => {
     const list = JSON.parse(ok(cli(dir, ['tenant', 'list', '--json'])).out).tenants;
     expect(list[0]).toMatchObject({ id: 'alice', activeVersion: 2, versions: 2, shredded: false });
     const audit = JSON.parse(ok(cli(dir, ['audit', 'list', '--event', 'tenant.shred-version', '--json'])).out);
-    expect(audit.entries.map((e: Json) => [e.subject, e.details.version])).toEqual([['tenant:alice', 1]]);
+    expect((audit.entries as { subject: string; details: { version: number } }[]).map((e) => [e.subject, e.details.version])).toEqual([['tenant:alice', 1]]);
     ok(cli(dir, ['audit', 'verify']));
   });
 

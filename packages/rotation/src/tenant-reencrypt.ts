@@ -127,7 +127,8 @@ export async function reencryptTenant(options: ReencryptTenantOptions): Promise<
   const { tenantKeys, tenant, sources, signal } = options;
   if (!tenantKeys || typeof tenantKeys.tenant !== 'function') throw new TypeError('tenantKeys must be TenantKeys (openTenantKeys)');
   assertTenantId(tenant);
-  if (!Array.isArray(sources)) throw new TypeError('sources must be an array of EnvelopeSource');
+  const given: unknown = sources;
+  if (!Array.isArray(given)) throw new TypeError('sources must be an array of EnvelopeSource');
   for (const s of sources) if (!s || typeof s.list !== 'function' || typeof s.replace !== 'function') throw new TypeError('sources must be an array of EnvelopeSource');
   const settleMs = options.settleMs ?? DEFAULT_SETTLE_MS;
   if (!Number.isSafeInteger(settleMs) || settleMs < 0) throw new RangeError('settleMs must be a non-negative integer');

@@ -26,7 +26,7 @@ interface Table {
   close(): Promise<void>;
 }
 
-async function sqliteTable(): Promise<Table> {
+function sqliteTable(): Table {
   const db = new Database(freshPath());
   db.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, secret BLOB)');
   return {
@@ -66,7 +66,7 @@ async function fixture(backend: 'sqlite' | 'postgres'): Promise<Fixture> {
   const store = backend === 'sqlite' ? await sqliteStore() : await pgStore();
   const kek = createEnvProvider({ env: { KEYFOLD_KEK_V1: 'ab'.repeat(32) } });
   const tenantKeys = await openTenantKeys({ store, provider: kek });
-  const table = backend === 'sqlite' ? await sqliteTable() : await postgresTable();
+  const table = backend === 'sqlite' ? sqliteTable() : await postgresTable();
   await tenantKeys.createTenant('acme');
   await tenantKeys.createTenant('globex');
   const plain = new Map<number, string>();

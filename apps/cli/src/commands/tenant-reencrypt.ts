@@ -105,7 +105,8 @@ export async function runReencrypt(ctx: CommandContext, id: string): Promise<num
     const [keystore, { reencryptTenant }] = await Promise.all([import('@keyfold/keystore'), import('@keyfold/rotation')]);
     const { openTenantKeys } = keystore;
     try {
-      (keystore.assertTenantId as (value: unknown) => void)(id);
+      const check: (value: unknown) => void = keystore.assertTenantId;
+      check(id);
     } catch (err) {
       throw new UsageError((err as Error).message, ctx.name);
     }
