@@ -180,6 +180,21 @@ describe('keyfold tenant rotate --reencrypt: files', () => {
     expect(done).toMatchObject({ version: 3, rotated: false, resumed: true, destroyed: [2], complete: true });
     expect(open(dir, 'alice', ro).plain).toBe('read-only secret');
   });
+  it('--stdin-list naming a file that does not exist: reported IO_ERROR, the old version kept (exit 1)', () => {
+    const note = join(data, 'nested', 'note.kf');
+    const list = `${note}\n${join(data, 'missing.kf')}\n`;
+    const r = keyfold(['tenant', 'rotate', '--tenant', 'alice', '--reencrypt', '--stdin-list', '--settle', '0', '--json', '--dir', dir], { env: V1, input: list });
+    expect(r.status, r.stderr).toBe(1);
+    const json = JSON.parse(r.out);
+    expect(json).toMatchObject({ version: 4, rotated: true, destroyed: [], kept: [3], complete: false });
+    expect(json.files).toEqual([
+      expect.objectContaining({ path: note, status: 'rewrapped' }),
+      expect.objectContaining({ path: join(data, 'missing.kf'), status: 'failed', code: 'IO_ERROR' }),
+    ]);
+    // Version 3 survives: what is still under it (every other file of alice) opens.
+    expect(versionOf(readFileSync(join(data, 'login.kf')))).toBe('tenant:alice@3');
+    expect(open(dir, 'alice', join(data, 'login.kf')).plain).toBe(plain['login.kf']);
+  });
 });
 
 describe('keyfold tenant shred --key-version', () => {
