@@ -89,7 +89,7 @@ const CLI_EXIT: Readonly<Record<CliErrorCode, ExitCode>> = {
   UNSUPPORTED: ExitCode.FAILURE,
   // The installation has no key store (initialised before stores existed): re-run init in a new directory.
   NO_STORE: ExitCode.FAILURE,
-  // The data's key was shredded (tenant shred): it can never be opened again.
+  // The data's key was shredded (tenant shred, or its key version: tenant shred --key-version): it can never be opened again.
   KEY_DESTROYED: ExitCode.INTEGRITY,
   // `secrets edit`: the editor failed or the edited file does not parse; the encrypted file was left as it was.
   EDIT_FAILED: ExitCode.FAILURE,

@@ -272,11 +272,12 @@ export function concurrencyFor(ctx: CommandContext, provider: KeyProvider): numb
 /**
  * Runs `fn` with an envelope over tenant `tenant`'s key (`--tenant`): the store, the KEK provider and the tenant keys are
  * opened and closed around it.
- * @throws CliError KEY_DESTROYED (exit 3) when the tenant was shredded: its envelopes can never open again.
+ * @throws CliError KEY_DESTROYED (exit 3) when the tenant was shredded, or the key version the envelope was sealed
+ *   under was destroyed (`tenant shred --key-version`): those envelopes can never open again.
  */
 export async function withTenantEnvelope<T>(ctx: CommandContext, tenant: string, fn: (envelope: Envelope) => Promise<T>): Promise<T> {
   return withStoreAndProvider(ctx, async ({ store, provider, actor, loaded }) => {
-    const [{ openTenantKeys }, { createEnvelope }] = await Promise.all([import('@keyfold/keystore'), import('@keyfold/envelope-core')]);
+    const [{ openTenantKeys, TenantKeyDestroyedError }, { createEnvelope }] = await Promise.all([import('@keyfold/keystore'), import('@keyfold/envelope-core')]);
     const tenantKeys = await openTenantKeys({ store, provider, actor, securityMode: loaded.securityMode });
     try {
       let tenantProvider;
@@ -290,6 +291,11 @@ export async function withTenantEnvelope<T>(ctx: CommandContext, tenant: string,
       try {
         return await fn(envelope);
       } catch (err) {
+        if (err instanceof TenantKeyDestroyedError && (await tenantKeys.getTenant(tenant))?.shredded === false) {
+          throw new CliError('KEY_DESTROYED', `key version ${err.version} of tenant ${tenant} was destroyed: what it sealed can never be opened again`, {
+            cause: err,
+          });
+        }
         if ((err as { code?: unknown }).code === 'KEY_NOT_FOUND' && (await tenantKeys.getTenant(tenant))?.shredded === true) {
           throw new CliError('KEY_DESTROYED', `tenant ${tenant} was shredded: its keys are destroyed and its data can never be opened again`, {
             cause: err,

@@ -154,8 +154,8 @@ describe('keyfold tenant rotate --reencrypt: files', () => {
     for (const f of ['bob.kf', 'kek.kf', 'readme.md']) expect(after.get(f)!.equals(before.get(f)!)).toBe(true);
     // Version 1 is gone: the pre-rotation copy never opens again.
     const gone = open(dir, 'alice', join(work, 'tampered.orig'));
-    expect(gone.status).not.toBe(0);
-    expect(gone.stderr).toMatch(/key version 1 .*destroyed/);
+    expect(gone.status).toBe(3);
+    expect(gone.stderr).toBe('keyfold: key version 1 of tenant alice was destroyed: what it sealed can never be opened again [KEY_DESTROYED]\n');
     const list = JSON.parse(ok(cli(dir, ['tenant', 'list', '--json'])).out).tenants;
     expect(list[0]).toMatchObject({ id: 'alice', activeVersion: 2, versions: 2, shredded: false });
     const audit = JSON.parse(ok(cli(dir, ['audit', 'list', '--event', 'tenant.shred-version', '--json'])).out);
@@ -229,7 +229,9 @@ describe('keyfold tenant shred --key-version', () => {
 
     const r = JSON.parse(ok(cli(dir, ['tenant', 'shred', '--tenant', 'acme', '--key-version', '1', '--yes', '--json'])).out);
     expect(r).toEqual({ ok: true, action: 'shredded-version', id: 'acme', version: 1, destroyed: true });
-    expect(open(dir, 'acme', v1).status).not.toBe(0);
+    const gone = open(dir, 'acme', v1);
+    expect(gone.status).toBe(3);
+    expect(gone.stderr).toContain('[KEY_DESTROYED]');
     expect(open(dir, 'acme', v2).plain).toBe('two');
     const text = ok(cli(dir, ['tenant', 'shred', '--tenant', 'acme', '--key-version', '1', '--yes']));
     expect(text.out).toContain('Key version 1 of tenant acme was already destroyed; nothing changed.');

@@ -68,3 +68,25 @@ export class StoreUpgradeRequiredError extends UnsupportedFormatError {
     this.foundVersion = foundVersion;
   }
 }
+
+/**
+ * A tenant key version was destroyed (the whole tenant shredded, or that one version): what it sealed can never be
+ * opened again. Code `KEY_NOT_FOUND` (as for any key that is not there), with the tenant and version named, so a
+ * caller can tell "destroyed for good" from "never existed" (the CLI reports it as `KEY_DESTROYED`, exit 3).
+ * @example
+ * ```ts
+ * try { await envelope.open(sealed); }
+ * catch (err) { if (err instanceof TenantKeyDestroyedError) console.log(`${err.tenant} v${err.version} was shredded`); }
+ * ```
+ */
+export class TenantKeyDestroyedError extends ProviderError {
+  static override readonly code = 'KEY_NOT_FOUND' as const;
+  readonly tenant: string;
+  readonly version: number;
+  constructor(tenant: string, version: number, options: KeyfoldErrorOptions = {}) {
+    super('KEY_NOT_FOUND', `tenant ${tenant}: key version ${version} was destroyed (shredded) and can never be used again`, options);
+    this.name = 'TenantKeyDestroyedError';
+    this.tenant = tenant;
+    this.version = version;
+  }
+}

@@ -35,7 +35,7 @@ export type {
   RewrapUpdate,
   StoreRecords,
 } from './types.js';
-export { IntegrityError, StoreAccessError, StoreUpgradeRequiredError } from './errors.js';
+export { IntegrityError, StoreAccessError, StoreUpgradeRequiredError, TenantKeyDestroyedError } from './errors.js';
 export type { StoreAccessReason } from './errors.js';
 export { GENESIS_HASH, auditHash, verifyAuditChain } from './audit.js';
 export { AUDIT_KEY_LENGTH, auditKeyContext } from './audit-key.js';

@@ -43,7 +43,7 @@ import {
   type SecurityMode,
   type WrappedKey,
 } from '@keyfold/envelope-core';
-import { IntegrityError } from './errors.js';
+import { IntegrityError, TenantKeyDestroyedError } from './errors.js';
 import { KeyCache, type KeyCacheOptions } from './key-cache.js';
 import { assertName, dataKeyContext, kekName, keyCheckValue } from './records.js';
 import type { DataKeyRecord, KeyStore } from './types.js';
@@ -483,7 +483,7 @@ export class TenantKeys {
 
   async #unwrapRecord(id: string, rec: DataKeyRecord): Promise<Uint8Array> {
     if (rec.state === 'destroyed' || !rec.wrapped || !rec.keyCheck) {
-      throw new ProviderError('KEY_NOT_FOUND', `tenant ${id}: key version ${rec.version} was destroyed (shredded) and can never be used again`);
+      throw new TenantKeyDestroyedError(id, rec.version);
     }
     const key = await this.provider.unwrapKey(rec.wrapped, dataKeyContext(rec));
     const check = keyCheckValue(key);

@@ -73,7 +73,7 @@ describe.each([
       const v1 = await store.findDataKey(tenantOwner('acme'), 1);
       expect(v1).toMatchObject({ state: 'destroyed', wrapped: undefined, keyCheck: undefined });
       // Even this process, which had version 1 cached, cannot open what only version 1 sealed.
-      await expect(env.open(underV1)).rejects.toMatchObject({ code: 'KEY_NOT_FOUND' });
+      await expect(env.open(underV1)).rejects.toMatchObject({ code: 'KEY_NOT_FOUND', name: 'TenantKeyDestroyedError', tenant: 'acme', version: 1 });
       expect(text(await env.open(underV2))).toBe('v2 secret');
 
       // Idempotent; the tenant is not shredded, keeps sealing and rotating.

@@ -150,7 +150,7 @@ export const tenantShred: CommandSpec = {
       'from then on (decrypt exits 3, KEY_DESTROYED). Audited. Copies of the store made earlier (backups) still hold ' +
       'the wrapped key: destroy those too.',
     'With --key-version N only that version is destroyed (audited tenant.shred-version): envelopes still sealed ' +
-      'under it can never be opened again, the other versions keep working. Refused for the active version (exit 1, ' +
+      'under it can never be opened again (decrypt exits 3, KEY_DESTROYED), the other versions keep working. Refused for the active version (exit 1, ' +
       "POLICY_VIOLATION): rotate first, or use 'tenant rotate --reencrypt', which moves the envelopes before it " +
       'destroys. A version already destroyed is reported and left as it is (exit 0).',
   ],
