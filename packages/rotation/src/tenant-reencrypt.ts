@@ -44,7 +44,11 @@ export const DEFAULT_SETTLE_MS = 60_000;
 export interface ReencryptTenantOptions {
   tenantKeys: TenantKeys;
   tenant: string;
-  /** Where the tenant's envelopes live (table sources, or any other {@link EnvelopeSource}). May be empty. */
+  /**
+   * Where the tenant's envelopes live (table sources, or any other {@link EnvelopeSource}): all of them, since the
+   * old versions are destroyed afterwards. Empty means "nothing is sealed under the old versions": they are then
+   * destroyed right after the rotation.
+   */
   sources: readonly EnvelopeSource[];
   /** Rows per batch (default 500). */
   batchSize?: number;
