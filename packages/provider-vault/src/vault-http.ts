@@ -45,6 +45,8 @@ export interface VaultAnswer {
   readonly data: Record<string, unknown> | undefined;
   readonly auth: Record<string, unknown> | undefined;
   readonly warnings: readonly string[];
+  /** Vault's `errors` list: set on an accepted non-2xx answer (a batch call refused as a whole has nothing else). */
+  readonly errors: readonly string[];
 }
 
 export interface VaultRequest {
@@ -111,11 +113,9 @@ export class VaultHttp {
     if (res.status >= 300 && res.status < 400) {
       throw new VaultApiError(res.status, [`redirected to ${res.headers.get('location') ?? 'another address'}`], r.path);
     }
-    if (!res.ok && !(r.acceptStatus ?? []).includes(res.status)) {
-      const errors = Array.isArray(body?.errors) ? body.errors.filter((e): e is string => typeof e === 'string') : [];
-      throw new VaultApiError(res.status, errors, r.path);
-    }
+    const errors = Array.isArray(body?.errors) ? body.errors.filter((e): e is string => typeof e === 'string') : [];
+    if (!res.ok && !(r.acceptStatus ?? []).includes(res.status)) throw new VaultApiError(res.status, errors, r.path);
     const warnings = Array.isArray(body?.warnings) ? body.warnings.filter((w): w is string => typeof w === 'string') : [];
-    return { status: res.status, data: asRecord(body?.data), auth: asRecord(body?.auth), warnings };
+    return { status: res.status, data: asRecord(body?.data), auth: asRecord(body?.auth), warnings, errors };
   }
 }
