@@ -49,7 +49,7 @@ for (const transport of ['grpc', 'rest'] as const) {
       const [atLimit] = await client.encrypt({ name: hsm, plaintext, additionalAuthenticatedData: aad.subarray(1) });
       expect(atLimit.ciphertext).toBeTruthy();
       const [onSoftware] = await client.encrypt({ name: soft, plaintext, additionalAuthenticatedData: Buffer.alloc(10_000, 3) });
-      const [back] = await client.decrypt({ name: soft, ciphertext: onSoftware.ciphertext, additionalAuthenticatedData: Buffer.alloc(10_000, 3) });
+      const [back] = await client.decrypt({ name: soft, ciphertext: onSoftware.ciphertext as Uint8Array, additionalAuthenticatedData: Buffer.alloc(10_000, 3) });
       expect(Buffer.from(back.plaintext as Uint8Array)).toEqual(plaintext);
     });
 

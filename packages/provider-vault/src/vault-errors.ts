@@ -31,7 +31,8 @@ export function mapVaultError(err: unknown, keyId: string): KeyfoldError | undef
     case 403:
       return new ProviderError('ACCESS_DENIED', `Vault denied ${err.path} for ${keyId} (403 permission denied): check that the token is valid and its policy allows the path`, cause);
     case 429:
-      return new ProviderError('THROTTLED', `Vault throttled ${err.path} for ${keyId} (429${text ? `: ${text}` : ''})`, cause);
+      // A rate limit quota says how long to wait (Retry-After, hashicorp/vault vault/quotas/quotas_rate_limit.go).
+      return new ProviderError('THROTTLED', `Vault throttled ${err.path} for ${keyId} (429${text ? `: ${text}` : ''})`, { ...cause, retryAfterMs: err.retryAfterMs });
     case 503:
       return new ProviderError(
         'UNAVAILABLE',

@@ -532,7 +532,12 @@ export async function startAwsKmsEmulator(options: AwsKmsEmulatorOptions = {}): 
         return handleError(e);
       }
     },
-    throttleResponse: () => fail(new KmsError('ThrottlingException', 'Rate exceeded')),
+    // KMS does not document a delay on ThrottlingException; the AWS SDK's retry strategy reads a Retry-After header
+    // when one comes (@smithy/core retry parseRetryAfterHeader), so fault mode sends varied ones to exercise that path.
+    throttleResponse: (_op, retryAfterSeconds) => {
+      const r = fail(new KmsError('ThrottlingException', 'Rate exceeded'));
+      return retryAfterSeconds === undefined ? r : { ...r, headers: { ...r.headers, 'retry-after': String(retryAfterSeconds) } };
+    },
     serverErrorResponse: () => fail(new KmsError('KMSInternalException', 'The request was rejected because an internal exception occurred. The request can be retried.')),
   };
   const handleError = (e: unknown): ServiceResponse => {

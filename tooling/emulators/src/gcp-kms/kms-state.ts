@@ -45,6 +45,8 @@ export class KmsError extends Error {
   constructor(
     readonly code: number,
     message: string,
+    /** Seconds the client is asked to wait before retrying (sent as a google.rpc.RetryInfo detail), if any. */
+    readonly retryDelaySeconds?: number,
   ) {
     super(message);
     this.name = 'KmsError';

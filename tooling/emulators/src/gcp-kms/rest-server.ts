@@ -7,6 +7,7 @@
  * @module
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { retryInfoJson } from './retry-info.js';
 import { Code, KmsError, codeName, type DecryptOutput, type EncryptOutput, type KeyView, type VersionView } from './kms-state.js';
 import type { KmsService, Rpc, RpcRequest } from './service.js';
 import { listenOnLoopback } from '../http-server.js';
@@ -218,7 +219,8 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 
 function sendError(res: ServerResponse, e: KmsError): void {
   const status = HTTP_STATUS[e.code] ?? 500;
-  send(res, status, { error: { code: status, message: e.message, status: codeName(e.code) } });
+  const details = e.retryDelaySeconds === undefined ? {} : { details: [retryInfoJson(e.retryDelaySeconds)] };
+  send(res, status, { error: { code: status, message: e.message, status: codeName(e.code), ...details } });
 }
 
 function readBody(req: IncomingMessage): Promise<Buffer | undefined> {

@@ -393,7 +393,11 @@ export async function startVaultTransitEmulator(options: VaultTransitEmulatorOpt
         throw err;
       }
     },
-    throttleResponse: (op) => vaultError(429, `request path "${op}": rate limit quota exceeded`),
+    // A rate limit quota's 429 carries Retry-After in seconds (hashicorp/vault vault/quotas/quotas_rate_limit.go).
+    throttleResponse: (op, retryAfterSeconds) => ({
+      ...vaultError(429, `request path "${op}": rate limit quota exceeded`),
+      ...(retryAfterSeconds === undefined ? {} : { headers: { 'retry-after': String(retryAfterSeconds) } }),
+    }),
     serverErrorResponse: () => vaultError(500, 'internal error'),
     admin(name) {
       if (name === 'seal') {
