@@ -55,6 +55,32 @@ function retryAfterOf(err: Error): number | undefined {
 }
 
 /**
+ * KMSInvalidStateException names the key's state in its message (`<arn> is pending deletion.`); each state of the
+ * key state table ("Key states of AWS KMS keys", key-state.html) gets its code and what to do:
+ * - PendingDeletion, PendingImport: the key cannot be used until an operator acts: KEY_DISABLED;
+ * - Unavailable (a custom key store that is disconnected) and the transient multi-Region states Creating / Updating:
+ *   the key is fine but out of reach for now: UNAVAILABLE (retried, counted by the circuit breaker);
+ * - any other state: KEY_DISABLED with KMS's message.
+ */
+function invalidStateError(err: Error, arn: string): KeyfoldError {
+  const cause = { cause: err };
+  const m = err.message;
+  if (/pending deletion/i.test(m) || /pending replica deletion/i.test(m)) {
+    return new ProviderError('KEY_DISABLED', `AWS KMS key ${arn} is pending deletion (KMSInvalidStateException): cancel the deletion (aws kms cancel-key-deletion) and enable the key to use it`, cause);
+  }
+  if (/pending import/i.test(m)) {
+    return new ProviderError('KEY_DISABLED', `AWS KMS key ${arn} has no key material (PendingImport, KMSInvalidStateException): import its key material again (aws kms import-key-material)`, cause);
+  }
+  if (/unavailable/i.test(m)) {
+    return new ProviderError('UNAVAILABLE', `AWS KMS key ${arn} is unavailable (KMSInvalidStateException): its custom key store is disconnected; reconnect it (aws kms connect-custom-key-store)`, cause);
+  }
+  if (/\bis (creating|updating)\b/i.test(m)) {
+    return new ProviderError('UNAVAILABLE', `AWS KMS key ${arn} is in a transient multi-Region state (KMSInvalidStateException: ${m}); retry shortly`, cause);
+  }
+  return new ProviderError('KEY_DISABLED', `AWS KMS key ${arn} is not usable in its current state (KMSInvalidStateException): ${m}`, cause);
+}
+
+/**
  * Maps one error of a KMS call for key `arn`; `undefined` for errors this function does not recognise.
  * @example
  * ```ts
@@ -71,9 +97,7 @@ export function mapKmsError(err: unknown, arn: string): KeyfoldError | undefined
   if (name === 'DisabledException') {
     return new ProviderError('KEY_DISABLED', `AWS KMS key ${arn} is disabled (DisabledException): enable it (aws kms enable-key) to use it`, cause);
   }
-  if (name === 'KMSInvalidStateException') {
-    return new ProviderError('KEY_DISABLED', `AWS KMS key ${arn} is not usable in its current state (KMSInvalidStateException, e.g. pending deletion): ${err.message}`, cause);
-  }
+  if (name === 'KMSInvalidStateException') return invalidStateError(err, arn);
   if (THROTTLING.has(name) || statusOf(err) === 429) {
     return new ProviderError('THROTTLED', `AWS KMS throttled the request for ${arn} (${name})`, { ...cause, retryAfterMs: retryAfterOf(err) });
   }
