@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { KeyfoldError, ProviderError, Resilience, parseRetryAfter, retryAfterFromHeaders, type ResilienceOptions } from '../src/index.js';
+import { type KeyfoldError, ProviderError, Resilience, parseRetryAfter, retryAfterFromHeaders, type ResilienceOptions } from '../src/index.js';
 
 describe('parseRetryAfter', () => {
   it('reads delay-seconds and HTTP-dates; refuses everything else', () => {

@@ -50,7 +50,7 @@ describe('aws-kms key states', () => {
     const wrapped = await provider.wrapKey(randomKey(), { u: '1' });
     expect(await provider.unwrapKey(wrapped, { u: '1' })).toHaveLength(32);
     for (const command of [new DisableKeyCommand({ KeyId: provider.keyId }), new EnableKeyCommand({ KeyId: provider.keyId })]) {
-      const err = await sdk.send(command as DisableKeyCommand).then(
+      const err = await sdk.send(command).then(
         () => undefined,
         (e: unknown) => e as Error,
       );

@@ -19,7 +19,7 @@ let tls: SelfSignedCertificate;
 let strict: AzureKeyVaultEmulator;
 let lenient: AzureKeyVaultEmulator;
 const client = (emu: AzureKeyVaultEmulator): KeyClient =>
-  new KeyClient(emu.httpsUrl!, staticCredential(), { ...clientOptionsFor(emu.httpsUrl!, tls), retryOptions: { maxRetries: 0 } } as ConstructorParameters<typeof KeyClient>[2]);
+  new KeyClient(emu.httpsUrl!, staticCredential(), { ...clientOptionsFor(emu.httpsUrl!, tls), retryOptions: { maxRetries: 0 } });
 
 beforeAll(async () => {
   tls = createSelfSignedCertificate();

@@ -91,6 +91,15 @@ function make(code: KeyfoldErrorCode, message: string, cause: unknown, retryAfte
   return new ProviderError(code, message, { cause, retryAfterMs });
 }
 
+/** A decoded int64 field: absent (0), a number, a decimal string, or a protobufjs Long (`toNumber()`). */
+function int64Of(v: unknown): number | undefined {
+  if (v === undefined || v === null) return 0;
+  if (typeof v === 'number') return v;
+  if (typeof v === 'string') return /^\d{1,15}$/.test(v) ? Number(v) : undefined;
+  const toNumber = typeof v === 'object' ? (v as { toNumber?: unknown }).toNumber : undefined;
+  return typeof toNumber === 'function' ? (toNumber as () => unknown).call(v) as number : undefined;
+}
+
 /** Milliseconds of a google.protobuf.Duration: a decoded message `{ seconds, nanos }` or its JSON form `"1.5s"`. */
 function durationMs(d: unknown): number | undefined {
   if (typeof d === 'string') {
@@ -99,10 +108,9 @@ function durationMs(d: unknown): number | undefined {
   }
   if (d === null || typeof d !== 'object') return undefined;
   const { seconds, nanos } = d as { seconds?: unknown; nanos?: unknown };
-  // seconds is an int64: a number, a string, or a Long (its toString gives the digits).
-  const secs = seconds === undefined || seconds === null ? 0 : Number(String(seconds));
+  const secs = int64Of(seconds);
   const ns = typeof nanos === 'number' ? nanos : 0;
-  if (!Number.isSafeInteger(secs) || secs < 0 || !(ns >= 0 && ns < 1e9)) return undefined;
+  if (secs === undefined || !Number.isSafeInteger(secs) || secs < 0 || !(ns >= 0 && ns < 1e9)) return undefined;
   return secs * 1000 + Math.ceil(ns / 1e6);
 }
 

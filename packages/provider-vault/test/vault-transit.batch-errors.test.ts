@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { keyfoldRejectionOf } from '@keyfold/conformance';
 import type { WrappedKey } from '@keyfold/envelope-core';
 import { createVaultTransitProvider } from '../src/index.js';
-import { freshProvider, keyName, randomKey, vaultEmulator } from './helpers.js';
+import { freshProvider, randomKey, vaultEmulator } from './helpers.js';
 
 const emu = await vaultEmulator();
 
