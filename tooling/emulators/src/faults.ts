@@ -138,7 +138,10 @@ export class FaultController {
     this.retryAfterSent.length = 0;
   }
 
-  /** Every delay (seconds) throttling answers asked for since the last `set` / `clear`, in order. */
+  /**
+   * The delays (seconds) throttling answers asked for since the last `set` / `clear`, in order: the latest 10,000,
+   * so a long-running emulator under faults does not grow without bound.
+   */
   readonly retryAfterSent: number[] = [];
 
   /**
@@ -150,6 +153,7 @@ export class FaultController {
     if (range === false) return undefined;
     const seconds = range.min + Math.floor(this.#random() * (range.max - range.min + 1));
     this.retryAfterSent.push(seconds);
+    if (this.retryAfterSent.length > 10_000) this.retryAfterSent.shift();
     return seconds;
   }
 
