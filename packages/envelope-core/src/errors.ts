@@ -78,17 +78,27 @@ const OPERATIONAL_BY_CODE: { readonly [C in KeyfoldErrorCode]: boolean } = {
 
 export interface KeyfoldErrorOptions {
   cause?: unknown;
+  /**
+   * How long the backend asked the caller to wait before trying again (`Retry-After`, gRPC `RetryInfo`), in ms.
+   * Set by providers on THROTTLED / UNAVAILABLE errors when the service said so; the shared resilience waits at least
+   * this long before the next attempt (see `Resilience.run`). Ignored unless a finite number >= 0.
+   */
+  retryAfterMs?: number | undefined;
 }
 
 /** Base class of every coded Keyfold error. `code` is the stable identifier; `message` is for humans. */
 export class KeyfoldError extends Error {
   static readonly code: KeyfoldErrorCode = 'INTERNAL';
   readonly code: KeyfoldErrorCode;
+  /** The delay the backend asked for before a retry, in ms (`Retry-After`), when it named one. */
+  readonly retryAfterMs: number | undefined;
 
   constructor(code: KeyfoldErrorCode, message: string, options: KeyfoldErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'KeyfoldError';
     this.code = code;
+    const after = options.retryAfterMs;
+    this.retryAfterMs = typeof after === 'number' && Number.isFinite(after) && after >= 0 ? after : undefined;
   }
 
   /** True for errors that a retry may cure (the backend was busy or unreachable). */

@@ -1,6 +1,7 @@
 /**
- * Shared resilience for every provider: retries with full-jitter exponential backoff for THROTTLED / UNAVAILABLE,
- * one deadline per call (covering all its attempts), and a circuit breaker. Written once here so providers only
+ * Shared resilience for every provider: retries with full-jitter exponential backoff for THROTTLED / UNAVAILABLE
+ * (never sooner than a `Retry-After` the service sent, within the deadline), one deadline per call (covering all its
+ * attempts), and a circuit breaker. Written once here so providers only
  * write backend calls (DESIGN.md "The one interface").
  *
  * Providers whose vendor SDK already retries (AWS SDK v3 standard mode, for example) pass
@@ -14,8 +15,14 @@ export interface RetryOptions {
   maxAttempts?: number;
   /** First backoff ceiling in ms; doubles per attempt. Default 50. */
   baseDelayMs?: number;
-  /** Backoff ceiling in ms. Default 2000. */
+  /** Backoff ceiling in ms. Default 2000. Does not cap a delay the server asked for (see `maxRetryAfterMs`). */
   maxDelayMs?: number;
+  /**
+   * Longest server-requested delay (`Retry-After`, carried as `retryAfterMs` on the error) the policy waits for, in
+   * ms. A longer one, or one that would not end before the call's deadline, ends the retries at once with that
+   * error. Default 60,000.
+   */
+  maxRetryAfterMs?: number;
 }
 
 export interface CircuitBreakerOptions {
@@ -55,6 +62,7 @@ const DEFAULTS = {
   maxAttempts: 4,
   baseDelayMs: 50,
   maxDelayMs: 2000,
+  maxRetryAfterMs: 60_000,
   deadlineMs: 10_000,
   failureThreshold: 5,
   resetAfterMs: 5000,
@@ -92,6 +100,7 @@ export class Resilience {
   readonly #maxAttempts: number;
   readonly #baseDelayMs: number;
   readonly #maxDelayMs: number;
+  readonly #maxRetryAfterMs: number;
   readonly #deadlineMs: number | undefined;
   readonly #breaker: { threshold: number; resetAfterMs: number } | undefined;
   readonly #now: () => number;
@@ -115,6 +124,7 @@ export class Resilience {
     this.#maxAttempts = Math.floor(positiveInt(retry.maxAttempts, DEFAULTS.maxAttempts, 'retry.maxAttempts'));
     this.#baseDelayMs = positiveInt(retry.baseDelayMs, DEFAULTS.baseDelayMs, 'retry.baseDelayMs', 0);
     this.#maxDelayMs = positiveInt(retry.maxDelayMs, DEFAULTS.maxDelayMs, 'retry.maxDelayMs', 0);
+    this.#maxRetryAfterMs = positiveInt(retry.maxRetryAfterMs, DEFAULTS.maxRetryAfterMs, 'retry.maxRetryAfterMs', 0);
     this.#deadlineMs =
       options.deadlineMs === false ? undefined : positiveInt(options.deadlineMs, DEFAULTS.deadlineMs, 'deadlineMs');
     if (options.circuitBreaker !== false) {
@@ -148,6 +158,20 @@ export class Resilience {
   }
 
   /**
+   * The wait before retry number `attempt + 1` after `err`: the jittered backoff, or the server's requested delay
+   * (`err.retryAfterMs`, from `Retry-After`) when that is longer, so a throttled client never comes back sooner than
+   * the service asked. `undefined` when the requested delay is over `maxRetryAfterMs` or would not end before the
+   * deadline (`leftMs`): waiting could only end in a timeout, so the call fails at once with the service's error.
+   */
+  retryDelayMs(attempt: number, err: KeyfoldError, leftMs: number): number | undefined {
+    const backoff = this.backoffMs(attempt);
+    const hint = err.retryAfterMs;
+    if (hint === undefined) return backoff;
+    if (hint > this.#maxRetryAfterMs || hint >= leftMs) return undefined;
+    return Math.max(backoff, hint);
+  }
+
+  /**
    * Runs `fn` under the policy. `fn` receives an AbortSignal that fires at the deadline; backends should pass
    * it to their SDK so a slow request is cancelled, not left running.
    * @throws TimeoutError (code TIMEOUT) when the deadline passes; CircuitOpenError (code UNAVAILABLE) when the
@@ -157,6 +181,7 @@ export class Resilience {
     this.#stats.calls++;
     const controller = new AbortController();
     const deadlineMs = this.#deadlineMs;
+    const startedAt = this.#now();
     let timedOut = false;
     const timer =
       deadlineMs === undefined
@@ -189,14 +214,16 @@ export class Resilience {
           }
           const backendDown = err instanceof KeyfoldError && (err.retryable || err.code === 'TIMEOUT');
           const retry = err instanceof KeyfoldError && err.retryable && attempt + 1 < this.#maxAttempts;
-          if (!retry || controller.signal.aborted) {
+          const leftMs = deadlineMs === undefined ? Number.POSITIVE_INFINITY : deadlineMs - (this.#now() - startedAt);
+          const delay = retry && err instanceof KeyfoldError ? this.retryDelayMs(attempt, err, leftMs) : undefined;
+          if (delay === undefined || controller.signal.aborted) {
             this.#stats.failures++;
             this.#onFailure(backendDown);
             throw err;
           }
           this.#stats.retries++;
           try {
-            await this.#sleep(this.backoffMs(attempt), controller.signal);
+            await this.#sleep(delay, controller.signal);
           } catch {
             this.#stats.failures++;
             this.#onFailure(true);

@@ -6,7 +6,7 @@
  * base class turns them into the one generic UNWRAP_FAILED.
  * @module
  */
-import { ConfigError, ProviderError, networkErrorCode, type KeyfoldError } from '@keyfold/envelope-core';
+import { ConfigError, ProviderError, networkErrorCode, parseRetryAfter, type KeyfoldError } from '@keyfold/envelope-core';
 
 const THROTTLING = new Set(['ThrottlingException', 'LimitExceededException', 'TooManyRequestsException', 'RequestLimitExceeded']);
 const UNAVAILABLE = new Set([
@@ -36,6 +36,51 @@ function statusOf(err: Error): number | undefined {
 }
 
 /**
+ * The delay the service asked for before a retry, read from the raw response the SDK keeps on the error
+ * (`$response.headers`): `x-amz-retry-after` (ms) or `Retry-After`, the headers the SDK's own retry strategy honours
+ * (@smithy/core retry `parseRetryAfterHeader`). KMS documents no such header; the provider reads it where it comes.
+ */
+function retryAfterOf(err: Error): number | undefined {
+  const headers = (err as { $response?: { headers?: Record<string, string | undefined> } }).$response?.headers;
+  if (!headers || typeof headers !== 'object') return undefined;
+  let amz: string | undefined;
+  let standard: string | undefined;
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    if (lower === 'x-amz-retry-after') amz = value;
+    else if (lower === 'retry-after') standard = value;
+  }
+  if (typeof amz === 'string' && /^\d{1,9}$/.test(amz.trim())) return Number(amz.trim());
+  return parseRetryAfter(standard);
+}
+
+/**
+ * KMSInvalidStateException names the key's state in its message (`<arn> is pending deletion.`); each state of the
+ * key state table ("Key states of AWS KMS keys", key-state.html) gets its code and what to do:
+ * - PendingDeletion, PendingImport: the key cannot be used until an operator acts: KEY_DISABLED;
+ * - Unavailable (a custom key store that is disconnected) and the transient multi-Region states Creating / Updating:
+ *   the key is fine but out of reach for now: UNAVAILABLE (retried, counted by the circuit breaker);
+ * - any other state: KEY_DISABLED with KMS's message.
+ */
+function invalidStateError(err: Error, arn: string): KeyfoldError {
+  const cause = { cause: err };
+  const m = err.message;
+  if (/pending deletion/i.test(m) || /pending replica deletion/i.test(m)) {
+    return new ProviderError('KEY_DISABLED', `AWS KMS key ${arn} is pending deletion (KMSInvalidStateException): cancel the deletion (aws kms cancel-key-deletion) and enable the key to use it`, cause);
+  }
+  if (/pending import/i.test(m)) {
+    return new ProviderError('KEY_DISABLED', `AWS KMS key ${arn} has no key material (PendingImport, KMSInvalidStateException): import its key material again (aws kms import-key-material)`, cause);
+  }
+  if (/unavailable/i.test(m)) {
+    return new ProviderError('UNAVAILABLE', `AWS KMS key ${arn} is unavailable (KMSInvalidStateException): its custom key store is disconnected; reconnect it (aws kms connect-custom-key-store)`, cause);
+  }
+  if (/\bis (creating|updating)\b/i.test(m)) {
+    return new ProviderError('UNAVAILABLE', `AWS KMS key ${arn} is in a transient multi-Region state (KMSInvalidStateException: ${m}); retry shortly`, cause);
+  }
+  return new ProviderError('KEY_DISABLED', `AWS KMS key ${arn} is not usable in its current state (KMSInvalidStateException): ${m}`, cause);
+}
+
+/**
  * Maps one error of a KMS call for key `arn`; `undefined` for errors this function does not recognise.
  * @example
  * ```ts
@@ -52,11 +97,9 @@ export function mapKmsError(err: unknown, arn: string): KeyfoldError | undefined
   if (name === 'DisabledException') {
     return new ProviderError('KEY_DISABLED', `AWS KMS key ${arn} is disabled (DisabledException): enable it (aws kms enable-key) to use it`, cause);
   }
-  if (name === 'KMSInvalidStateException') {
-    return new ProviderError('KEY_DISABLED', `AWS KMS key ${arn} is not usable in its current state (KMSInvalidStateException, e.g. pending deletion): ${err.message}`, cause);
-  }
+  if (name === 'KMSInvalidStateException') return invalidStateError(err, arn);
   if (THROTTLING.has(name) || statusOf(err) === 429) {
-    return new ProviderError('THROTTLED', `AWS KMS throttled the request for ${arn} (${name})`, cause);
+    return new ProviderError('THROTTLED', `AWS KMS throttled the request for ${arn} (${name})`, { ...cause, retryAfterMs: retryAfterOf(err) });
   }
   if (DENIED.has(name)) {
     return new ProviderError('ACCESS_DENIED', `AWS KMS refused the request for ${arn} (${name}): check the IAM policy, the key policy, grants and the credentials`, cause);
@@ -71,7 +114,7 @@ export function mapKmsError(err: unknown, arn: string): KeyfoldError | undefined
     return new ConfigError('no AWS region: pass region, or set AWS_REGION', cause);
   }
   if (UNAVAILABLE.has(name) || (statusOf(err) ?? 0) >= 500) {
-    return new ProviderError('UNAVAILABLE', `AWS KMS is unavailable for ${arn} (${name})`, cause);
+    return new ProviderError('UNAVAILABLE', `AWS KMS is unavailable for ${arn} (${name})`, { ...cause, retryAfterMs: retryAfterOf(err) });
   }
   // The SDK's request handler names its socket timeout TimeoutError; every other transport failure has a code.
   const net = networkErrorCode(err) ?? (name === 'TimeoutError' ? name : undefined);

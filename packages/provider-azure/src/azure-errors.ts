@@ -4,7 +4,7 @@
  * failures are RestError `REQUEST_SEND_ERROR` or system errors; credentials throw their own errors.
  * @module
  */
-import { KeyfoldError, ProviderError, networkErrorCode, type KeyfoldErrorCode } from '@keyfold/envelope-core';
+import { KeyfoldError, ProviderError, networkErrorCode, retryAfterFromHeaders, type KeyfoldErrorCode } from '@keyfold/envelope-core';
 
 interface RestErrorLike {
   name?: unknown;
@@ -20,8 +20,19 @@ function innerCode(e: RestErrorLike): string | undefined {
   return typeof inner === 'string' ? inner : undefined;
 }
 
-function make(code: KeyfoldErrorCode, message: string, cause: unknown): ProviderError {
-  return new ProviderError(code, message, { cause });
+function make(code: KeyfoldErrorCode, message: string, cause: unknown, retryAfterMs?: number): ProviderError {
+  return new ProviderError(code, message, { cause, retryAfterMs });
+}
+
+/**
+ * The delay Key Vault asked for in its 429 / 503 answer: `Retry-After` in seconds ("Azure Key Vault throttling
+ * guidance"), or the millisecond headers Azure services also send (`retry-after-ms`, `x-ms-retry-after-ms`).
+ */
+function retryAfterOf(err: unknown): number | undefined {
+  const headers = (err as { response?: { headers?: { get?: unknown } } }).response?.headers;
+  if (!headers || typeof headers.get !== 'function') return undefined;
+  const get = headers.get.bind(headers) as (name: string) => string | undefined;
+  return retryAfterFromHeaders((name) => get(name));
 }
 
 interface HeadersLike {
@@ -71,8 +82,8 @@ export function mapAzureError(err: unknown, keyId: string): KeyfoldError | undef
       return make('KEY_NOT_FOUND', `Key Vault key ${keyId} (or the version asked for) was not found: it was deleted or never existed; a soft-deleted key can be recovered (az keyvault key recover)`, err);
     }
     if (status === 409) return make('UNAVAILABLE', `Key Vault key ${keyId} is in a conflicting state (being deleted or recovered)`, err);
-    if (status === 429) return make('THROTTLED', `Key Vault throttled a request on ${keyId}`, err);
-    if (status === 408 || status >= 500) return make('UNAVAILABLE', `Key Vault is unavailable for ${keyId} (HTTP ${status})`, err);
+    if (status === 429) return make('THROTTLED', `Key Vault throttled a request on ${keyId}`, err, retryAfterOf(err));
+    if (status === 408 || status >= 500) return make('UNAVAILABLE', `Key Vault is unavailable for ${keyId} (HTTP ${status})`, err, retryAfterOf(err));
     return undefined;
   }
   // The SDK's own code for a request it could not send; the system error under it, when there is one, says more.

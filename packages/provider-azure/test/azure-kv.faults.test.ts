@@ -52,7 +52,8 @@ describe('Key Vault: faults', () => {
     await provider.unwrapKey(await provider.wrapKey(KEY, {}), {});
     const envelope = createEnvelope({ providers: [provider] });
     emu.resetCounters();
-    emu.faults.set({ throttleRatio: 0.3, serverErrorRatio: 0.1, seed: 21, operations: ['wrapKey', 'unwrapKey'] });
+    // Retry-After 0: the volume run checks the retry loop, not the waits (azure-kv.retry-after.test.ts does those).
+    emu.faults.set({ throttleRatio: 0.3, serverErrorRatio: 0.1, retryAfterSeconds: { min: 0, max: 0 }, seed: 21, operations: ['wrapKey', 'unwrapKey'] });
     const before = provider.resilienceStats()!;
     try {
       const n = 1000;
@@ -77,7 +78,7 @@ describe('Key Vault: faults', () => {
     const provider = await make({ retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 2 }, circuitBreaker: false });
     emu.resetCounters();
     for (const fault of [{ serverErrorRatio: 1 }, { throttleRatio: 1 }, { resetRatio: 1 }]) {
-      emu.faults.set({ ...fault, operations: ['wrapKey'] });
+      emu.faults.set({ ...fault, retryAfterSeconds: { min: 0, max: 0 }, operations: ['wrapKey'] });
       const before = emu.counters.byOperation.wrapKey ?? 0;
       const err = await rejectionOf(provider.wrapKey(KEY, {}));
       expect(isKeyfoldError(err, 'throttleRatio' in fault ? 'THROTTLED' : 'UNAVAILABLE')).toBe(true);

@@ -87,8 +87,49 @@ function isChecksumComplaint(e: ErrorLike): boolean {
   return /crc32c|checksum/i.test(text(e));
 }
 
-function make(code: KeyfoldErrorCode, message: string, cause: unknown): ProviderError {
-  return new ProviderError(code, message, { cause });
+function make(code: KeyfoldErrorCode, message: string, cause: unknown, retryAfterMs?: number): ProviderError {
+  return new ProviderError(code, message, { cause, retryAfterMs });
+}
+
+/** A decoded int64 field: absent (0), a number, a decimal string, or a protobufjs Long (`toNumber()`). */
+function int64Of(v: unknown): number | undefined {
+  if (v === undefined || v === null) return 0;
+  if (typeof v === 'number') return v;
+  if (typeof v === 'string') return /^\d{1,15}$/.test(v) ? Number(v) : undefined;
+  const toNumber = typeof v === 'object' ? (v as { toNumber?: unknown }).toNumber : undefined;
+  return typeof toNumber === 'function' ? (toNumber as () => unknown).call(v) as number : undefined;
+}
+
+/** Milliseconds of a google.protobuf.Duration: a decoded message `{ seconds, nanos }` or its JSON form `"1.5s"`. */
+function durationMs(d: unknown): number | undefined {
+  if (typeof d === 'string') {
+    const m = /^(\d{1,9})(?:\.(\d{1,9}))?s$/.exec(d);
+    return m ? Number(m[1]) * 1000 + Math.ceil(Number(`0.${m[2] ?? '0'}`) * 1000) : undefined;
+  }
+  if (d === null || typeof d !== 'object') return undefined;
+  const { seconds, nanos } = d as { seconds?: unknown; nanos?: unknown };
+  const secs = int64Of(seconds);
+  const ns = typeof nanos === 'number' ? nanos : 0;
+  if (secs === undefined || !Number.isSafeInteger(secs) || secs < 0 || !(ns >= 0 && ns < 1e9)) return undefined;
+  return secs * 1000 + Math.ceil(ns / 1e6);
+}
+
+/**
+ * The delay Cloud KMS asked for before a retry: the `retry_delay` of a google.rpc.RetryInfo error detail ("Clients
+ * should wait at least this long between retrying the same request", google/rpc/error_details.proto). gax decodes
+ * details into `statusDetails` (gRPC trailer `grpc-status-details-bin`, REST `error.details`); a REST error that
+ * still holds the raw JSON body in its message is read from there.
+ */
+function retryDelayMsOf(e: ErrorLike): number | undefined {
+  const details = (e as { statusDetails?: unknown }).statusDetails;
+  if (Array.isArray(details)) {
+    for (const d of details) {
+      const ms = d !== null && typeof d === 'object' ? durationMs((d as { retryDelay?: unknown }).retryDelay) : undefined;
+      if (ms !== undefined) return ms;
+    }
+  }
+  const m = /"retryDelay"\s*:\s*"([0-9.]+s)"/.exec(text(e));
+  return m ? durationMs(m[1]) : undefined;
 }
 
 /**
@@ -109,7 +150,7 @@ export function mapGcpError(err: unknown, keyName: string): KeyfoldError | undef
       case GRPC.UNAUTHENTICATED:
         return make('ACCESS_DENIED', `Cloud KMS did not accept the credentials for ${keyName}: check Application Default Credentials or the authClient given`, err);
       case GRPC.RESOURCE_EXHAUSTED:
-        return make('THROTTLED', `Cloud KMS throttled a request on ${keyName} (quota exhausted)`, err);
+        return make('THROTTLED', `Cloud KMS throttled a request on ${keyName} (quota exhausted)`, err, retryDelayMsOf(e));
       case GRPC.FAILED_PRECONDITION:
         return make('KEY_DISABLED', `Cloud KMS key ${keyName}: the key version is not enabled (disabled, destroyed or scheduled for destruction)`, err);
       case GRPC.INVALID_ARGUMENT:
@@ -123,7 +164,7 @@ export function mapGcpError(err: unknown, keyName: string): KeyfoldError | undef
       case GRPC.ABORTED:
       case GRPC.DEADLINE_EXCEEDED:
       case GRPC.DATA_LOSS:
-        return make('UNAVAILABLE', `Cloud KMS is unavailable for ${keyName} (${typeof e.message === 'string' ? e.message : 'no message'})`, err);
+        return make('UNAVAILABLE', `Cloud KMS is unavailable for ${keyName} (${typeof e.message === 'string' ? e.message : 'no message'})`, err, retryDelayMsOf(e));
       case GRPC.UNIMPLEMENTED:
         return make('CONFIG_INVALID', `the Cloud KMS endpoint for ${keyName} does not implement the call: check apiEndpoint`, err);
       default:
@@ -135,8 +176,8 @@ export function mapGcpError(err: unknown, keyName: string): KeyfoldError | undef
     if (http === 401) return make('ACCESS_DENIED', `Cloud KMS did not accept the credentials for ${keyName}`, err);
     if (http === 403) return make('ACCESS_DENIED', `Cloud KMS refused access to ${keyName}`, err);
     if (http === 404) return make('KEY_NOT_FOUND', `Cloud KMS key ${keyName} was not found`, err);
-    if (http === 429) return make('THROTTLED', `Cloud KMS throttled a request on ${keyName}`, err);
-    if (http === 408 || http >= 500) return make('UNAVAILABLE', `Cloud KMS is unavailable for ${keyName} (HTTP ${http})`, err);
+    if (http === 429) return make('THROTTLED', `Cloud KMS throttled a request on ${keyName}`, err, retryDelayMsOf(e));
+    if (http === 408 || http >= 500) return make('UNAVAILABLE', `Cloud KMS is unavailable for ${keyName} (HTTP ${http})`, err, retryDelayMsOf(e));
     return undefined;
   }
   const net = networkErrorCode(err);

@@ -22,6 +22,7 @@
 import {
   BaseKeyProvider,
   ConfigError,
+  LimitExceededError,
   ProviderError,
   Resilience,
   UnwrapFailedError,
@@ -62,8 +63,13 @@ import {
 export const GCP_KMS_KIND = 'gcp-kms';
 
 const AAD_LABEL = Buffer.from('keyfold/v1/gcp-kms\0', 'latin1');
-/** Cloud KMS limit for additionalAuthenticatedData. */
+/**
+ * Cloud KMS size limits of Encrypt / Decrypt (EncryptRequest and DecryptRequest reference, fields `plaintext` and
+ * `additional_authenticated_data`): for SOFTWARE, EXTERNAL and EXTERNAL_VPC key versions the plaintext and the AAD
+ * may each be up to 64 KiB; for HSM key versions the plaintext and the AAD together may be at most 8 KiB.
+ */
 const MAX_AAD = 65_536;
+const MAX_HSM_PLAINTEXT_PLUS_AAD = 8192;
 const KEY_NAME = /^projects\/[^/]+\/locations\/[^/]+\/keyRings\/[^/]+\/cryptoKeys\/[^/]+$/;
 const VERSION_ID = /^[1-9][0-9]{0,18}$/;
 /**
@@ -194,6 +200,11 @@ export class GcpKmsProvider extends BaseKeyProvider {
     return mapGcpError(err, this.keyId);
   }
 
+  /** The most AAD Cloud KMS accepts next to `plaintextLength` bytes of plaintext for this key's protection level. */
+  #maxAad(plaintextLength: number): number {
+    return this.protection === 'hsm' ? MAX_HSM_PLAINTEXT_PLUS_AAD - plaintextLength : MAX_AAD;
+  }
+
   #primaryFrom(key: CryptoKeyLike): PrimaryVersion | undefined {
     const name = key.primary?.name;
     if (typeof name !== 'string') return undefined;
@@ -223,8 +234,13 @@ export class GcpKmsProvider extends BaseKeyProvider {
 
   async #encrypt(dataKey: Uint8Array, context: EncryptionContext, primary: PrimaryVersion, signal: AbortSignal): Promise<WrappedKey> {
     const aad = buildAad(primary.id, context);
-    if (aad.length > MAX_AAD) {
-      throw new ProviderError('LIMIT_EXCEEDED', `the encryption context is ${aad.length} bytes once encoded; Cloud KMS accepts at most ${MAX_AAD} bytes of AAD`);
+    const maxAad = this.#maxAad(dataKey.length);
+    if (aad.length > maxAad) {
+      throw new LimitExceededError(
+        this.protection === 'hsm'
+          ? `the encryption context is ${aad.length} bytes once encoded; with a ${dataKey.length}-byte data key Cloud KMS accepts at most ${maxAad} bytes of AAD for the HSM key ${this.keyId} (plaintext + AAD <= ${MAX_HSM_PLAINTEXT_PLUS_AAD} bytes): use a smaller context`
+          : `the encryption context is ${aad.length} bytes once encoded; Cloud KMS accepts at most ${maxAad} bytes of AAD: use a smaller context`,
+      );
     }
     const [res] = await callWithSignal(
       this.#client.encrypt(
@@ -260,7 +276,8 @@ export class GcpKmsProvider extends BaseKeyProvider {
     // Refused without a call: not a version id Cloud KMS could have reported.
     if (!VERSION_ID.test(wrapped.keyVersion) || wrapped.ciphertext.length === 0) throw new UnwrapFailedError();
     const aad = buildAad(wrapped.keyVersion, context);
-    if (aad.length > MAX_AAD) throw new UnwrapFailedError();
+    // A data key is 32 bytes: what Cloud KMS could not have sealed, it cannot open either.
+    if (aad.length > this.#maxAad(32)) throw new UnwrapFailedError();
     const [res] = await callWithSignal(
       this.#client.decrypt(
         {

@@ -4,6 +4,7 @@
  * two error types (an API answer with a status, or no answer at all). Nothing else in this package does HTTP.
  * @module
  */
+import { parseRetryAfter } from '@keyfold/envelope-core';
 
 /**
  * What the provider needs from `fetch`: the global one fits; pass another for a proxy, mutual TLS (an undici
@@ -20,12 +21,15 @@ export class VaultApiError extends Error {
   readonly status: number;
   readonly errors: readonly string[];
   readonly path: string;
-  constructor(status: number, errors: readonly string[], path: string) {
+  /** The delay Vault asked for (`Retry-After` of a rate limit quota's 429), in ms, when it sent one. */
+  readonly retryAfterMs: number | undefined;
+  constructor(status: number, errors: readonly string[], path: string, retryAfterMs?: number) {
     super(`Vault answered ${status} for ${path}${errors.length > 0 ? `: ${errors.join('; ')}` : ''}`);
     this.name = 'VaultApiError';
     this.status = status;
     this.errors = errors;
     this.path = path;
+    this.retryAfterMs = retryAfterMs;
   }
 }
 
@@ -45,6 +49,8 @@ export interface VaultAnswer {
   readonly data: Record<string, unknown> | undefined;
   readonly auth: Record<string, unknown> | undefined;
   readonly warnings: readonly string[];
+  /** Vault's `errors` list: set on an accepted non-2xx answer (a batch call refused as a whole has nothing else). */
+  readonly errors: readonly string[];
 }
 
 export interface VaultRequest {
@@ -111,11 +117,11 @@ export class VaultHttp {
     if (res.status >= 300 && res.status < 400) {
       throw new VaultApiError(res.status, [`redirected to ${res.headers.get('location') ?? 'another address'}`], r.path);
     }
+    const errors = Array.isArray(body?.errors) ? body.errors.filter((e): e is string => typeof e === 'string') : [];
     if (!res.ok && !(r.acceptStatus ?? []).includes(res.status)) {
-      const errors = Array.isArray(body?.errors) ? body.errors.filter((e): e is string => typeof e === 'string') : [];
-      throw new VaultApiError(res.status, errors, r.path);
+      throw new VaultApiError(res.status, errors, r.path, parseRetryAfter(res.headers.get('retry-after')));
     }
     const warnings = Array.isArray(body?.warnings) ? body.warnings.filter((w): w is string => typeof w === 'string') : [];
-    return { status: res.status, data: asRecord(body?.data), auth: asRecord(body?.auth), warnings };
+    return { status: res.status, data: asRecord(body?.data), auth: asRecord(body?.auth), warnings, errors };
   }
 }

@@ -272,6 +272,18 @@ export class VaultTransitProvider extends BaseKeyProvider {
   }
 
   /**
+   * Maps an error that refused a whole batch request: what `mapVaultError` recognises (KEY_NOT_FOUND, ...), else on
+   * unwrap the generic UNWRAP_FAILED, and on wrap an INTERNAL error that names Vault's reason (the provider built a
+   * request Vault refused; the reason holds no key material).
+   */
+  #requestError(err: VaultApiError, unwrap: boolean): KeyfoldError {
+    const mapped = this.mapBackendError(err);
+    if (mapped) return unwrap && !isOperationalCode(mapped.code) ? new UnwrapFailedError({ cause: err }) : mapped;
+    if (unwrap) return new UnwrapFailedError({ cause: err });
+    return new ProviderError('INTERNAL', `Vault refused the batch call ${err.path} for ${this.keyId} (${err.status}: ${err.errors.join('; ') || 'no reason given'})`, { cause: err });
+  }
+
+  /**
    * Sends items in chunks of `batchSize` through one batch endpoint; returns one result per item. A chunk that fails
    * as a whole (unavailable, denied) fails each of its items with that error.
    */
@@ -299,6 +311,14 @@ export class VaultTransitProvider extends BaseKeyProvider {
         );
       } catch (err) {
         const error = this.#itemError(err, unwrap);
+        for (const c of chunk) results[c.index] = { ok: false, error };
+        continue;
+      }
+      if (!Array.isArray(answer.data?.batch_results) && (answer.status < 200 || answer.status > 299)) {
+        // Refused as a whole (Vault checks the batch and looks the key up once per request: a missing key, mixed
+        // contexts or a malformed batch is a top-level 400 with `errors` and no batch_results): every item fails
+        // with that one mapped error.
+        const error = this.#requestError(new VaultApiError(answer.status, answer.errors, this.#path(op)), unwrap);
         for (const c of chunk) results[c.index] = { ok: false, error };
         continue;
       }

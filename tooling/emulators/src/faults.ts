@@ -25,9 +25,19 @@ export interface FaultSettings {
   readonly outage?: boolean | undefined;
   /** Only these operations (KMS `Encrypt`, Vault `encrypt`, ...) are subject to the ratios and latency. Default all. */
   readonly operations?: readonly string[] | undefined;
+  /**
+   * The delay each throttling answer asks for, in whole seconds drawn uniformly from [min, max] per throttled request
+   * (the seeded PRNG, so runs repeat), or `false` for none. Each service says it its own way: Key Vault and AWS KMS
+   * with a `Retry-After` header, Cloud KMS with a `google.rpc.RetryInfo` error detail. Default `{ min: 0, max: 3 }`.
+   * The values sent are kept in {@link FaultController.retryAfterSent}.
+   */
+  readonly retryAfterSeconds?: { readonly min: number; readonly max: number } | false | undefined;
   /** Seed of the PRNG that draws the faults, for reproducible runs. Default: a fixed seed. */
   readonly seed?: number | undefined;
 }
+
+/** Default range of {@link FaultSettings.retryAfterSeconds}. */
+const DEFAULT_RETRY_AFTER = { min: 0, max: 3 } as const;
 
 /** What happens to one request. */
 export type FaultDecision = 'serve' | 'throttle' | 'server-error' | 'reset' | 'outage';
@@ -115,8 +125,36 @@ export class FaultController {
     checkRatio(settings.resetRatio, 'resetRatio');
     checkLatency(settings.latency);
     if (settings.operations !== undefined && !Array.isArray(settings.operations)) throw new TypeError('operations must be an array of names');
+    const ra = settings.retryAfterSeconds;
+    if (ra !== undefined && ra !== false) {
+      if (ra === null || typeof ra !== 'object') throw new TypeError('retryAfterSeconds must be { min, max } or false');
+      for (const [name, v] of [['min', ra.min], ['max', ra.max]] as const) {
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new RangeError(`retryAfterSeconds.${name} must be an integer >= 0`);
+      }
+      if (ra.max < ra.min) throw new RangeError('retryAfterSeconds.max must be >= retryAfterSeconds.min');
+    }
     this.#settings = { ...settings };
     this.#random = prng(settings.seed ?? 0x6b66);
+    this.retryAfterSent.length = 0;
+  }
+
+  /**
+   * The delays (seconds) throttling answers asked for since the last `set` / `clear`, in order: the latest 10,000,
+   * so a long-running emulator under faults does not grow without bound.
+   */
+  readonly retryAfterSent: number[] = [];
+
+  /**
+   * Draws the delay one throttling answer asks for, in whole seconds, and records it; `undefined` when the settings
+   * say none (`retryAfterSeconds: false`).
+   */
+  drawRetryAfterSeconds(): number | undefined {
+    const range = this.#settings.retryAfterSeconds ?? DEFAULT_RETRY_AFTER;
+    if (range === false) return undefined;
+    const seconds = range.min + Math.floor(this.#random() * (range.max - range.min + 1));
+    this.retryAfterSent.push(seconds);
+    if (this.retryAfterSent.length > 10_000) this.retryAfterSent.shift();
+    return seconds;
   }
 
   /** Removes every fault. */

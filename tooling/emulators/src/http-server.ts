@@ -23,7 +23,8 @@ export interface ServiceDefinition {
   /** Names the operation of a request (for counters and fault filters); `undefined` if the request is malformed. */
   operationOf(req: IncomingMessage, body: Buffer): string | undefined;
   handle(operation: string | undefined, req: IncomingMessage, body: Buffer): ServiceResponse | Promise<ServiceResponse>;
-  throttleResponse(operation: string): ServiceResponse;
+  /** The service's throttling answer; `retryAfterSeconds` is the delay to ask for (drawn by the fault settings). */
+  throttleResponse(operation: string, retryAfterSeconds: number | undefined): ServiceResponse;
   serverErrorResponse(operation: string): ServiceResponse;
   /** Extra admin routes (`/__keyfold/<name>`), for example Vault's seal and unseal. */
   admin?(name: string, body: unknown): ServiceResponse | undefined;
@@ -184,7 +185,7 @@ export async function startServer(service: ServiceDefinition, options: ListenOpt
         return;
       case 'throttle':
         counters.throttled++;
-        send(res, service.throttleResponse(op), service.contentType);
+        send(res, service.throttleResponse(op, faults.drawRetryAfterSeconds()), service.contentType);
         return;
       case 'server-error':
         counters.serverErrors++;

@@ -5,7 +5,7 @@
  */
 export { startAwsKmsEmulator } from './aws-kms/emulator.js';
 export type { AwsKmsEmulator, AwsKmsEmulatorOptions, KeyMetadataJson } from './aws-kms/emulator.js';
-export type { KeySpec } from './aws-kms/kms-keys.js';
+export type { KeySpec, KeyState } from './aws-kms/kms-keys.js';
 export { startVaultTransitEmulator } from './vault/emulator.js';
 export type { VaultTransitEmulator, VaultTransitEmulatorOptions } from './vault/emulator.js';
 export { FaultController } from './faults.js';

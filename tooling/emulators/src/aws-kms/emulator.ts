@@ -20,8 +20,10 @@ import {
 } from './kms-recipient.js';
 import {
   KEY_SPECS,
+  KEY_STATES,
   KeyStore,
   assertUsable,
+  invalidState,
   currentMaterial,
   rotate,
   rsaDecrypt,
@@ -32,6 +34,7 @@ import {
   type EncryptionAlgorithm,
   type EncryptionContextMap,
   type KeySpec,
+  type KeyState,
   type KmsKey,
 } from './kms-keys.js';
 
@@ -64,6 +67,14 @@ export interface AwsKmsEmulator extends EmulatorServer {
   denyAccessKey(accessKeyId: string): void;
   /** Lifts {@link denyAccessKey}. */
   allowAccessKey(accessKeyId: string): void;
+  /**
+   * Puts a key into a state no emulated operation reaches: `PendingImport` (its imported key material was deleted
+   * or expired), `Unavailable` (its custom key store was disconnected), `Creating` / `Updating` (a multi-Region
+   * replica being made, UpdatePrimaryRegion completing); or back to `Enabled`. Operations then answer as the key
+   * state table says.
+   * @throws RangeError for an unknown state; the key's NotFoundException.
+   */
+  setKeyState(keyId: string, state: KeyState): void;
   /**
    * Stands in for a key policy that allows Decrypt and GenerateDataKey on `keyId` only with a Recipient whose
    * attestation document meets `conditions` (`kms:RecipientAttestation:ImageSha384` / `:PCR<n>` condition keys, hex
@@ -304,20 +315,24 @@ function operations(
       grantTokens(body);
       return { KeyMetadata: metadata(keyOp(body)) };
     },
+    // Enabling or disabling is refused while the key is pending deletion or import, or in a transient multi-Region
+    // state (multi-region-update.html: no "enabling or disabling these keys" while Updating); an Unavailable key
+    // (disconnected custom key store) can still be managed.
     EnableKey(body) {
       const key = keyOp(body);
-      if (key.state === 'PendingDeletion') throw new KmsError('KMSInvalidStateException', `${key.arn} is pending deletion.`);
+      if (key.state !== 'Enabled' && key.state !== 'Disabled' && key.state !== 'Unavailable') throw invalidState(key);
       key.state = 'Enabled';
       return {};
     },
     DisableKey(body) {
       const key = keyOp(body);
-      if (key.state === 'PendingDeletion') throw new KmsError('KMSInvalidStateException', `${key.arn} is pending deletion.`);
+      if (key.state !== 'Enabled' && key.state !== 'Disabled' && key.state !== 'Unavailable') throw invalidState(key);
       key.state = 'Disabled';
       return {};
     },
     ScheduleKeyDeletion(body) {
       const key = keyOp(body);
+      if (key.state === 'Creating' || key.state === 'Updating') throw invalidState(key);
       const days = int(body, 'PendingWindowInDays') ?? 30;
       if (days < 7 || days > 30) throw validation("Value at 'pendingWindowInDays' failed to satisfy constraint: Member must have value between 7 and 30");
       key.state = 'PendingDeletion';
@@ -532,7 +547,12 @@ export async function startAwsKmsEmulator(options: AwsKmsEmulatorOptions = {}): 
         return handleError(e);
       }
     },
-    throttleResponse: () => fail(new KmsError('ThrottlingException', 'Rate exceeded')),
+    // KMS does not document a delay on ThrottlingException; the AWS SDK's retry strategy reads a Retry-After header
+    // when one comes (@smithy/core retry parseRetryAfterHeader), so fault mode sends varied ones to exercise that path.
+    throttleResponse: (_op, retryAfterSeconds) => {
+      const r = fail(new KmsError('ThrottlingException', 'Rate exceeded'));
+      return retryAfterSeconds === undefined ? r : { ...r, headers: { ...r.headers, 'retry-after': String(retryAfterSeconds) } };
+    },
     serverErrorResponse: () => fail(new KmsError('KMSInternalException', 'The request was rejected because an internal exception occurred. The request can be retried.')),
   };
   const handleError = (e: unknown): ServiceResponse => {
@@ -568,6 +588,15 @@ export async function startAwsKmsEmulator(options: AwsKmsEmulatorOptions = {}): 
     },
     denyAccessKey: (id) => void denied.add(id),
     allowAccessKey: (id) => void denied.delete(id),
+    setKeyState(keyId, state) {
+      if (!KEY_STATES.includes(state)) throw new RangeError(`state must be one of ${KEY_STATES.join(', ')}; got ${String(state)}`);
+      const key = store.resolve(keyId);
+      key.state = state;
+      if (state !== 'PendingDeletion') {
+        delete key.deletionDate;
+        delete key.pendingWindowInDays;
+      }
+    },
     requireRecipientAttestation(keyId, conditions) {
       const key = store.resolve(keyId);
       if (conditions === undefined) {

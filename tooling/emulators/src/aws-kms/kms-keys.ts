@@ -12,7 +12,14 @@ import { KmsError } from './kms-errors.js';
 
 export type KeySpec = 'SYMMETRIC_DEFAULT' | 'RSA_2048' | 'RSA_3072' | 'RSA_4096';
 export const KEY_SPECS: readonly KeySpec[] = ['SYMMETRIC_DEFAULT', 'RSA_2048', 'RSA_3072', 'RSA_4096'];
-export type KeyState = 'Enabled' | 'Disabled' | 'PendingDeletion';
+/**
+ * Key states ("Key states of AWS KMS keys", AWS KMS Developer Guide, key-state.html): every key can be Enabled,
+ * Disabled or PendingDeletion; PendingImport is a key with imported key material that has none (yet, or any more);
+ * Unavailable is a key in a custom key store that is disconnected; Creating (a multi-Region replica being made) and
+ * Updating (while UpdatePrimaryRegion completes) are transient states of multi-Region keys.
+ */
+export type KeyState = 'Enabled' | 'Disabled' | 'PendingDeletion' | 'PendingImport' | 'Unavailable' | 'Creating' | 'Updating';
+export const KEY_STATES: readonly KeyState[] = ['Enabled', 'Disabled', 'PendingDeletion', 'PendingImport', 'Unavailable', 'Creating', 'Updating'];
 export type EncryptionAlgorithm = 'SYMMETRIC_DEFAULT' | 'RSAES_OAEP_SHA_1' | 'RSAES_OAEP_SHA_256';
 
 /** One version of a symmetric key's backing key. `id` is a KeyMaterialId: 64 hex characters, as in real KMS. */
@@ -167,13 +174,33 @@ export class KeyStore {
   }
 }
 
+/** How KMS names a state in a KMSInvalidStateException message: `<arn> is pending deletion.` */
+const STATE_WORDS: Readonly<Record<KeyState, string>> = {
+  Enabled: 'enabled',
+  Disabled: 'disabled',
+  PendingDeletion: 'pending deletion',
+  PendingImport: 'pending import',
+  Unavailable: 'unavailable',
+  Creating: 'creating',
+  Updating: 'updating',
+};
+
+/** KMSInvalidStateException naming the key's state, the way KMS words it. */
+export function invalidState(key: KmsKey): KmsError {
+  return new KmsError('KMSInvalidStateException', `${key.arn} is ${STATE_WORDS[key.state]}.`);
+}
+
 /**
- * Refuses a cryptographic operation on a key that is not enabled.
+ * Refuses a cryptographic operation on a key whose state does not allow it, as the key state table says:
+ * Disabled is DisabledException; PendingDeletion, PendingImport, Unavailable and Creating are
+ * KMSInvalidStateException; Enabled and Updating ("you can use the keys in cryptographic operations",
+ * multi-region-update.html) are usable.
  * @throws KmsError DisabledException / KMSInvalidStateException.
  */
 export function assertUsable(key: KmsKey): void {
+  if (key.state === 'Enabled' || key.state === 'Updating') return;
   if (key.state === 'Disabled') throw new KmsError('DisabledException', `${key.arn} is disabled.`);
-  if (key.state === 'PendingDeletion') throw new KmsError('KMSInvalidStateException', `${key.arn} is pending deletion.`);
+  throw invalidState(key);
 }
 
 export function currentMaterial(key: KmsKey): KeyMaterial {

@@ -33,6 +33,12 @@ export interface AzureKeyVaultEmulatorOptions {
   readonly httpsPort?: number;
   /** Behave as a Managed HSM: oct / oct-HSM keys (A256KW) are allowed. Default false (a vault: RSA keys only). */
   readonly managedHsm?: boolean;
+  /**
+   * With `managedHsm`, whether the software key types RSA and oct are still accepted. Real Managed HSM refuses them
+   * (it supports HSM-protected keys only: RSA-HSM, EC-HSM, oct-HSM; Microsoft Learn "About keys"); set `false` to
+   * be as strict. Default true, a convenience so one emulator serves RSA and oct-HSM tests.
+   */
+  readonly softwareKeysOnManagedHsm?: boolean;
   /** Tenant named in the bearer challenge. */
   readonly tenantId?: string;
 }
@@ -66,7 +72,7 @@ export interface AzureKeyVaultEmulator {
  */
 export async function startAzureKeyVaultEmulator(options: AzureKeyVaultEmulatorOptions = {}): Promise<AzureKeyVaultEmulator> {
   const managedHsm = options.managedHsm ?? false;
-  const state = new KvState(managedHsm);
+  const state = new KvState(managedHsm, options.softwareKeysOnManagedHsm ?? true);
   const service = new KvService(state, {
     tenantId: options.tenantId ?? '00000000-0000-0000-0000-000000000000',
     resource: managedHsm ? 'https://managedhsm.azure.net' : 'https://vault.azure.net',

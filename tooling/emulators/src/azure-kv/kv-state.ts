@@ -85,7 +85,16 @@ function seconds(): number {
 export class KvState {
   readonly #keys = new Map<string, Key>();
 
-  constructor(readonly managedHsm: boolean) {}
+  /**
+   * @param managedHsm behave as a Managed HSM (oct-HSM keys allowed).
+   * @param softwareKeysOnManagedHsm on a Managed HSM, still accept the software key types RSA and oct. Real Managed HSM
+   *   does not ("Managed HSMs only support HSM-protected keys": RSA-HSM, EC-HSM, oct-HSM; Microsoft Learn, "About
+   *   keys", azure/key-vault/keys/about-keys): a convenience so one emulator serves RSA and oct-HSM tests.
+   */
+  constructor(
+    readonly managedHsm: boolean,
+    readonly softwareKeysOnManagedHsm = true,
+  ) {}
 
   createKey(name: string, input: CreateKeyInput): KeyBundleView {
     if (!NAME.test(name)) throw badParameter(`The key name ${name} is invalid: use 1-127 letters, digits and dashes.`);
@@ -93,6 +102,10 @@ export class KvState {
     if (typeof kty !== 'string' || !KEY_TYPES.includes(kty)) throw badParameter(`The key type ${String(kty)} is not supported by the emulator (RSA, RSA-HSM, oct, oct-HSM).`);
     if ((kty === 'oct' || kty === 'oct-HSM') && !this.managedHsm) {
       throw badParameter(`Key type ${kty} is supported by Managed HSM only (start the emulator with managedHsm: true).`);
+    }
+    if (this.managedHsm && !this.softwareKeysOnManagedHsm && (kty === 'RSA' || kty === 'oct')) {
+      // The exact wording of Managed HSM's refusal is not documented; BadParameter 400 is its answer to a bad kty.
+      throw badParameter(`Key type ${kty} is not supported: Managed HSM supports HSM-protected keys only (RSA-HSM, EC-HSM, oct-HSM).`);
     }
     let key = this.#keys.get(name);
     if (key?.deletedOn !== undefined) {

@@ -159,7 +159,17 @@ export class KvService {
         return;
       case 'throttle':
         c.throttled++;
-        send(res, 429, new KvError(429, 'Throttled', `Operation ${op} was throttled. Reason: VaultRequestTypeLimitReached.`).body(), { 'retry-after': '1' });
+        {
+          // Key Vault answers 429 with a Retry-After header in seconds ("Azure Key Vault throttling guidance",
+          // learn.microsoft.com/azure/key-vault/general/overview-throttling); the value varies with the load.
+          const seconds = this.faults.drawRetryAfterSeconds();
+          send(
+            res,
+            429,
+            new KvError(429, 'Throttled', `Operation ${op} was throttled. Reason: VaultRequestTypeLimitReached.`).body(),
+            seconds === undefined ? {} : { 'retry-after': String(seconds) },
+          );
+        }
         return;
       case 'server-error': {
         c.serverErrors++;

@@ -57,6 +57,19 @@ describe('Cloud KMS emulator', () => {
     expect(unverified.json).toMatchObject({ verifiedPlaintextCrc32c: false, verifiedAdditionalAuthenticatedDataCrc32c: false });
   });
 
+  it('checksums are proto3 JSON Int64Value (a decimal string or a number); the object form { value } is refused', async () => {
+    const plaintext = Buffer.from('x');
+    const sum = crc32c(plaintext);
+    for (const ok of [String(sum), sum]) {
+      expect((await post(`${keyName}:encrypt`, { plaintext: plaintext.toString('base64'), plaintextCrc32c: ok })).json).toMatchObject({ verifiedPlaintextCrc32c: true });
+    }
+    for (const bad of [{ value: String(sum) }, [String(sum)], '-1', '1.5', 'abc', true]) {
+      const r = await post(`${keyName}:encrypt`, { plaintext: plaintext.toString('base64'), plaintextCrc32c: bad });
+      expect(r).toMatchObject({ status: 400, json: { error: { status: 'INVALID_ARGUMENT' } } });
+      expect((r.json.error as { message: string }).message).toContain("Invalid value at 'plaintext_crc32c'");
+    }
+  });
+
   it('answers NOT_FOUND and FAILED_PRECONDITION with their HTTP statuses', async () => {
     expect(await post('projects/p/locations/l/keyRings/r/cryptoKeys/none:encrypt', { plaintext: 'eA==' })).toMatchObject({ status: 404, json: { error: { status: 'NOT_FOUND' } } });
     const name = emu.createKey('pre');

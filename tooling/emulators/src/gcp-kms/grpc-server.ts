@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as gax from 'google-gax';
 import { Code, KmsError, type DecryptOutput, type EncryptOutput, type KeyView, type VersionView } from './kms-state.js';
+import { statusWithRetryInfo } from './retry-info.js';
 import type { KmsService, Outcome, Rpc, RpcRequest } from './service.js';
 
 const grpc = gax.grpc;
@@ -166,8 +167,11 @@ function render(rpc: Rpc, value: unknown): unknown {
   }
 }
 
-function grpcError(e: KmsError): { code: number; details: string; message: string } {
-  return { code: e.code, details: e.message, message: e.message };
+function grpcError(e: KmsError): { code: number; details: string; message: string; metadata?: gax.grpc.Metadata } {
+  if (e.retryDelaySeconds === undefined) return { code: e.code, details: e.message, message: e.message };
+  const metadata = new grpc.Metadata();
+  metadata.set('grpc-status-details-bin', statusWithRetryInfo(e.code, e.message, e.retryDelaySeconds));
+  return { code: e.code, details: e.message, message: e.message, metadata };
 }
 
 /** A running gRPC server. */

@@ -45,6 +45,8 @@ export class KmsError extends Error {
   constructor(
     readonly code: number,
     message: string,
+    /** Seconds the client is asked to wait before retrying (sent as a google.rpc.RetryInfo detail), if any. */
+    readonly retryDelaySeconds?: number,
   ) {
     super(message);
     this.name = 'KmsError';
@@ -54,12 +56,28 @@ export class KmsError extends Error {
 export type VersionState = 'ENABLED' | 'DISABLED' | 'DESTROYED' | 'DESTROY_SCHEDULED';
 export type ProtectionLevel = 'SOFTWARE' | 'HSM';
 const ALGORITHM = 'GOOGLE_SYMMETRIC_ENCRYPTION';
+/**
+ * Size limits of Encrypt / Decrypt by the key version's protection level (Cloud KMS reference, EncryptRequest and
+ * DecryptRequest, fields `plaintext` and `additional_authenticated_data`): SOFTWARE keys take up to 64 KiB of
+ * plaintext and 64 KiB of AAD; for HSM keys the plaintext and the AAD together may be at most 8 KiB.
+ */
 const MAX_DATA = 65_536;
+const MAX_HSM_DATA = 8192;
 const ID = /^[a-zA-Z0-9_-]{1,63}$/;
 const LOCATION = /^projects\/([^/]+)\/locations\/([^/]+)$/;
 const RING = /^projects\/[^/]+\/locations\/[^/]+\/keyRings\/[^/]+$/;
 const KEY = /^projects\/[^/]+\/locations\/[^/]+\/keyRings\/[^/]+\/cryptoKeys\/[^/]+$/;
 const VERSION = /^(projects\/[^/]+\/locations\/[^/]+\/keyRings\/[^/]+\/cryptoKeys\/[^/]+)\/cryptoKeyVersions\/([1-9][0-9]*)$/;
+
+/** Refuses plaintext + AAD over 8 KiB on an HSM key, as Cloud KMS does (INVALID_ARGUMENT). */
+function checkHsmSize(level: ProtectionLevel, plaintextLength: number, aadLength: number): void {
+  if (level === 'HSM' && plaintextLength + aadLength > MAX_HSM_DATA) {
+    throw new KmsError(
+      Code.INVALID_ARGUMENT,
+      `The combined length of the plaintext and additional_authenticated_data is ${plaintextLength + aadLength} bytes; for a key with protection level HSM it must be no larger than ${MAX_HSM_DATA} bytes.`,
+    );
+  }
+}
 
 interface Version {
   readonly id: number;
@@ -235,6 +253,7 @@ export class KmsState {
     if (input.additionalAuthenticatedData.length > MAX_DATA) {
       throw new KmsError(Code.INVALID_ARGUMENT, `The additional authenticated data is larger than ${MAX_DATA} bytes.`);
     }
+    checkHsmSize(key.protectionLevel, input.plaintext.length, input.additionalAuthenticatedData.length);
     if (input.plaintextCrc32c !== undefined && input.plaintextCrc32c !== crc32c(input.plaintext)) {
       throw checksumMismatch('plaintext_crc32c', 'plaintext');
     }
@@ -268,7 +287,12 @@ export class KmsState {
     }
     const failed = new KmsError(Code.INVALID_ARGUMENT, "Decryption failed: verify that 'name' refers to the correct CryptoKey.");
     const ct = input.ciphertext;
+    if (input.additionalAuthenticatedData.length > MAX_DATA) {
+      throw new KmsError(Code.INVALID_ARGUMENT, `The additional authenticated data is larger than ${MAX_DATA} bytes.`);
+    }
     if (ct.length < 4 + 12 + 16) throw failed;
+    // The plaintext inside is the ciphertext less the emulator's header (version id, IV) and tag.
+    checkHsmSize(key.protectionLevel, ct.length - (4 + 12 + 16), input.additionalAuthenticatedData.length);
     const version = key.versions.get(ct.readUInt32BE(0));
     if (!version) throw failed;
     if (version.state !== 'ENABLED') {

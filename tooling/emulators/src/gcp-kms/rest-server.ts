@@ -7,6 +7,7 @@
  * @module
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { retryInfoJson } from './retry-info.js';
 import { Code, KmsError, codeName, type DecryptOutput, type EncryptOutput, type KeyView, type VersionView } from './kms-state.js';
 import type { KmsService, Rpc, RpcRequest } from './service.js';
 import { listenOnLoopback } from '../http-server.js';
@@ -68,11 +69,18 @@ function b64(v: unknown, field: string): Buffer {
   return Buffer.from(v, v.includes('-') || v.includes('_') ? 'base64url' : 'base64');
 }
 
-/** Int64Value in proto3 JSON: a decimal string (or a number); `undefined` when absent. */
+/**
+ * An Int64Value in proto3 JSON: "Wrappers use the same representation in JSON as the wrapped primitive type" and an
+ * int64 is a decimal string, a number being accepted too (protobuf "JSON Mapping", protobuf.dev/programming-guides/
+ * proto3/#json). The object form `{ "value": ... }` is the gRPC-side message shape, not JSON, and is refused as
+ * Google's JSON transcoding refuses it. `undefined` when absent.
+ */
 function checksum(v: unknown, field: string): number | undefined {
   if (v === undefined || v === null) return undefined;
-  const text = typeof v === 'number' ? String(v) : typeof v === 'string' ? v : typeof v === 'object' ? String((v as { value?: unknown }).value) : '';
-  if (!/^\d+$/.test(text)) throw invalid(`Invalid value at '${field}': not an int64`);
+  const text = typeof v === 'number' && Number.isSafeInteger(v) ? String(v) : typeof v === 'string' ? v : '';
+  if (!/^\d{1,19}$/.test(text) || !Number.isSafeInteger(Number(text))) {
+    throw invalid(`Invalid value at '${field}' (type.googleapis.com/google.protobuf.Int64Value), ${JSON.stringify(v)}`);
+  }
   return Number(text);
 }
 
@@ -218,7 +226,8 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 
 function sendError(res: ServerResponse, e: KmsError): void {
   const status = HTTP_STATUS[e.code] ?? 500;
-  send(res, status, { error: { code: status, message: e.message, status: codeName(e.code) } });
+  const details = e.retryDelaySeconds === undefined ? {} : { details: [retryInfoJson(e.retryDelaySeconds)] };
+  send(res, status, { error: { code: status, message: e.message, status: codeName(e.code), ...details } });
 }
 
 function readBody(req: IncomingMessage): Promise<Buffer | undefined> {

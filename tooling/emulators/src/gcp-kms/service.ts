@@ -235,6 +235,7 @@ export class KmsService {
           error: new KmsError(
             Code.RESOURCE_EXHAUSTED,
             "Quota exceeded for quota metric 'Cryptographic requests' and limit 'Cryptographic requests per minute' of service 'cloudkms.googleapis.com'.",
+            this.faults.drawRetryAfterSeconds(),
           ),
         };
       case 'server-error':

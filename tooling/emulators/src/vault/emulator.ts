@@ -31,6 +31,13 @@ export interface VaultTransitEmulatorOptions {
   readonly mounts?: readonly string[];
   /** Clock in ms, injectable so tests can expire tokens without waiting. Default `Date.now`. */
   readonly now?: () => number;
+  /**
+   * Answer a ciphertext that fails authentication on `decrypt` / `rewrap` (single, not batch) with a 500 and Go's
+   * error text, as older Vault versions did: their `keysutil.Policy.Decrypt` returned an `InternalError` for a failed
+   * `aead.Open` (and still does for `failed to RSA decrypt the ciphertext` on RSA keys), which Vault's HTTP layer
+   * answers with 500. Default false: a 400 `invalid ciphertext: unable to decrypt`, as current Vault answers.
+   */
+  readonly legacyDecryptErrors?: boolean;
 }
 
 /** A running Vault transit emulator. */
@@ -103,6 +110,26 @@ function parseDuration(v: unknown): number | undefined {
   throw new TransitError('increment must be a duration');
 }
 
+/** The items of `batch_input`: a non-empty array of objects, else Vault's request-level 400. */
+function batchItems(raw: unknown): Body[] {
+  // Vault decodes batch_input with mapstructure into []BatchRequestItem: anything else fails the whole request.
+  if (!Array.isArray(raw) || raw.some((item) => item === null || typeof item !== 'object' || Array.isArray(item))) {
+    throw new TransitError('failed to parse batch input: expected an array of objects');
+  }
+  if (raw.length === 0) throw new TransitError('missing batch input to process');
+  return raw as Body[];
+}
+
+/** Vault refuses a batch where some items carry a derivation context and others do not (whole request, 400). */
+function checkContextConsistency(items: readonly Body[]): void {
+  const has = (item: Body): boolean => typeof item.context === 'string' && item.context !== '';
+  const first = items[0] !== undefined && has(items[0]);
+  if (items.some((item) => has(item) !== first)) throw new TransitError('context should be set either in all the request blocks or in none');
+}
+
+/** What Go's `cipher.AEAD.Open` reports for a ciphertext that fails authentication (the emulator's message too). */
+const AUTH_FAILED = 'cipher: message authentication failed';
+
 /**
  * Starts the Vault transit emulator on 127.0.0.1.
  * @throws the listen error (EADDRINUSE, ...).
@@ -121,6 +148,7 @@ function parseDuration(v: unknown): number | undefined {
  */
 export async function startVaultTransitEmulator(options: VaultTransitEmulatorOptions = {}): Promise<VaultTransitEmulator> {
   const now = options.now ?? Date.now;
+  const legacyDecryptErrors = options.legacyDecryptErrors === true;
   const mounts = new Set(options.mounts ?? ['transit']);
   const auth = new VaultAuth(now, options.rootToken);
   /** namespace -> mount -> key name -> key */
@@ -254,16 +282,21 @@ export async function startVaultTransitEmulator(options: VaultTransitEmulatorOpt
       default:
         break;
     }
+    // Request-level errors, as Vault answers them (hashicorp/vault builtin/logical/transit/path_encrypt.go,
+    // path_decrypt.go, path_rewrap.go): batch_input is decoded and checked for a consistent context, and the key is
+    // looked up once per request, before any item runs, so these are a top-level 400 `{"errors": [...]}` with no
+    // batch_results, whatever partial_failure_response_code says.
+    const items = body.batch_input === undefined ? undefined : batchItems(body.batch_input);
+    if (items) checkContextConsistency(items);
     // encrypt upserts the key, as Vault does for a token allowed to write the path.
     if (r.operation === 'encrypt' && !key) {
-      const first = Array.isArray(body.batch_input) ? (body.batch_input[0] as Body | undefined) : body;
+      const first = items ? items[0] : body;
       map.set(name, (key = newKey(name, first?.context !== undefined && first.context !== '', now())));
     }
-    if (body.batch_input !== undefined) {
-      if (!Array.isArray(body.batch_input) || body.batch_input.length === 0) throw new TransitError('missing batch input to process');
+    if (items) {
+      if (!key) throw new TransitError('encryption key not found');
       let failures = 0;
-      const results = body.batch_input.map((raw: unknown) => {
-        const item = (raw !== null && typeof raw === 'object' ? raw : {}) as Body;
+      const results = items.map((item) => {
         const reference = typeof item.reference === 'string' ? { reference: item.reference } : {};
         try {
           return { ...transitItem(r.operation, key, item, r.datakeyType), ...reference };
@@ -278,7 +311,14 @@ export async function startVaultTransitEmulator(options: VaultTransitEmulatorOpt
         failures === 0 ? 200 : failures === results.length || typeof partial !== 'number' ? 400 : partial;
       return { ...answer({ batch_results: results }), status };
     }
-    return answer(transitItem(r.operation, key, body, r.datakeyType));
+    try {
+      return answer(transitItem(r.operation, key, body, r.datakeyType));
+    } catch (err) {
+      if (legacyDecryptErrors && err instanceof TransitError && err.message === AUTH_FAILED && (r.operation === 'decrypt' || r.operation === 'rewrap')) {
+        return vaultError(500, AUTH_FAILED);
+      }
+      throw err;
+    }
   };
 
   const authBlock = (t: Token): Body => ({
@@ -353,7 +393,11 @@ export async function startVaultTransitEmulator(options: VaultTransitEmulatorOpt
         throw err;
       }
     },
-    throttleResponse: (op) => vaultError(429, `request path "${op}": rate limit quota exceeded`),
+    // A rate limit quota's 429 carries Retry-After in seconds (hashicorp/vault vault/quotas/quotas_rate_limit.go).
+    throttleResponse: (op, retryAfterSeconds) => ({
+      ...vaultError(429, `request path "${op}": rate limit quota exceeded`),
+      ...(retryAfterSeconds === undefined ? {} : { headers: { 'retry-after': String(retryAfterSeconds) } }),
+    }),
     serverErrorResponse: () => vaultError(500, 'internal error'),
     admin(name) {
       if (name === 'seal') {
