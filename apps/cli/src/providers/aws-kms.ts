@@ -7,9 +7,9 @@
 import { ConfigError, type SecurityMode } from '@keyfold/envelope-core';
 import { createAwsKmsProvider, type AwsKmsProvider } from '@keyfold/provider-aws';
 import type { CommandContext } from '../command.js';
-import type { AwsKmsProviderConfig } from '../provider-config.js';
+import { opt, type AwsKmsProviderConfig, type ConfigFields } from '../provider-config.js';
 import { checkServiceUrl, optional, required } from './options.js';
-import { NO_CREDENTIAL_VARIABLES, type ProviderAdapter } from './adapter.js';
+import { keyServiceAdapter, type ProviderAdapter } from './adapter.js';
 import type { InitOpened } from './types.js';
 
 const CREDENTIALS_NOTE =
@@ -80,12 +80,10 @@ function rotationHint(cfg: AwsKmsProviderConfig): string {
   );
 }
 
+/** config.json: the key ARN and region it is reopened with, an optional endpoint. */
+function parseConfig(f: ConfigFields, keyId: string): AwsKmsProviderConfig {
+  return { kind: 'aws-kms', keyId, arn: f.string('arn'), region: f.string('region'), ...opt('endpoint', f.optionalString('endpoint')) };
+}
+
 /** The `aws-kms` provider: set up from options by init and migrate; the service rotates its own key. */
-export const awsKmsAdapter: ProviderAdapter<'aws-kms'> = {
-  kind: 'aws-kms',
-  init: { by: 'options', open: init },
-  migrate: { supported: true, openTarget: init },
-  open: (ctx, loaded, cfg) => open(ctx, loaded.securityMode, cfg),
-  kekAdd: { by: 'elsewhere', hint: rotationHint },
-  credentialVariables: () => NO_CREDENTIAL_VARIABLES,
-};
+export const awsKmsAdapter: ProviderAdapter<'aws-kms'> = keyServiceAdapter({ kind: 'aws-kms', parseConfig, init, open, rotationHint });

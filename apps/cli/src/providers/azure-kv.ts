@@ -11,9 +11,9 @@ import { ConfigError, type SecurityMode } from '@keyfold/envelope-core';
 import { createAzureKeyVaultProvider, type AzureKeyVaultProvider, type TokenCredentialLike } from '@keyfold/provider-azure';
 import type { CommandContext } from '../command.js';
 import { AZURE_STATIC_TOKEN_ENV, readCredential } from '../credential-env.js';
-import { isLoopbackHost, type AzureAlgorithm, type AzureKvProviderConfig } from '../provider-config.js';
+import { isLoopbackHost, opt, type AzureAlgorithm, type AzureKvProviderConfig, type ConfigFields } from '../provider-config.js';
 import { absolutePath, choice, optional, readCaFile, required } from './options.js';
-import { NO_CREDENTIAL_VARIABLES, type ProviderAdapter } from './adapter.js';
+import { keyServiceAdapter, type ProviderAdapter } from './adapter.js';
 import type { InitOpened } from './types.js';
 
 export { AZURE_STATIC_TOKEN_ENV };
@@ -113,12 +113,16 @@ function rotationHint(cfg: AzureKvProviderConfig): string {
   );
 }
 
+/** config.json: the kid given at init, the wrapping algorithm and an optional CA file. */
+function parseConfig(f: ConfigFields, keyId: string): AzureKvProviderConfig {
+  return {
+    kind: 'azure-kv',
+    keyId,
+    kid: f.string('kid'),
+    algorithm: f.oneOf<AzureAlgorithm>('algorithm', ['RSA-OAEP-256', 'A256KW']),
+    ...opt('caFile', f.optionalString('caFile')),
+  };
+}
+
 /** The `azure-kv` provider: set up from options by init and migrate; the service rotates its own key. */
-export const azureKvAdapter: ProviderAdapter<'azure-kv'> = {
-  kind: 'azure-kv',
-  init: { by: 'options', open: init },
-  migrate: { supported: true, openTarget: init },
-  open: (ctx, loaded, cfg) => open(ctx, loaded.securityMode, cfg),
-  kekAdd: { by: 'elsewhere', hint: rotationHint },
-  credentialVariables: () => NO_CREDENTIAL_VARIABLES,
-};
+export const azureKvAdapter: ProviderAdapter<'azure-kv'> = keyServiceAdapter({ kind: 'azure-kv', parseConfig, init, open, rotationHint });

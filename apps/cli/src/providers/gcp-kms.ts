@@ -11,9 +11,9 @@ import { ConfigError, type SecurityMode } from '@keyfold/envelope-core';
 import { createGcpKmsProvider, type GcpClientOptions, type GcpKmsProvider } from '@keyfold/provider-gcp';
 import type { CommandContext } from '../command.js';
 import { UsageError } from '../exit-codes.js';
-import { isLoopbackHost, type GcpKmsProviderConfig, type GcpTransport } from '../provider-config.js';
+import { isLoopbackHost, opt, type ConfigFields, type GcpKmsProviderConfig, type GcpTransport } from '../provider-config.js';
 import { choice, optional, required } from './options.js';
-import { NO_CREDENTIAL_VARIABLES, type ProviderAdapter } from './adapter.js';
+import { keyServiceAdapter, type ProviderAdapter } from './adapter.js';
 import type { InitOpened } from './types.js';
 
 interface HostPort {
@@ -100,12 +100,16 @@ function rotationHint(cfg: GcpKmsProviderConfig): string {
   return `Cloud KMS rotates keys itself: set a rotation period on the key, or run '${command}'; older versions keep decrypting`;
 }
 
+/** config.json: the transport (default gRPC), an optional endpoint and the plaintext-connection switch. */
+function parseConfig(f: ConfigFields, keyId: string): GcpKmsProviderConfig {
+  return {
+    kind: 'gcp-kms',
+    keyId,
+    transport: f.oneOf<GcpTransport>('transport', ['grpc', 'rest'], 'grpc'),
+    ...opt('endpoint', f.optionalString('endpoint')),
+    ...opt('insecure', f.optionalBoolean('insecure')),
+  };
+}
+
 /** The `gcp-kms` provider: set up from options by init and migrate; the service rotates its own key. */
-export const gcpKmsAdapter: ProviderAdapter<'gcp-kms'> = {
-  kind: 'gcp-kms',
-  init: { by: 'options', open: init },
-  migrate: { supported: true, openTarget: init },
-  open: (ctx, loaded, cfg) => open(ctx, loaded.securityMode, cfg),
-  kekAdd: { by: 'elsewhere', hint: rotationHint },
-  credentialVariables: () => NO_CREDENTIAL_VARIABLES,
-};
+export const gcpKmsAdapter: ProviderAdapter<'gcp-kms'> = keyServiceAdapter({ kind: 'gcp-kms', parseConfig, init, open, rotationHint });

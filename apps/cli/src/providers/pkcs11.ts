@@ -17,9 +17,10 @@ import {
 import type { CommandContext } from '../command.js';
 import { openProvider } from '../config.js';
 import { UsageError } from '../exit-codes.js';
-import type { Pkcs11Mechanism, Pkcs11ProviderConfig } from '../provider-config.js';
+import { formatFields, formatTable, printable } from '../output.js';
+import { opt, type ConfigFields, type Pkcs11Mechanism, type Pkcs11ProviderConfig } from '../provider-config.js';
 import { absolutePath, choice, integer, optional, required } from './options.js';
-import type { ProviderAdapter } from './adapter.js';
+import type { ProbeSection, ProviderAdapter } from './adapter.js';
 import type { InitOpened, KekAdded } from './types.js';
 
 type Token = Pick<Pkcs11ProviderConfig, 'library' | 'slot' | 'tokenLabel' | 'pinEnv' | 'pinFile'>;
@@ -45,7 +46,7 @@ function describeToken(cfg: Token): string {
  * The configured token as `listPkcs11Tokens` reports it (no PIN needed).
  * @throws KeyfoldError CONFIG_INVALID when the library does not load or has no such token.
  */
-export async function findToken(cfg: Token): Promise<Pkcs11TokenListing> {
+async function findToken(cfg: Token): Promise<Pkcs11TokenListing> {
   const { tokens } = await listPkcs11Tokens({ library: cfg.library });
   const matching = tokens.filter((t) => (cfg.tokenLabel === undefined ? t.slot === String(cfg.slot) : t.label === cfg.tokenLabel));
   if (matching.length === 1) return matching[0] as Pkcs11TokenListing;
@@ -146,7 +147,7 @@ async function init(ctx: CommandContext, securityMode: SecurityMode): Promise<In
  * `keyfold kek add`: the next KEK version, generated inside the token. New wraps use it from the next run on (the
  * highest version is active); every earlier version still unwraps.
  */
-export async function addKekVersion(securityMode: SecurityMode, cfg: Pkcs11ProviderConfig): Promise<KekAdded> {
+async function addKekVersion(securityMode: SecurityMode, cfg: Pkcs11ProviderConfig): Promise<KekAdded> {
   const r = await generatePkcs11KekVersion({ ...tokenOptions(cfg, securityMode), keyLabel: cfg.keyId });
   return {
     kind: cfg.kind,
@@ -160,12 +161,73 @@ export async function addKekVersion(securityMode: SecurityMode, cfg: Pkcs11Provi
   };
 }
 
+/** What `keyfold provider probe` reports of the configured token, read without logging in (no PIN needed). */
+interface TokenReport {
+  readonly slot: string;
+  readonly label: string;
+  readonly flags: readonly string[];
+  readonly mechanisms: Pkcs11TokenListing['mechanisms'];
+  /** Per wrapping mode: what is missing (empty: supported). */
+  readonly modes: Pkcs11TokenListing['modes'];
+  /** What is missing for `kek add` (empty: supported). */
+  readonly keyGeneration: readonly string[];
+}
+
+function renderToken(ctx: CommandContext, token: TokenReport): string {
+  const s = ctx.out.out;
+  const support = (missing: readonly string[]): string => (missing.length === 0 ? 'yes' : `no (lacks ${missing.map(printable).join(', ')})`);
+  const fields = formatFields(
+    [
+      ['token', `${printable(token.label)} (slot ${printable(token.slot)})`],
+      ['token flags', token.flags.map(printable).join(', ') || '(none)'],
+      ['AES_GCM', support(token.modes.AES_GCM)],
+      ['AES_KEY_WRAP_PAD', support(token.modes.AES_KEY_WRAP_PAD)],
+      ['kek add', support(token.keyGeneration)],
+    ],
+    s,
+  );
+  const table = formatTable(
+    [['mechanism', 'flags'], ...token.mechanisms.map((m) => [printable(m.name), m.flags.map(printable).join(', ')])],
+    s,
+  );
+  return `${fields}\n\n${token.mechanisms.length} mechanisms found:\n${table}`;
+}
+
+/**
+ * The `token` section of `keyfold provider probe`: the token's flags, mechanisms and which wrapping modes and key
+ * generation it can do, so they show even when the PIN is wrong.
+ * @throws KeyfoldError CONFIG_INVALID when the library does not load or has no such token (reported by the probe).
+ */
+async function probeToken(cfg: Pkcs11ProviderConfig): Promise<ProbeSection> {
+  const t = await findToken(cfg);
+  const token: TokenReport = { slot: t.slot, label: t.label, flags: t.flags, mechanisms: t.mechanisms, modes: t.modes, keyGeneration: t.keyGeneration };
+  return { json: token, render: (ctx) => renderToken(ctx, token) };
+}
+
+/** config.json: library, exactly one of slot / token label, mechanism, sessions, exactly one of PIN variable / file. */
+function parseConfig(f: ConfigFields, keyId: string): Pkcs11ProviderConfig {
+  f.exactlyOne('slot', 'tokenLabel');
+  f.exactlyOne('pinEnv', 'pinFile');
+  return {
+    kind: 'pkcs11',
+    keyId,
+    library: f.string('library'),
+    ...opt('slot', f.optionalInteger('slot', 0, Number.MAX_SAFE_INTEGER)),
+    ...opt('tokenLabel', f.optionalString('tokenLabel')),
+    mechanism: f.oneOf<Pkcs11Mechanism>('mechanism', ['AES_GCM', 'AES_KEY_WRAP_PAD']),
+    ...opt('sessions', f.optionalInteger('sessions', 1, 64)),
+    ...opt('pinEnv', f.optionalString('pinEnv')),
+    ...opt('pinFile', f.optionalString('pinFile')),
+  };
+}
+
 /**
  * The `pkcs11` provider: set up from options by init and migrate (init creates version 1 on the token when there is
  * none); `kek add` generates the next version inside the token. Its PIN variable (`pinEnv`) is a credential.
  */
 export const pkcs11Adapter: ProviderAdapter<'pkcs11'> = {
   kind: 'pkcs11',
+  parseConfig,
   init: { by: 'options', open: init },
   migrate: { supported: true, openTarget: init },
   open: (ctx, loaded, cfg) => open(ctx, loaded.securityMode, cfg),
@@ -184,4 +246,7 @@ export const pkcs11Adapter: ProviderAdapter<'pkcs11'> = {
     },
   },
   credentialVariables: (cfg) => ({ names: cfg.pinEnv === undefined ? [] : [cfg.pinEnv], patterns: [] }),
+  // The next version is generated inside the token, as kek add does.
+  addDueVersion: async (loaded, cfg) => (await addKekVersion(loaded.securityMode, cfg)).version,
+  probeExtra: { field: 'token', read: probeToken },
 };

@@ -9,9 +9,9 @@ import { createVaultTransitProvider, resolveVaultNamespace, type VaultTransitPro
 import type { CommandContext } from '../command.js';
 import { readCredential, VAULT_ROLE_ID_ENV, VAULT_SECRET_ID_ENV, VAULT_TOKEN_ENV, type CredentialVariable } from '../credential-env.js';
 import { UsageError } from '../exit-codes.js';
-import type { VaultAuthMethod, VaultTransitProviderConfig } from '../provider-config.js';
+import { opt, type ConfigFields, type VaultAuthMethod, type VaultTransitProviderConfig } from '../provider-config.js';
 import { choice, optional, required } from './options.js';
-import { NO_CREDENTIAL_VARIABLES, type ProviderAdapter } from './adapter.js';
+import { keyServiceAdapter, type ProviderAdapter } from './adapter.js';
 import type { InitOpened } from './types.js';
 
 export { VAULT_ROLE_ID_ENV, VAULT_SECRET_ID_ENV };
@@ -85,12 +85,18 @@ function rotationHint(cfg: VaultTransitProviderConfig): string {
   return `Vault rotates transit keys itself: run '${ns}vault write -f ${cfg.mount}/keys/${cfg.keyName}/rotate'; older versions keep decrypting`;
 }
 
+/** config.json: key name, address, mount, optional namespace and the auth method (never a token or secret id). */
+function parseConfig(f: ConfigFields, keyId: string): VaultTransitProviderConfig {
+  return {
+    kind: 'vault-transit',
+    keyId,
+    keyName: f.string('keyName'),
+    endpoint: f.string('endpoint'),
+    mount: f.string('mount'),
+    ...opt('namespace', f.optionalString('namespace')),
+    auth: f.oneOf<VaultAuthMethod>('auth', ['token', 'approle']),
+  };
+}
+
 /** The `vault-transit` provider: set up from options by init and migrate; the service rotates its own key. */
-export const vaultTransitAdapter: ProviderAdapter<'vault-transit'> = {
-  kind: 'vault-transit',
-  init: { by: 'options', open: init },
-  migrate: { supported: true, openTarget: init },
-  open: (ctx, loaded, cfg) => open(ctx, loaded.securityMode, cfg),
-  kekAdd: { by: 'elsewhere', hint: rotationHint },
-  credentialVariables: () => NO_CREDENTIAL_VARIABLES,
-};
+export const vaultTransitAdapter: ProviderAdapter<'vault-transit'> = keyServiceAdapter({ kind: 'vault-transit', parseConfig, init, open, rotationHint });
