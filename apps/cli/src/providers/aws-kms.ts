@@ -5,7 +5,7 @@
  * @module
  */
 import { ConfigError, type SecurityMode } from '@keyfold/envelope-core';
-import { createAwsKmsProvider, type AwsKmsProvider } from '@keyfold/provider-aws';
+import type { AwsKmsProvider } from '@keyfold/provider-aws';
 import type { CommandContext } from '../command.js';
 import { opt, type AwsKmsProviderConfig, type ConfigFields } from '../provider-config.js';
 import { checkServiceUrl, optional, required } from './options.js';
@@ -27,9 +27,10 @@ interface Target {
  */
 const SDK_NODE_WARNING_SWITCH = 'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED';
 
-function create(target: Target, securityMode: SecurityMode): Promise<AwsKmsProvider> {
+async function create(target: Target, securityMode: SecurityMode): Promise<AwsKmsProvider> {
   if (target.endpoint !== undefined) checkServiceUrl(target.endpoint, 'AWS KMS endpoint', securityMode);
   process.env[SDK_NODE_WARNING_SWITCH] ??= 'true';
+  const { createAwsKmsProvider } = await import('@keyfold/provider-aws');
   return createAwsKmsProvider({
     keyId: target.keyId,
     ...(target.region === undefined ? {} : { region: target.region }),

@@ -8,7 +8,7 @@
  * @module
  */
 import { ConfigError, type SecurityMode } from '@keyfold/envelope-core';
-import { createAzureKeyVaultProvider, type AzureKeyVaultProvider, type TokenCredentialLike } from '@keyfold/provider-azure';
+import type { AzureKeyVaultProvider, TokenCredentialLike } from '@keyfold/provider-azure';
 import type { CommandContext } from '../command.js';
 import { AZURE_STATIC_TOKEN_ENV, readCredential } from '../credential-env.js';
 import { isLoopbackHost, opt, type AzureAlgorithm, type AzureKvProviderConfig, type ConfigFields } from '../provider-config.js';
@@ -71,6 +71,7 @@ function clientOptions(cfg: Pick<AzureKvProviderConfig, 'kid' | 'caFile'>, secur
 
 async function create(ctx: CommandContext, securityMode: SecurityMode, cfg: Omit<AzureKvProviderConfig, 'kind' | 'keyId'>): Promise<AzureKeyVaultProvider> {
   const options = clientOptions(cfg, securityMode);
+  const { createAzureKeyVaultProvider } = await import('@keyfold/provider-azure');
   return createAzureKeyVaultProvider({
     keyId: cfg.kid,
     credential: await credentialFor(ctx, securityMode),

@@ -8,7 +8,7 @@
  * @module
  */
 import { ConfigError, type SecurityMode } from '@keyfold/envelope-core';
-import { createGcpKmsProvider, type GcpClientOptions, type GcpKmsProvider } from '@keyfold/provider-gcp';
+import type { GcpClientOptions, GcpKmsProvider } from '@keyfold/provider-gcp';
 import type { CommandContext } from '../command.js';
 import { UsageError } from '../exit-codes.js';
 import { isLoopbackHost, opt, type ConfigFields, type GcpKmsProviderConfig, type GcpTransport } from '../provider-config.js';
@@ -86,7 +86,9 @@ async function init(ctx: CommandContext, securityMode: SecurityMode): Promise<In
 
 /** Reopens the recorded CryptoKey over the recorded transport. */
 async function open(_ctx: CommandContext, securityMode: SecurityMode, cfg: GcpKmsProviderConfig): Promise<GcpKmsProvider> {
-  return createGcpKmsProvider({ keyName: cfg.keyId, clientOptions: await clientOptions(cfg, securityMode) });
+  const clientOpts = await clientOptions(cfg, securityMode);
+  const { createGcpKmsProvider } = await import('@keyfold/provider-gcp');
+  return createGcpKmsProvider({ keyName: cfg.keyId, clientOptions: clientOpts });
 }
 
 /** Why `kek add` does not apply, and what to run instead. */

@@ -6,14 +6,8 @@
  * @module
  */
 import { ConfigError, type SecurityMode } from '@keyfold/envelope-core';
-import {
-  createPkcs11Provider,
-  generatePkcs11KekVersion,
-  listPkcs11Tokens,
-  pkcs11KekObjectLabel,
-  type Pkcs11Provider,
-  type Pkcs11TokenListing,
-} from '@keyfold/provider-pkcs11';
+import type * as Pkcs11Package from '@keyfold/provider-pkcs11';
+import type { Pkcs11Provider, Pkcs11TokenListing } from '@keyfold/provider-pkcs11';
 import type { CommandContext } from '../command.js';
 import { openProvider } from '../config.js';
 import { UsageError } from '../exit-codes.js';
@@ -26,6 +20,11 @@ import type { InitOpened, KekAdded } from './types.js';
 type Token = Pick<Pkcs11ProviderConfig, 'library' | 'slot' | 'tokenLabel' | 'pinEnv' | 'pinFile'>;
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** The provider package (and graphene's native binding), imported when a token is used, not when config.json is read. */
+function pkcs11(): Promise<typeof Pkcs11Package> {
+  return import('@keyfold/provider-pkcs11');
+}
 
 function tokenOptions(cfg: Token, securityMode: SecurityMode) {
   return {
@@ -47,7 +46,7 @@ function describeToken(cfg: Token): string {
  * @throws KeyfoldError CONFIG_INVALID when the library does not load or has no such token.
  */
 async function findToken(cfg: Token): Promise<Pkcs11TokenListing> {
-  const { tokens } = await listPkcs11Tokens({ library: cfg.library });
+  const { tokens } = await (await pkcs11()).listPkcs11Tokens({ library: cfg.library });
   const matching = tokens.filter((t) => (cfg.tokenLabel === undefined ? t.slot === String(cfg.slot) : t.label === cfg.tokenLabel));
   if (matching.length === 1) return matching[0] as Pkcs11TokenListing;
   const available = tokens.map((t) => `slot ${t.slot} ${JSON.stringify(t.label)}`).join(', ') || 'none';
@@ -59,8 +58,8 @@ async function findToken(cfg: Token): Promise<Pkcs11TokenListing> {
 }
 
 /** Reopens the KEK on the recorded token, reading the PIN from the recorded variable or file. */
-function open(_ctx: CommandContext, securityMode: SecurityMode, cfg: Pkcs11ProviderConfig): Promise<Pkcs11Provider> {
-  return createPkcs11Provider({
+async function open(_ctx: CommandContext, securityMode: SecurityMode, cfg: Pkcs11ProviderConfig): Promise<Pkcs11Provider> {
+  return (await pkcs11()).createPkcs11Provider({
     ...tokenOptions(cfg, securityMode),
     keyLabel: cfg.keyId,
     mechanism: cfg.mechanism,
@@ -125,10 +124,11 @@ async function init(ctx: CommandContext, securityMode: SecurityMode): Promise<In
   } catch (err) {
     if (codeOf(err) !== 'KEY_NOT_FOUND') throw err;
     // No KEK with this label yet: make version 1 inside the token (sensitive, never extractable).
-    const made = await generatePkcs11KekVersion({ ...tokenOptions(cfg, securityMode), keyLabel });
+    const made = await (await pkcs11()).generatePkcs11KekVersion({ ...tokenOptions(cfg, securityMode), keyLabel });
     createdVersion = made.version;
     provider = await open(ctx, securityMode, cfg);
   }
+  const { pkcs11KekObjectLabel } = await pkcs11();
   const pinSource = pinEnv === undefined ? `the file ${cfg.pinFile ?? ''}` : `the variable ${pinEnv}`;
   return {
     provider,
@@ -148,7 +148,7 @@ async function init(ctx: CommandContext, securityMode: SecurityMode): Promise<In
  * highest version is active); every earlier version still unwraps.
  */
 async function addKekVersion(securityMode: SecurityMode, cfg: Pkcs11ProviderConfig): Promise<KekAdded> {
-  const r = await generatePkcs11KekVersion({ ...tokenOptions(cfg, securityMode), keyLabel: cfg.keyId });
+  const r = await (await pkcs11()).generatePkcs11KekVersion({ ...tokenOptions(cfg, securityMode), keyLabel: cfg.keyId });
   return {
     kind: cfg.kind,
     keyId: cfg.keyId,

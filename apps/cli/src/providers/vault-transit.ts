@@ -5,7 +5,7 @@
  * @module
  */
 import { ConfigError, type SecurityMode } from '@keyfold/envelope-core';
-import { createVaultTransitProvider, resolveVaultNamespace, type VaultTransitProvider } from '@keyfold/provider-vault';
+import type { VaultTransitProvider } from '@keyfold/provider-vault';
 import type { CommandContext } from '../command.js';
 import { readCredential, VAULT_ROLE_ID_ENV, VAULT_SECRET_ID_ENV, VAULT_TOKEN_ENV, type CredentialVariable } from '../credential-env.js';
 import { UsageError } from '../exit-codes.js';
@@ -24,7 +24,8 @@ function fromEnv(ctx: CommandContext, name: CredentialVariable, hint: string): s
   return v;
 }
 
-function create(ctx: CommandContext, securityMode: SecurityMode, t: Target): Promise<VaultTransitProvider> {
+async function create(ctx: CommandContext, securityMode: SecurityMode, t: Target): Promise<VaultTransitProvider> {
+  const { createVaultTransitProvider } = await import('@keyfold/provider-vault');
   const base = {
     keyName: t.keyName,
     endpoint: t.endpoint,
@@ -59,7 +60,7 @@ async function init(ctx: CommandContext, securityMode: SecurityMode): Promise<In
   const endpoint = optional(ctx, 'vault-addr') ?? (ctx.env.VAULT_ADDR || undefined);
   if (endpoint === undefined) throw new UsageError('--provider vault-transit needs --vault-addr URL or VAULT_ADDR', ctx.name);
   const mount = optional(ctx, 'mount') ?? 'transit';
-  const namespace = resolveVaultNamespace(optional(ctx, 'namespace'), ctx.env);
+  const namespace = (await import('@keyfold/provider-vault')).resolveVaultNamespace(optional(ctx, 'namespace'), ctx.env);
   const auth = choice<VaultAuthMethod>(ctx, 'auth', ['token', 'approle'], readCredential(ctx.env, VAULT_ROLE_ID_ENV) ? 'approle' : 'token');
   const target: Target = { keyName, endpoint, mount, ...(namespace === undefined ? {} : { namespace }), auth };
   const provider = await create(ctx, securityMode, target);
