@@ -14,34 +14,18 @@ import { isProviderKind, PROVIDER_KINDS, type ProviderKind } from '../provider-c
 import type { InitOpened } from '../providers/types.js';
 import { attachStore, storeChoice, type StoreCreated } from '../store-init.js';
 
-/** The providers each provider option applies to (an option given for another provider is a usage error). */
-const OPTION_PROVIDERS: Readonly<Record<string, readonly ProviderKind[]>> = {
-  kdf: ['file'],
-  prefix: ['env'],
-  'key-id': ['aws-kms', 'azure-kv'],
-  region: ['aws-kms'],
-  endpoint: ['aws-kms', 'gcp-kms'],
-  'key-name': ['vault-transit', 'gcp-kms'],
-  'vault-addr': ['vault-transit'],
-  mount: ['vault-transit'],
-  namespace: ['vault-transit'],
-  auth: ['vault-transit'],
-  transport: ['gcp-kms'],
-  insecure: ['gcp-kms'],
-  algorithm: ['azure-kv'],
-  'ca-file': ['azure-kv'],
-  library: ['pkcs11'],
-  slot: ['pkcs11'],
-  'token-label': ['pkcs11'],
-  'key-label': ['pkcs11'],
-  mechanism: ['pkcs11'],
-  sessions: ['pkcs11'],
-  'pin-env': ['pkcs11'],
-  'pin-file': ['pkcs11'],
-};
-
-function assertOptionsFit(ctx: CommandContext, kind: ProviderKind): void {
-  for (const [option, kinds] of Object.entries(OPTION_PROVIDERS)) {
+/**
+ * Refuses a provider option given for another provider (`--library` with `--provider aws-kms`): each adapter lists
+ * the options that apply to its kind (`initOptions`).
+ * @throws UsageError naming the option and the providers it applies to.
+ */
+async function assertOptionsFit(ctx: CommandContext, kind: ProviderKind): Promise<void> {
+  const { providerAdapter } = await import('../providers/registry.js');
+  const kindsOf = new Map<string, ProviderKind[]>();
+  for (const k of PROVIDER_KINDS) {
+    for (const option of (await providerAdapter(k)).initOptions) kindsOf.set(option, [...(kindsOf.get(option) ?? []), k]);
+  }
+  for (const [option, kinds] of kindsOf) {
     const given = ctx.args.string(option) !== undefined || ctx.args.flag(option);
     if (given && !kinds.includes(kind)) {
       const which = kinds.length === 1 ? `the ${kinds[0] ?? ''} provider` : `--provider ${kinds.join(' or ')}`;
@@ -143,7 +127,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   if (!isProviderKind(providerKind)) {
     throw new UsageError(`--provider must be one of ${PROVIDER_KINDS.join(', ')}; got ${JSON.stringify(providerKind)}`, ctx.name);
   }
-  assertOptionsFit(ctx, providerKind);
+  await assertOptionsFit(ctx, providerKind);
   const securityMode = resolveSecurityMode(undefined, ctx.env);
   const storeCfg = storeChoice(ctx);
 

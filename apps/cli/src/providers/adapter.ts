@@ -106,6 +106,8 @@ export interface ProviderAdapter<K extends ProviderKind> {
   readonly parseConfig: (fields: ConfigFields, keyId: string) => ProviderConfigOf<K>;
   /** `keyfold init`. */
   readonly init: InitSupport<ProviderConfigOf<K>>;
+  /** The options of `keyfold init` that apply to this kind (another kind's option is a usage error there). */
+  readonly initOptions: readonly string[];
   /** `keyfold migrate`. */
   readonly migrate: MigrateSupport<ProviderConfigOf<K>>;
   /**
@@ -133,6 +135,7 @@ export const NO_CREDENTIAL_VARIABLES: CredentialNames = { names: [], patterns: [
 export interface KeyServiceParts<K extends ProviderKind> {
   readonly kind: K;
   readonly parseConfig: (fields: ConfigFields, keyId: string) => ProviderConfigOf<K>;
+  readonly initOptions: readonly string[];
   /** Opens (and checks) the key named on the command line, for `init` and as a `migrate` target. */
   readonly init: OpenFromOptions<ProviderConfigOf<K>>;
   /** Reopens the key config.json records. */
@@ -152,6 +155,7 @@ export function keyServiceAdapter<K extends ProviderKind>(parts: KeyServiceParts
     kind: parts.kind,
     parseConfig: parts.parseConfig,
     init: { by: 'options', open: parts.init },
+    initOptions: parts.initOptions,
     migrate: { supported: true, openTarget: parts.init },
     open: (ctx, loaded, cfg) => parts.open(ctx, loaded.securityMode, cfg),
     kekAdd: { by: 'elsewhere', hint: parts.rotationHint },

@@ -87,4 +87,11 @@ function parseConfig(f: ConfigFields, keyId: string): AwsKmsProviderConfig {
 }
 
 /** The `aws-kms` provider: set up from options by init and migrate; the service rotates its own key. */
-export const awsKmsAdapter: ProviderAdapter<'aws-kms'> = keyServiceAdapter({ kind: 'aws-kms', parseConfig, init, open, rotationHint });
+export const awsKmsAdapter: ProviderAdapter<'aws-kms'> = keyServiceAdapter({
+  kind: 'aws-kms',
+  parseConfig,
+  initOptions: ['key-id', 'region', 'endpoint'],
+  init,
+  open,
+  rotationHint,
+});

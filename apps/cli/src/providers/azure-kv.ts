@@ -126,4 +126,11 @@ function parseConfig(f: ConfigFields, keyId: string): AzureKvProviderConfig {
 }
 
 /** The `azure-kv` provider: set up from options by init and migrate; the service rotates its own key. */
-export const azureKvAdapter: ProviderAdapter<'azure-kv'> = keyServiceAdapter({ kind: 'azure-kv', parseConfig, init, open, rotationHint });
+export const azureKvAdapter: ProviderAdapter<'azure-kv'> = keyServiceAdapter({
+  kind: 'azure-kv',
+  parseConfig,
+  initOptions: ['key-id', 'algorithm', 'ca-file'],
+  init,
+  open,
+  rotationHint,
+});

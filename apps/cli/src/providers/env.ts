@@ -64,6 +64,7 @@ export const envAdapter: ProviderAdapter<'env'> = {
   kind: 'env',
   parseConfig,
   init: { by: 'cli', install },
+  initOptions: ['prefix'],
   migrate: {
     supported: true,
     openTarget: async (ctx, securityMode) => {

@@ -134,6 +134,7 @@ export const fileAdapter: ProviderAdapter<'file'> = {
   kind: 'file',
   parseConfig,
   init: { by: 'cli', install },
+  initOptions: ['kdf'],
   migrate: { supported: false, reason: 'migrating to a new KEK file is not supported: choose env, a key service or an HSM' },
   open: openFile,
   kekAdd: { by: 'keyfold', add: addKekVersion },

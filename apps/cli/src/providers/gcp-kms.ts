@@ -114,4 +114,11 @@ function parseConfig(f: ConfigFields, keyId: string): GcpKmsProviderConfig {
 }
 
 /** The `gcp-kms` provider: set up from options by init and migrate; the service rotates its own key. */
-export const gcpKmsAdapter: ProviderAdapter<'gcp-kms'> = keyServiceAdapter({ kind: 'gcp-kms', parseConfig, init, open, rotationHint });
+export const gcpKmsAdapter: ProviderAdapter<'gcp-kms'> = keyServiceAdapter({
+  kind: 'gcp-kms',
+  parseConfig,
+  initOptions: ['key-name', 'endpoint', 'transport', 'insecure'],
+  init,
+  open,
+  rotationHint,
+});

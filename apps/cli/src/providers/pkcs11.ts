@@ -229,6 +229,7 @@ export const pkcs11Adapter: ProviderAdapter<'pkcs11'> = {
   kind: 'pkcs11',
   parseConfig,
   init: { by: 'options', open: init },
+  initOptions: ['library', 'slot', 'token-label', 'key-label', 'mechanism', 'sessions', 'pin-env', 'pin-file'],
   migrate: { supported: true, openTarget: init },
   open: (ctx, loaded, cfg) => open(ctx, loaded.securityMode, cfg),
   kekAdd: {

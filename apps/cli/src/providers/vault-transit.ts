@@ -100,4 +100,11 @@ function parseConfig(f: ConfigFields, keyId: string): VaultTransitProviderConfig
 }
 
 /** The `vault-transit` provider: set up from options by init and migrate; the service rotates its own key. */
-export const vaultTransitAdapter: ProviderAdapter<'vault-transit'> = keyServiceAdapter({ kind: 'vault-transit', parseConfig, init, open, rotationHint });
+export const vaultTransitAdapter: ProviderAdapter<'vault-transit'> = keyServiceAdapter({
+  kind: 'vault-transit',
+  parseConfig,
+  initOptions: ['key-name', 'vault-addr', 'mount', 'namespace', 'auth'],
+  init,
+  open,
+  rotationHint,
+});
