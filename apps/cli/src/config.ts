@@ -65,7 +65,7 @@ function nonEmptyString(v: unknown): v is string {
 }
 
 /** Validates parsed JSON as a {@link KeyfoldConfig}. @throws ConfigError naming the field that is wrong. */
-export function parseConfig(raw: unknown, path: string): KeyfoldConfig {
+export async function parseConfig(raw: unknown, path: string): Promise<KeyfoldConfig> {
   if (!isRecord(raw)) throw invalid(path, 'expected a JSON object');
   if (raw.version !== CONFIG_VERSION) {
     throw invalid(path, `unsupported "version" ${JSON.stringify(raw.version)}; this keyfold reads version ${CONFIG_VERSION}`);
@@ -75,7 +75,7 @@ export function parseConfig(raw: unknown, path: string): KeyfoldConfig {
   if (!isRecord(p)) throw invalid(path, '"provider" must be an object');
   return {
     version: CONFIG_VERSION,
-    provider: parseProviderConfig(p, path),
+    provider: await parseProviderConfig(p, path),
     createdAt: raw.createdAt,
     ...(raw.store === undefined ? {} : { store: parseStoreConfig(raw.store, path) }),
   };
@@ -109,7 +109,7 @@ export async function loadConfig(ctx: Pick<CommandContext, 'dir' | 'env'>): Prom
   } catch (cause) {
     throw new ConfigError(`${path} is not valid JSON`, { cause });
   }
-  return { dir: ctx.dir, path, config: parseConfig(raw, path), securityMode };
+  return { dir: ctx.dir, path, config: await parseConfig(raw, path), securityMode };
 }
 
 /**

@@ -11,7 +11,7 @@
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { assertPrivatePath, KeyfoldError, type KeyProvider, type Protection, type SecurityMode } from '@keyfold/envelope-core';
-import type { KdfDescription, KdfOptions } from '@keyfold/provider-local';
+import { KEK_FILE_NAME, type KdfDescription, type KdfOptions } from '@keyfold/provider-local';
 import { CliError } from './exit-codes.js';
 import { ioError } from './input.js';
 import { CONFIG_VERSION, configPath, DEFAULT_KEYRING_DIR, saveNewConfig, type KeyfoldConfig, type ProviderConfig } from './config.js';
@@ -83,9 +83,9 @@ export async function assertNotInitialised(dir: string): Promise<void> {
   if (await exists(path)) {
     throw new KeyfoldError('ALREADY_EXISTS', `${dir} is already initialised (${path} exists); nothing was changed`);
   }
-  const keyring = join(dir, DEFAULT_KEYRING_DIR, 'keyring.json');
-  if (await exists(keyring)) {
-    throw new KeyfoldError('ALREADY_EXISTS', `${keyring} already exists; it is never overwritten; nothing was changed`);
+  const kekFile = join(dir, DEFAULT_KEYRING_DIR, KEK_FILE_NAME);
+  if (await exists(kekFile)) {
+    throw new KeyfoldError('ALREADY_EXISTS', `${kekFile} already exists; it is never overwritten; nothing was changed`);
   }
 }
 
@@ -156,8 +156,8 @@ export async function installFile(options: FileInstallOptions): Promise<Installa
   const createdDir = await prepareDir(dir, securityMode);
   const keysDir = join(dir, DEFAULT_KEYRING_DIR);
   const keysExisted = await exists(keysDir);
-  const removeKeyring = async (): Promise<void> => {
-    await rm(keysExisted ? join(keysDir, 'keyring.json') : keysDir, { recursive: true, force: true });
+  const removeKekFile = async (): Promise<void> => {
+    await rm(keysExisted ? join(keysDir, KEK_FILE_NAME) : keysDir, { recursive: true, force: true });
   };
   let info: Awaited<ReturnType<typeof initKekFile>>;
   try {
@@ -172,8 +172,8 @@ export async function installFile(options: FileInstallOptions): Promise<Installa
     if (createdDir) await rm(dir, { recursive: true, force: true });
     throw err;
   }
-  const path = await finish(dir, createdDir, { kind: 'file', keyId: info.keyId, keyring: DEFAULT_KEYRING_DIR }, removeKeyring);
-  record(options.rollback, dir, createdDir, keysExisted ? join(keysDir, 'keyring.json') : keysDir, path);
+  const path = await finish(dir, createdDir, { kind: 'file', keyId: info.keyId, keyring: DEFAULT_KEYRING_DIR }, removeKekFile);
+  record(options.rollback, dir, createdDir, keysExisted ? join(keysDir, KEK_FILE_NAME) : keysDir, path);
   return {
     dir,
     configPath: path,

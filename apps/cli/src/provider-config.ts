@@ -4,7 +4,9 @@
  * files that hold secrets. Never a token, PIN, passphrase, secret id or credential: those are read from the
  * environment (or a PIN file) on every run.
  *
- * No runtime imports beyond the core's error class: the provider packages are loaded only when a provider opens.
+ * The rules of each kind's section live in that kind's adapter (`providers/<kind>.ts`, `parseConfig`); this module
+ * holds the shapes, the field reader they use and the dispatch. No static runtime imports beyond the core's error
+ * class: the adapter of the recorded kind is imported when a configuration is parsed.
  * @module
  */
 import { ConfigError } from '@keyfold/envelope-core';
@@ -110,8 +112,8 @@ export type ProviderConfig =
   | AzureKvProviderConfig
   | Pkcs11ProviderConfig;
 
-/** Reads typed fields of `provider`, failing with CONFIG_INVALID naming the field. */
-class Fields {
+/** Reads typed fields of config.json's `provider` section, failing with CONFIG_INVALID naming the field. */
+export class ConfigFields {
   constructor(
     private readonly raw: Record<string, unknown>,
     private readonly path: string,
@@ -165,76 +167,25 @@ class Fields {
 }
 
 /** Adds `[key]: value` only when the value is defined (exactOptionalPropertyTypes). */
-function opt<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+export function opt<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }
 
 /**
- * Validates the `provider` object of a configuration file.
+ * Validates the `provider` object of a configuration file: `keyId` and `kind` here, the rest by the kind's adapter.
  * @throws ConfigError naming the field that is wrong.
  */
-export function parseProviderConfig(p: Record<string, unknown>, path: string): ProviderConfig {
-  const f = new Fields(p, path);
-  const keyId = f.string('keyId');
-  switch (p.kind) {
-    case 'file':
-      return { kind: 'file', keyId, keyring: f.string('keyring') };
-    case 'env':
-      return { kind: 'env', keyId, prefix: f.string('prefix') };
-    case 'aws-kms':
-      return {
-        kind: 'aws-kms',
-        keyId,
-        arn: f.string('arn'),
-        region: f.string('region'),
-        ...opt('endpoint', f.optionalString('endpoint')),
-      };
-    case 'vault-transit':
-      return {
-        kind: 'vault-transit',
-        keyId,
-        keyName: f.string('keyName'),
-        endpoint: f.string('endpoint'),
-        mount: f.string('mount'),
-        ...opt('namespace', f.optionalString('namespace')),
-        auth: f.oneOf<VaultAuthMethod>('auth', ['token', 'approle']),
-      };
-    case 'gcp-kms':
-      return {
-        kind: 'gcp-kms',
-        keyId,
-        transport: f.oneOf<GcpTransport>('transport', ['grpc', 'rest'], 'grpc'),
-        ...opt('endpoint', f.optionalString('endpoint')),
-        ...opt('insecure', f.optionalBoolean('insecure')),
-      };
-    case 'azure-kv':
-      return {
-        kind: 'azure-kv',
-        keyId,
-        kid: f.string('kid'),
-        algorithm: f.oneOf<AzureAlgorithm>('algorithm', ['RSA-OAEP-256', 'A256KW']),
-        ...opt('caFile', f.optionalString('caFile')),
-      };
-    case 'pkcs11':
-      f.exactlyOne('slot', 'tokenLabel');
-      f.exactlyOne('pinEnv', 'pinFile');
-      return {
-        kind: 'pkcs11',
-        keyId,
-        library: f.string('library'),
-        ...opt('slot', f.optionalInteger('slot', 0, Number.MAX_SAFE_INTEGER)),
-        ...opt('tokenLabel', f.optionalString('tokenLabel')),
-        mechanism: f.oneOf<Pkcs11Mechanism>('mechanism', ['AES_GCM', 'AES_KEY_WRAP_PAD']),
-        ...opt('sessions', f.optionalInteger('sessions', 1, 64)),
-        ...opt('pinEnv', f.optionalString('pinEnv')),
-        ...opt('pinFile', f.optionalString('pinFile')),
-      };
-    default:
-      throw new ConfigError(
-        `${path}: unknown "provider.kind" ${JSON.stringify(p.kind)}; this keyfold supports ` +
-          `${PROVIDER_KINDS.map((k) => `"${k}"`).join(', ')}`,
-      );
+export async function parseProviderConfig(p: Record<string, unknown>, path: string): Promise<ProviderConfig> {
+  const fields = new ConfigFields(p, path);
+  const keyId = fields.string('keyId');
+  if (!isProviderKind(p.kind)) {
+    throw new ConfigError(
+      `${path}: unknown "provider.kind" ${JSON.stringify(p.kind)}; this keyfold supports ` +
+        `${PROVIDER_KINDS.map((k) => `"${k}"`).join(', ')}`,
+    );
   }
+  const { providerAdapter } = await import('./providers/registry.js');
+  return (await providerAdapter(p.kind)).parseConfig(fields, keyId);
 }
 
 /** True for a name of this machine: `localhost`, 127.0.0.0/8, `::1` (plaintext to these never crosses a network). */

@@ -50,6 +50,13 @@ describe('keyfold help and usage', () => {
     expect(keyfold(['init', '--provider', 'aws-kms', '--key-id', 'k', '--library', '/x.so']).stderr).toContain(
       '--library applies to the pkcs11 provider only',
     );
+    expect(keyfold(['init', '--provider', 'vault-transit', '--key-id', 'k']).stderr).toContain(
+      '--key-id applies to --provider aws-kms or azure-kv only',
+    );
+    expect(keyfold(['init', '--provider', 'env', '--endpoint', 'https://kms.example']).stderr).toContain(
+      '--endpoint applies to --provider aws-kms or gcp-kms only',
+    );
+    expect(keyfold(['init', '--kdf', 'scrypt', '--prefix', 'APP_KEK_V']).stderr).toContain('--prefix applies to the env provider only');
     expect(keyfold(['init', '--provider', 'vault-transit', '--key-id', 'k']).status).toBe(2);
     expect(keyfold(['init', '--provider', 'aws-kms']).stderr).toContain('--provider aws-kms needs --key-id');
   });

@@ -87,6 +87,29 @@ describe('start-up cost of keyfold --help', () => {
     });
   }
 
+  // Reading config.json looks up the recorded kind's adapter (it validates its section); the adapter imports its
+  // provider package and vendor SDK only when it opens a provider, so a command that opens none loads none.
+  const CONFIG_ONLY: readonly (readonly [string, Record<string, unknown>, RegExp])[] = [
+    ['aws-kms', { arn: 'arn:aws:kms:eu-west-1:1:key/x', region: 'eu-west-1' }, /provider-aws|@aws-sdk/],
+    ['pkcs11', { library: '/nonexistent/libsofthsm2.so', slot: 0, mechanism: 'AES_GCM', pinEnv: 'HSM_PIN' }, /provider-pkcs11|graphene/],
+    ['gcp-kms', {}, /provider-gcp|google-gax|@google-cloud/],
+    ['azure-kv', { kid: 'https://v.vault.azure.net/keys/k', algorithm: 'A256KW' }, /provider-azure|@azure/],
+    ['vault-transit', { keyName: 'k', endpoint: 'https://192.0.2.1:8200', mount: 'transit', auth: 'token' }, /provider-vault/],
+  ];
+  for (const [kind, fields, sdk] of CONFIG_ONLY) {
+    it(`'keyfold kek list' on a ${kind} installation reads config.json without loading the provider package or SDK`, () => {
+      const config = join(dir, `config-only-${kind}`);
+      mkdirSync(config, { mode: 0o700 });
+      const provider = { kind, keyId: `${kind}-key`, ...fields };
+      writeFileSync(join(config, 'config.json'), JSON.stringify({ version: 1, createdAt: '2026-01-01T00:00:00.000Z', provider }), { mode: 0o600 });
+      const { status, urls } = traced(['kek', 'list', '--dir', config], `config-only-${kind}`);
+      // The configuration was read and validated (it records no key store: NO_STORE, exit 1).
+      expect(status).toBe(1);
+      expect(urls.some((u) => new RegExp(`/${kind}-[A-Z0-9]+\\.js$`).test(u))).toBe(true);
+      for (const u of urls) expect(u).not.toMatch(sdk);
+    });
+  }
+
   it('help works from a copy of dist/ that cannot resolve any @keyfold package', () => {
     const bin = join(dir, 'isolated', 'dist', 'bin.js');
     // Control: a command that needs the core fails there, so the isolation is real.

@@ -114,4 +114,22 @@ describe('keyfold provider probe', () => {
     expect(r.status).toBe(3);
     expect(r.stderr).toContain('[WRONG_PASSPHRASE]');
   });
+
+  it('a KEK file open to group/other is an operational failure: the probe reports it (exit 1), on stdout and with --json', () => {
+    const kekFile = join(dir, 'keys', 'keyring.json');
+    chmodSync(kekFile, 0o644);
+    try {
+      const j = keyfold(['provider', 'probe', '--dir', dir, '--json'], { env: env() });
+      expect(j.status, j.stderr).toBe(1);
+      expect(JSON.parse(j.out)).toMatchObject({ ok: false, kind: 'file', error: { code: 'INSECURE_PERMISSIONS' } });
+      const r = keyfold(['provider', 'probe', '--dir', dir], { env: env() });
+      expect(r.status).toBe(1);
+      expect(r.out).toMatch(/status\s+FAILED/);
+      expect(r.out).toContain('[INSECURE_PERMISSIONS]');
+      expect(r.stderr).toContain('[PROBE_FAILED]');
+      expect(`${r.out}${r.stderr}${j.out}`).not.toContain(PASSPHRASE);
+    } finally {
+      chmodSync(kekFile, 0o600);
+    }
+  });
 });

@@ -7,8 +7,30 @@
 import type { KeyProvider } from './types.js';
 
 /**
- * Asserts `value` has the shape of a {@link KeyProvider}: an object with string `kind` and `keyId` and the
- * `wrapKey` / `unwrapKey` methods. Structural only: it cannot tell whether the provider works (see `probe()`).
+ * True when `value` has the shape of a {@link KeyProvider}: an object with string `kind` and `keyId` and the
+ * `wrapKey` / `unwrapKey` methods. Structural only: it cannot tell whether the provider works (see `probe()`). The
+ * boolean form of {@link assertKeyProvider}, for code that accepts either a provider or a `{ kind, keyId }`
+ * reference.
+ * @throws never
+ * @example
+ * ```ts
+ * const target = isKeyProvider(to) ? await to.describe() : to; // a provider, or a { kind, keyId } reference
+ * ```
+ */
+export function isKeyProvider(value: unknown): value is KeyProvider {
+  const x = value as Partial<KeyProvider> | null;
+  return (
+    x !== null &&
+    typeof x === 'object' &&
+    typeof x.kind === 'string' &&
+    typeof x.keyId === 'string' &&
+    typeof x.wrapKey === 'function' &&
+    typeof x.unwrapKey === 'function'
+  );
+}
+
+/**
+ * Asserts `value` has the shape of a {@link KeyProvider} (see {@link isKeyProvider}).
  * @param name how the argument is named in the message (`providers[0]`, `options.to[1]`, `provider`).
  * @throws TypeError naming the argument.
  * @example
@@ -17,15 +39,5 @@ import type { KeyProvider } from './types.js';
  * ```
  */
 export function assertKeyProvider(value: unknown, name: string): asserts value is KeyProvider {
-  const x = value as Partial<KeyProvider> | null;
-  if (
-    x === null ||
-    typeof x !== 'object' ||
-    typeof x.kind !== 'string' ||
-    typeof x.keyId !== 'string' ||
-    typeof x.wrapKey !== 'function' ||
-    typeof x.unwrapKey !== 'function'
-  ) {
-    throw new TypeError(`${name} must be a KeyProvider (kind, keyId, wrapKey, unwrapKey)`);
-  }
+  if (!isKeyProvider(value)) throw new TypeError(`${name} must be a KeyProvider (kind, keyId, wrapKey, unwrapKey)`);
 }

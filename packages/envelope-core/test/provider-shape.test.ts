@@ -1,9 +1,9 @@
 /**
- * assertKeyProvider: the one structural check of a KeyProvider given by a caller, exported for every package that
- * takes providers (envelopes, rotation, migration, the key store).
+ * assertKeyProvider / isKeyProvider: the one structural check of a KeyProvider given by a caller, exported for every
+ * package that takes providers (envelopes, rotation, migration, the key store), as an assertion and as a boolean.
  */
 import { describe, expect, it } from 'vitest';
-import { assertKeyProvider, createEnvelope } from '../src/index.js';
+import { assertKeyProvider, createEnvelope, isKeyProvider } from '../src/index.js';
 import { LocalKekProvider } from './helpers.js';
 
 const handWritten = {
@@ -31,6 +31,21 @@ describe('assertKeyProvider', () => {
   ])('refuses %s with a TypeError naming the argument', (_, value) => {
     expect(() => assertKeyProvider(value, 'options.to[2]')).toThrow(TypeError);
     expect(() => assertKeyProvider(value, 'options.to[2]')).toThrow(/^options\.to\[2\] must be a KeyProvider \(kind, keyId, wrapKey, unwrapKey\)$/);
+  });
+
+  it.each([
+    ['null', null],
+    ['a { kind, keyId } reference', { kind: 'file', keyId: 'k1' }],
+    ['no kind', { ...handWritten, kind: undefined }],
+    ['a numeric keyId', { ...handWritten, keyId: 7 }],
+    ['no wrapKey', { ...handWritten, wrapKey: undefined }],
+  ])('isKeyProvider: false for %s, as the assertion refuses it', (_, value) => {
+    expect(isKeyProvider(value)).toBe(false);
+  });
+
+  it('isKeyProvider: true for what the assertion accepts', () => {
+    expect(isKeyProvider(new LocalKekProvider())).toBe(true);
+    expect(isKeyProvider(handWritten)).toBe(true);
   });
 
   it('is the check createEnvelope and rewrap apply', async () => {

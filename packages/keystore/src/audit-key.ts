@@ -21,6 +21,7 @@ import {
   KeyfoldError,
   PolicyError,
   constantTimeEqual,
+  isKeyProvider,
   randomOwnedBytes,
   wipe,
   type EncryptionContext,
@@ -54,10 +55,11 @@ export function newInstallationId(): string {
   return randomBytes(16).toString('hex');
 }
 
-/** True for a full `KeyProvider` (something that can wrap and unwrap), false for a `{ kind, keyId }` reference. */
-export function isKeyProvider(p: unknown): p is KeyProvider {
-  return p !== null && typeof p === 'object' && typeof (p as KeyProvider).wrapKey === 'function' && typeof (p as KeyProvider).unwrapKey === 'function';
-}
+/**
+ * True for a full `KeyProvider` (something that can wrap and unwrap), false for a `{ kind, keyId }` reference: the
+ * core's one shape rule, re-exported for the key store's modules.
+ */
+export { isKeyProvider };
 
 /** Constant-time comparison of two hex MACs; false for anything that is not a 64-digit lowercase hex string. */
 export function macEqual(expected: string, found: unknown): boolean {

@@ -7,6 +7,12 @@
  * Strict where a lenient parser would hide mistakes in a key file: a line that is not `KEY=VALUE`, an unterminated
  * quote, text after a closing quote and a variable defined twice are all refused. Errors name the source and line
  * number, never the line's content, since that content may be a key.
+ *
+ * Not the same rule as `@keyfold/secrets`' .env format (`packages/secrets/src/formats/dotenv.ts`), on purpose: that
+ * one edits files in place, so it reports the byte span of every value, keeps quoted values that span lines and
+ * unknown escapes as written, accepts `.` and `-` in names and reserves `KEYFOLD_SECRETS_*`; this one only reads
+ * variables that become an environment (names a shell accepts), one line each, and refuses anything ambiguous in a
+ * key file (ConfigError, not FormatError). One parser serving both would loosen this one or break round trips there.
  * @module
  */
 import { ConfigError } from '@keyfold/envelope-core';

@@ -15,18 +15,18 @@ import {
 } from '@keyfold/envelope-core';
 import {
   describeKdf,
-  deriveKeyringKeys,
-  finishKeyring,
+  deriveKekFileKeys,
+  finishKekFile,
   nextVersion,
-  openKeyring,
+  openKekFile,
   sameKdf,
   sealKek,
-  wipeKeyringKeys,
+  wipeKekFileKeys,
   type KdfDescription,
-  type KeyringDocument,
-  type KeyringKeys,
+  type KekFileDocument,
+  type KekFileKeys,
 } from './kek-file-format.js';
-import { readKeyring, withKeyringLock, writeKeyring } from './kek-file-io.js';
+import { readKekFile, withKekFileLock, writeKekFile } from './kek-file-io.js';
 import { FACTORY, LocalKekProvider, assertFactory, localBaseOptions } from './local-provider.js';
 import { PASSPHRASE_ENV, resolvePassphrase, type PassphraseSource } from './passphrase.js';
 /**
@@ -64,10 +64,10 @@ function kdfDetails(kdf: KdfDescription): Record<string, string | number> {
 }
 
 /** Stretches the passphrase (wiping its bytes) into the KEK file keys. */
-export async function deriveFrom(source: PassphraseSource | undefined, envName: string | undefined, name: string, doc: Pick<KeyringDocument, 'kdf'>): Promise<KeyringKeys> {
+export async function deriveFrom(source: PassphraseSource | undefined, envName: string | undefined, name: string, doc: Pick<KekFileDocument, 'kdf'>): Promise<KekFileKeys> {
   const passphrase = await resolvePassphrase(source, envName, name);
   try {
-    return await deriveKeyringKeys(passphrase, doc.kdf);
+    return await deriveKekFileKeys(passphrase, doc.kdf);
   } finally {
     wipe(passphrase);
   }
@@ -99,13 +99,13 @@ export class FileProvider extends LocalKekProvider {
   readonly dir: string;
   protected override readonly canRotate = true;
   readonly #securityMode: SecurityMode;
-  #keys: KeyringKeys | undefined;
-  #doc: KeyringDocument;
+  #keys: KekFileKeys | undefined;
+  #doc: KekFileDocument;
 
   /** @internal Use {@link createFileProvider}. */
   constructor(
     token: typeof FACTORY,
-    init: { dir: string; doc: KeyringDocument; keys: KeyringKeys; keks: Map<string, Uint8Array>; securityMode: SecurityMode },
+    init: { dir: string; doc: KekFileDocument; keys: KekFileKeys; keks: Map<string, Uint8Array>; securityMode: SecurityMode },
     options: BaseProviderOptions,
   ) {
     assertFactory(token, 'createFileProvider');
@@ -123,8 +123,8 @@ export class FileProvider extends LocalKekProvider {
   }
 
   /** Reads the KEK file again and opens it with the held keys; refuses a KEK file resealed or replaced since open. */
-  async #readOwnKeyring(): Promise<{ path: string; doc: KeyringDocument; keys: KeyringKeys }> {
-    const { path, doc } = await readKeyring(this.dir, this.#securityMode);
+  async #readOwnKekFile(): Promise<{ path: string; doc: KekFileDocument; keys: KekFileKeys }> {
+    const { path, doc } = await readKekFile(this.dir, this.#securityMode);
     const keys = this.#keys;
     if (!keys) throw new ProviderError('PROVIDER_CLOSED', `the file provider for ${this.keyId} is closed`);
     if (doc.keyId !== this.keyId) {
@@ -139,7 +139,7 @@ export class FileProvider extends LocalKekProvider {
   }
 
   /** Installs freshly opened KEKs, unless the provider was closed meanwhile (then they are wiped). */
-  #install(doc: KeyringDocument, keks: Map<string, Uint8Array>): void {
+  #install(doc: KekFileDocument, keks: Map<string, Uint8Array>): void {
     if (this.closed) {
       wipeAll(keks);
       throw new ProviderError('PROVIDER_CLOSED', `the file provider for ${this.keyId} is closed`);
@@ -162,16 +162,16 @@ export class FileProvider extends LocalKekProvider {
    */
   async rotate(): Promise<string> {
     this.assertOpen();
-    return withKeyringLock(this.dir, async () => {
-      const { path, doc, keys } = await this.#readOwnKeyring();
-      const keks = openKeyring(keys, doc, path);
+    return withKekFileLock(this.dir, async () => {
+      const { path, doc, keys } = await this.#readOwnKekFile();
+      const keks = openKekFile(keys, doc, path);
       try {
         const version = nextVersion(doc);
         const kek = randomOwnedBytes(32);
         keks.set(version, kek);
         const entry = sealKek(keys, doc.keyId, doc.kdf, version, new Date().toISOString(), kek);
-        const next = finishKeyring(keys, { keyId: doc.keyId, kdf: doc.kdf, active: version, versions: [...doc.versions, entry] });
-        await writeKeyring(this.dir, next);
+        const next = finishKekFile(keys, { keyId: doc.keyId, kdf: doc.kdf, active: version, versions: [...doc.versions, entry] });
+        await writeKekFile(this.dir, next);
         this.#install(next, keks);
         return version;
       } catch (err) {
@@ -193,12 +193,12 @@ export class FileProvider extends LocalKekProvider {
    */
   async reload(): Promise<void> {
     this.assertOpen();
-    const { path, doc, keys } = await this.#readOwnKeyring();
-    this.#install(doc, openKeyring(keys, doc, path));
+    const { path, doc, keys } = await this.#readOwnKekFile();
+    this.#install(doc, openKekFile(keys, doc, path));
   }
 
   protected override async _close(): Promise<void> {
-    wipeKeyringKeys(this.#keys);
+    wipeKekFileKeys(this.#keys);
     this.#keys = undefined;
     await super._close();
   }
@@ -229,18 +229,18 @@ export async function createFileProvider(options: FileProviderOptions): Promise<
   const passphraseEnv = options.passphraseEnv ?? PASSPHRASE_ENV;
   if (typeof passphraseEnv !== 'string' || passphraseEnv === '') throw new TypeError('passphraseEnv must be a variable name');
   const securityMode = resolveSecurityMode(options.securityMode);
-  const { path, doc } = await readKeyring(options.dir, securityMode);
+  const { path, doc } = await readKekFile(options.dir, securityMode);
   const keys = await deriveFrom(options.passphrase, passphraseEnv, 'passphrase', doc);
   let keks: Map<string, Uint8Array> | undefined;
   try {
-    keks = openKeyring(keys, doc, path);
+    keks = openKekFile(keys, doc, path);
     return new FileProvider(
       FACTORY,
       { dir: options.dir, doc, keys, keks, securityMode },
       localBaseOptions(options),
     );
   } catch (err) {
-    wipeKeyringKeys(keys);
+    wipeKekFileKeys(keys);
     if (keks) wipeAll(keks);
     throw err;
   }

@@ -18,10 +18,12 @@ export type {
 } from './kek-file-admin.js';
 /** Deprecated aliases: the earlier "keyring" names of the KEK file functions, still exported. */
 export { initFileKeyring } from './kek-file-admin.js';
+export { KEYRING_FILE } from './kek-file-format.js';
 export type { FileKeyringInfo, InitFileKeyringOptions } from './kek-file-admin.js';
 export { createMemoryProvider, MemoryProvider } from './memory-provider.js';
 export type { MemoryProviderOptions } from './memory-provider.js';
-export { DEFAULT_PBKDF2_ITERATIONS, DEFAULT_SCRYPT, KEYRING_FILE } from './kek-file-format.js';
+export { DEFAULT_PBKDF2_ITERATIONS, DEFAULT_SCRYPT, KEK_FILE_NAME } from './kek-file-format.js';
+export { withKekFileLock } from './kek-file-io.js';
 export type { KdfDescription, KdfOptions } from './kek-file-format.js';
 export { PASSPHRASE_ENV } from './passphrase.js';
 export type { PassphraseSource } from './passphrase.js';

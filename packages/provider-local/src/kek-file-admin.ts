@@ -1,5 +1,5 @@
 /**
- * Administration of a file provider's keyring: create it, add KEK versions, change the passphrase, pick the active
+ * Administration of a file provider's KEK file: create it, add KEK versions, change the passphrase, pick the active
  * version. Every write holds the KEK file lock and replaces the file atomically; on any error nothing is changed.
  * @module
  */
@@ -14,21 +14,21 @@ import {
 } from '@keyfold/envelope-core';
 import {
   describeKdf,
-  deriveKeyringKeys,
-  finishKeyring,
+  deriveKekFileKeys,
+  finishKekFile,
   newKdfParams,
   nextVersion,
-  openKeyring,
+  openKekFile,
   resolveKdfOptions,
   sealKek,
-  wipeKeyringKeys,
+  wipeKekFileKeys,
   type KdfDescription,
   type KdfOptions,
-  type KeyringDocument,
-  type KeyringEntry,
-  type KeyringKeys,
+  type KekFileDocument,
+  type KekFileEntry,
+  type KekFileKeys,
 } from './kek-file-format.js';
-import { assertKeyDirectory, keyringExists, keyringPath, readKeyring, withKeyringLock, writeKeyring } from './kek-file-io.js';
+import { assertKeyDirectory, kekFileExists, kekFilePath, readKekFile, withKekFileLock, writeKekFile } from './kek-file-io.js';
 import { assertKeyId } from './local-provider.js';
 import { assertDir, assertOptions, wipeAll } from './file-provider.js';
 import { resolvePassphrase, type PassphraseSource } from './passphrase.js';
@@ -93,7 +93,7 @@ export interface ChangeFilePassphraseOptions {
   dir: string;
   oldPassphrase: PassphraseSource;
   newPassphrase: PassphraseSource;
-  /** New KDF parameters. Default: the keyring's current algorithm and cost (always with a fresh salt). */
+  /** New KDF parameters. Default: the KEK file's current algorithm and cost (always with a fresh salt). */
   kdf?: KdfOptions;
   securityMode?: SecurityMode;
 }
@@ -108,12 +108,12 @@ export interface ChangeFilePassphraseOptions {
 export interface SetActiveFileKekVersionOptions {
   dir: string;
   passphrase: PassphraseSource;
-  /** The version new wraps will use; it must exist in the keyring. */
+  /** The version new wraps will use; it must exist in the KEK file. */
   version: string;
   securityMode?: SecurityMode;
 }
 
-function info(path: string, doc: KeyringDocument): KekFileInfo {
+function info(path: string, doc: KekFileDocument): KekFileInfo {
   return {
     path,
     keyId: doc.keyId,
@@ -146,21 +146,21 @@ export async function initKekFile(options: InitKekFileOptions): Promise<KekFileI
   await assertKeyDirectory(options.dir, securityMode, true);
   const passphrase = await resolvePassphrase(options.passphrase, undefined, 'passphrase');
   try {
-    return await withKeyringLock(options.dir, async () => {
-      const path = keyringPath(options.dir);
-      if (await keyringExists(options.dir)) {
+    return await withKekFileLock(options.dir, async () => {
+      const path = kekFilePath(options.dir);
+      if (await kekFileExists(options.dir)) {
         throw new KeyfoldError('ALREADY_EXISTS', `${path} already exists; it is never overwritten (use addFileKekVersion to add a version)`);
       }
-      const keys = await deriveKeyringKeys(passphrase, kdf);
+      const keys = await deriveKekFileKeys(passphrase, kdf);
       const kek = randomOwnedBytes(32);
       try {
         const entry = sealKek(keys, keyId, kdf, '1', new Date().toISOString(), kek);
-        const doc = finishKeyring(keys, { keyId, kdf, active: '1', versions: [entry] });
-        await writeKeyring(options.dir, doc);
+        const doc = finishKekFile(keys, { keyId, kdf, active: '1', versions: [entry] });
+        await writeKekFile(options.dir, doc);
         return info(path, doc);
       } finally {
         wipe(kek);
-        wipeKeyringKeys(keys);
+        wipeKekFileKeys(keys);
       }
     });
   } finally {
@@ -173,29 +173,29 @@ export async function initKekFile(options: InitKekFileOptions): Promise<KekFileI
  * lets `change` return the new document, writes it atomically. Secrets are wiped whatever happens; on any error
  * the file is unchanged.
  */
-async function modifyKeyring<T>(
+async function modifyKekFile<T>(
   dir: string,
   securityMode: SecurityMode,
   passphrase: PassphraseSource,
   passphraseName: string,
-  change: (ctx: { path: string; doc: KeyringDocument; keys: KeyringKeys; keks: Map<string, Uint8Array> }) => Promise<{ doc: KeyringDocument; result: T }>,
+  change: (ctx: { path: string; doc: KekFileDocument; keys: KekFileKeys; keks: Map<string, Uint8Array> }) => Promise<{ doc: KekFileDocument; result: T }>,
 ): Promise<T> {
   await assertKeyDirectory(dir, securityMode);
   // Ask for the passphrase before taking the lock, so a slow prompt does not hold it.
   const passphraseBytes = await resolvePassphrase(passphrase, undefined, passphraseName);
   try {
-    return await withKeyringLock(dir, async () => {
-      const { path, doc } = await readKeyring(dir, securityMode);
-      const keys = await deriveKeyringKeys(passphraseBytes, doc.kdf);
+    return await withKekFileLock(dir, async () => {
+      const { path, doc } = await readKekFile(dir, securityMode);
+      const keys = await deriveKekFileKeys(passphraseBytes, doc.kdf);
       let keks: Map<string, Uint8Array> | undefined;
       try {
-        keks = openKeyring(keys, doc, path);
+        keks = openKekFile(keys, doc, path);
         const { doc: next, result } = await change({ path, doc, keys, keks });
-        await writeKeyring(dir, next);
+        await writeKekFile(dir, next);
         return result;
       } finally {
         if (keks) wipeAll(keks);
-        wipeKeyringKeys(keys);
+        wipeKekFileKeys(keys);
       }
     });
   } finally {
@@ -220,12 +220,12 @@ export async function addFileKekVersion(options: AddFileKekVersionOptions): Prom
   const activate = options.activate ?? true;
   if (typeof activate !== 'boolean') throw new TypeError('activate must be a boolean');
   const securityMode = resolveSecurityMode(options.securityMode);
-  return modifyKeyring(options.dir, securityMode, options.passphrase, 'passphrase', ({ doc, keys }) => {
+  return modifyKekFile(options.dir, securityMode, options.passphrase, 'passphrase', ({ doc, keys }) => {
     const version = nextVersion(doc);
     const kek = randomOwnedBytes(32);
     try {
       const entry = sealKek(keys, doc.keyId, doc.kdf, version, new Date().toISOString(), kek);
-      const next = finishKeyring(keys, {
+      const next = finishKekFile(keys, {
         keyId: doc.keyId,
         kdf: doc.kdf,
         active: activate ? version : doc.active,
@@ -253,14 +253,14 @@ export async function setActiveFileKekVersion(options: SetActiveFileKekVersionOp
   assertDir(options.dir);
   if (typeof options.version !== 'string') throw new TypeError('version must be a string');
   const securityMode = resolveSecurityMode(options.securityMode);
-  await modifyKeyring(options.dir, securityMode, options.passphrase, 'passphrase', ({ path, doc, keys }) => {
+  await modifyKekFile(options.dir, securityMode, options.passphrase, 'passphrase', ({ path, doc, keys }) => {
     if (!doc.versions.some((v) => v.version === options.version)) {
       throw new ProviderError(
         'KEY_NOT_FOUND',
         `${path} has no version ${JSON.stringify(options.version)} (versions: ${doc.versions.map((v) => v.version).join(', ')})`,
       );
     }
-    const next = finishKeyring(keys, { keyId: doc.keyId, kdf: doc.kdf, active: options.version, versions: doc.versions });
+    const next = finishKekFile(keys, { keyId: doc.keyId, kdf: doc.kdf, active: options.version, versions: doc.versions });
     return Promise.resolve({ doc: next, result: undefined });
   });
 }
@@ -284,17 +284,17 @@ export async function changeFilePassphrase(options: ChangeFilePassphraseOptions)
   const securityMode = resolveSecurityMode(options.securityMode);
   const newPassphrase = await resolvePassphrase(options.newPassphrase, undefined, 'newPassphrase');
   try {
-    return await modifyKeyring(options.dir, securityMode, options.oldPassphrase, 'oldPassphrase', async ({ path, doc, keks }) => {
+    return await modifyKekFile(options.dir, securityMode, options.oldPassphrase, 'oldPassphrase', async ({ path, doc, keks }) => {
       const kdf = newKdfParams(wanted ?? describeKdf(doc.kdf));
-      const newKeys = await deriveKeyringKeys(newPassphrase, kdf);
+      const newKeys = await deriveKekFileKeys(newPassphrase, kdf);
       try {
-        const versions: KeyringEntry[] = doc.versions.map((v) =>
+        const versions: KekFileEntry[] = doc.versions.map((v) =>
           sealKek(newKeys, doc.keyId, kdf, v.version, v.createdAt, keks.get(v.version) as Uint8Array),
         );
-        const next = finishKeyring(newKeys, { keyId: doc.keyId, kdf, active: doc.active, versions });
+        const next = finishKekFile(newKeys, { keyId: doc.keyId, kdf, active: doc.active, versions });
         return { doc: next, result: info(path, next) };
       } finally {
-        wipeKeyringKeys(newKeys);
+        wipeKekFileKeys(newKeys);
       }
     });
   } finally {

@@ -1,5 +1,5 @@
 /**
- * The sealed keyring format of the file provider: one JSON file, `keyring.json`, holding every KEK version of one
+ * The sealed KEK file format of the file provider: one JSON file, `keyring.json`, holding every KEK version of one
  * key id sealed under a key stretched from a passphrase.
  *
  * ```json
@@ -15,13 +15,13 @@
  * ```
  *
  * Cryptography, and why:
- * - The passphrase (NFC-normalised UTF-8) is stretched once per keyring, with the salt and parameters stored in the
+ * - The passphrase (NFC-normalised UTF-8) is stretched once per KEK file, with the salt and parameters stored in the
  *   file: PBKDF2-HMAC-SHA-256 (600,000 iterations by default, the OWASP 2023 figure) or scrypt (N=2^17, r=8, p=1).
- *   One salt for the whole keyring means opening it costs one stretch, however many versions it holds.
+ *   One salt for the whole KEK file means opening it costs one stretch, however many versions it holds.
  * - HKDF-SHA-256 splits the stretched key into a sealing key and a MAC key, so no key serves two algorithms.
  * - Each KEK is sealed with AES-256-GCM (`localWrap`: fresh 96-bit IV, 128-bit tag) with AAD binding the format
  *   version, key id, KDF parameters and salt, version number and creation time: a sealed KEK copied into another
- *   version slot, another keyring, or a file with weakened KDF parameters fails to open.
+ *   version slot, another KEK file, or a file with weakened KDF parameters fails to open.
  * - An HMAC over every field (including `active` and the list of versions) detects a version removed, sealed KEKs
  *   swapped, or the active version changed by someone without the passphrase.
  * - `check`, an HMAC of the key id and KDF parameters under the MAC key, tells a wrong passphrase
@@ -47,19 +47,22 @@ import {
 } from '@keyfold/envelope-core';
 
 /** The format version this build writes and reads. */
-export const KEYRING_FORMAT = 1;
+export const KEK_FILE_FORMAT = 1;
 /**
- * Name of the keyring file inside the key directory.
+ * Name of the KEK file inside the key directory (`keyring.json`: the on-disk name stays what existing
+ * installations have).
  * @example
  * ```ts
- * const path = join(dir, KEYRING_FILE); // <dir>/keyring.json
+ * const path = join(dir, KEK_FILE_NAME); // <dir>/keyring.json
  * ```
  */
-export const KEYRING_FILE = 'keyring.json';
+export const KEK_FILE_NAME = 'keyring.json';
+/** @deprecated The earlier name of {@link KEK_FILE_NAME}. */
+export const KEYRING_FILE = KEK_FILE_NAME;
 /** Files larger than this are refused before parsing. */
-export const MAX_KEYRING_BYTES = 1024 * 1024;
-/** At most this many versions in one keyring. */
-export const MAX_KEYRING_VERSIONS = 4096;
+export const MAX_KEK_FILE_BYTES = 1024 * 1024;
+/** At most this many versions in one KEK file. */
+export const MAX_KEK_FILE_VERSIONS = 4096;
 
 /**
  * PBKDF2 iterations used when none are given (OWASP 2023 recommendation for PBKDF2-HMAC-SHA-256).
@@ -88,7 +91,7 @@ const SEALED_LENGTH = 12 + 32 + 16;
 const MAC_LENGTH = 32;
 
 /**
- * KDF choice for a new keyring or a passphrase change. Omitted parameters take the defaults. Accepted ranges:
+ * KDF choice for a new KEK file or a passphrase change. Omitted parameters take the defaults. Accepted ranges:
  * PBKDF2 iterations 1,000 to 10,000,000 (use the default 600,000 or more outside tests); scrypt N a power of two
  * from 2^10 to 2^20, r 1 to 32, p 1 to 16, at most 1 GiB of memory. Out of range is a RangeError.
  * @example
@@ -101,7 +104,7 @@ export type KdfOptions =
   | { readonly name: 'scrypt'; readonly N?: number; readonly r?: number; readonly p?: number };
 
 /**
- * The KDF parameters of a keyring, without the salt (what `describe()` and the admin functions report).
+ * The KDF parameters of a KEK file, without the salt (what `describe()` and the admin functions report).
  * @example
  * ```ts
  * const kdf: KdfDescription = (await initFileKeyring({ dir, passphrase })).kdf; // { name: 'pbkdf2-sha256', iterations: 600000 }
@@ -115,28 +118,28 @@ export type KdfDescription =
 export type KdfParams = KdfDescription & { readonly salt: string };
 
 /** One sealed version as stored. */
-export interface KeyringEntry {
+export interface KekFileEntry {
   readonly version: string;
   readonly createdAt: string;
   /** `iv || ciphertext || tag` of the 32-byte KEK, base64url. */
   readonly sealed: string;
 }
 
-/** The parsed keyring file. */
-export interface KeyringDocument {
-  readonly format: typeof KEYRING_FORMAT;
+/** The parsed KEK file. */
+export interface KekFileDocument {
+  readonly format: typeof KEK_FILE_FORMAT;
   readonly keyId: string;
   readonly kdf: KdfParams;
   /** Passphrase check: HMAC-SHA-256 of the key id and KDF parameters under the MAC key. */
   readonly check: string;
   readonly active: string;
   /** Oldest first. */
-  readonly versions: readonly KeyringEntry[];
+  readonly versions: readonly KekFileEntry[];
   readonly mac: string;
 }
 
-/** The keys stretched from the passphrase. Wipe with {@link wipeKeyringKeys}. */
-export interface KeyringKeys {
+/** The keys stretched from the passphrase. Wipe with {@link wipeKekFileKeys}. */
+export interface KekFileKeys {
   readonly sealKey: Uint8Array;
   readonly macKey: Uint8Array;
 }
@@ -215,12 +218,12 @@ const SEAL_INFO = new TextEncoder().encode('keyfold/file-keyring/v1 seal key');
 const MAC_INFO = new TextEncoder().encode('keyfold/file-keyring/v1 mac key');
 
 function kekAad(keyId: string, kdf: KdfParams, version: string, createdAt: string): Uint8Array {
-  return lengthPrefixed([KEK_LABEL, String(KEYRING_FORMAT), keyId, canonicalKdf(kdf), version, createdAt]);
+  return lengthPrefixed([KEK_LABEL, String(KEK_FILE_FORMAT), keyId, canonicalKdf(kdf), version, createdAt]);
 }
 
 function stretch(passphrase: Uint8Array, kdf: KdfParams): Promise<Uint8Array> {
   const salt = fromBase64Url(kdf.salt);
-  if (!salt) return Promise.reject(new FormatError('the keyring salt is not base64url'));
+  if (!salt) return Promise.reject(new FormatError('the KEK file salt is not base64url'));
   return new Promise((resolve, reject) => {
     const done = (err: Error | null, out: Buffer): void => {
       if (err) {
@@ -245,10 +248,10 @@ function hkdf32(ikm: Uint8Array, info: Uint8Array): Uint8Array {
 }
 
 /**
- * Stretches `passphrase` with the keyring's KDF (the one expensive step) and derives the sealing and MAC keys.
+ * Stretches `passphrase` with the KEK file's KDF (the one expensive step) and derives the sealing and MAC keys.
  * The caller wipes `passphrase`; the stretched intermediate is wiped here.
  */
-export async function deriveKeyringKeys(passphrase: Uint8Array, kdf: KdfParams): Promise<KeyringKeys> {
+export async function deriveKekFileKeys(passphrase: Uint8Array, kdf: KdfParams): Promise<KekFileKeys> {
   const stretched = await stretch(passphrase, kdf);
   try {
     return { sealKey: hkdf32(stretched, SEAL_INFO), macKey: hkdf32(stretched, MAC_INFO) };
@@ -258,14 +261,14 @@ export async function deriveKeyringKeys(passphrase: Uint8Array, kdf: KdfParams):
 }
 
 /** Wipes both keys. */
-export function wipeKeyringKeys(keys: KeyringKeys | undefined): void {
+export function wipeKekFileKeys(keys: KekFileKeys | undefined): void {
   if (!keys) return;
   wipe(keys.sealKey);
   wipe(keys.macKey);
 }
 
 /** Seals one KEK version. */
-export function sealKek(keys: KeyringKeys, keyId: string, kdf: KdfParams, version: string, createdAt: string, kek: Uint8Array): KeyringEntry {
+export function sealKek(keys: KekFileKeys, keyId: string, kdf: KdfParams, version: string, createdAt: string, kek: Uint8Array): KekFileEntry {
   const sealed = localWrap(keys.sealKey, kek, kekAad(keyId, kdf, version, createdAt));
   return { version, createdAt, sealed: toBase64Url(sealed) };
 }
@@ -276,11 +279,11 @@ function hmac(key: Uint8Array, parts: ReadonlyArray<string | Uint8Array>): Uint8
   return new Uint8Array(h.digest());
 }
 
-function checkOf(keys: KeyringKeys, keyId: string, kdf: KdfParams): Uint8Array {
-  return hmac(keys.macKey, [CHECK_LABEL, String(KEYRING_FORMAT), keyId, canonicalKdf(kdf)]);
+function checkOf(keys: KekFileKeys, keyId: string, kdf: KdfParams): Uint8Array {
+  return hmac(keys.macKey, [CHECK_LABEL, String(KEK_FILE_FORMAT), keyId, canonicalKdf(kdf)]);
 }
 
-function macOf(keys: KeyringKeys, doc: Omit<KeyringDocument, 'mac'>): Uint8Array {
+function macOf(keys: KekFileKeys, doc: Omit<KekFileDocument, 'mac'>): Uint8Array {
   const parts: Array<string | Uint8Array> = [
     MAC_LABEL,
     String(doc.format),
@@ -295,20 +298,20 @@ function macOf(keys: KeyringKeys, doc: Omit<KeyringDocument, 'mac'>): Uint8Array
 }
 
 /** Builds a complete document (versions sorted, check and MAC computed) from its parts. */
-export function finishKeyring(keys: KeyringKeys, parts: Omit<KeyringDocument, 'mac' | 'format' | 'check'>): KeyringDocument {
+export function finishKekFile(keys: KekFileKeys, parts: Omit<KekFileDocument, 'mac' | 'format' | 'check'>): KekFileDocument {
   const versions = [...parts.versions].sort((a, b) => Number(a.version) - Number(b.version));
   const check = toBase64Url(checkOf(keys, parts.keyId, parts.kdf));
-  const body = { format: KEYRING_FORMAT, keyId: parts.keyId, kdf: parts.kdf, check, active: parts.active, versions } as const;
+  const body = { format: KEK_FILE_FORMAT, keyId: parts.keyId, kdf: parts.kdf, check, active: parts.active, versions } as const;
   return { ...body, mac: toBase64Url(macOf(keys, body)) };
 }
 
 /**
- * Verifies the keyring and opens every version.
+ * Verifies the KEK file and opens every version.
  * @returns the KEKs by version; the caller owns (and wipes) them.
  * @throws KeyfoldError `WRONG_PASSPHRASE` when the passphrase check fails, `INTEGRITY_FAILED` when the passphrase
  *   is right but the MAC or a sealed version fails (the file was modified).
  */
-export function openKeyring(keys: KeyringKeys, doc: KeyringDocument, path: string): Map<string, Uint8Array> {
+export function openKekFile(keys: KekFileKeys, doc: KekFileDocument, path: string): Map<string, Uint8Array> {
   if (!constantTimeEqual(checkOf(keys, doc.keyId, doc.kdf), fromBase64Url(doc.check) ?? new Uint8Array(0))) {
     throw new KeyfoldError('WRONG_PASSPHRASE', `the passphrase does not open ${path}`);
   }
@@ -330,15 +333,15 @@ export function openKeyring(keys: KeyringKeys, doc: KeyringDocument, path: strin
 }
 
 /** The next version number: one more than the highest. */
-export function nextVersion(doc: KeyringDocument): string {
+export function nextVersion(doc: KekFileDocument): string {
   let max = 0;
   for (const v of doc.versions) max = Math.max(max, Number(v.version));
-  if (max >= 999_999_999) throw new RangeError('the keyring has reached the highest version number');
+  if (max >= 999_999_999) throw new RangeError('the KEK file has reached the highest version number');
   return String(max + 1);
 }
 
 /** Serialises a document as stable, pretty JSON with a trailing newline. */
-export function serializeKeyring(doc: KeyringDocument): string {
+export function serializeKekFile(doc: KekFileDocument): string {
   const kdf =
     doc.kdf.name === 'pbkdf2-sha256'
       ? { name: doc.kdf.name, iterations: doc.kdf.iterations, salt: doc.kdf.salt }
@@ -356,7 +359,7 @@ export function serializeKeyring(doc: KeyringDocument): string {
 }
 
 function bad(path: string, problem: string): never {
-  throw new FormatError(`${path} is not a valid keyring file: ${problem}`);
+  throw new FormatError(`${path} is not a valid KEK file: ${problem}`);
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -399,32 +402,32 @@ function parseKdf(value: unknown, path: string): KdfParams {
 }
 
 /**
- * Parses and validates keyring JSON (structure only: the passphrase check is {@link openKeyring}).
+ * Parses and validates KEK file JSON (structure only: the passphrase check is {@link openKekFile}).
  * @throws FormatError (`FORMAT_INVALID`) for anything malformed; UnsupportedFormatError (`FORMAT_UNSUPPORTED`) for
  *   a format version this build does not know.
  */
-export function parseKeyring(text: string, path: string): KeyringDocument {
-  if (text.length > MAX_KEYRING_BYTES) bad(path, `it is larger than ${MAX_KEYRING_BYTES} bytes`);
+export function parseKekFile(text: string, path: string): KekFileDocument {
+  if (text.length > MAX_KEK_FILE_BYTES) bad(path, `it is larger than ${MAX_KEK_FILE_BYTES} bytes`);
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (cause) {
-    throw new FormatError(`${path} is not a valid keyring file: it is not JSON`, { cause });
+    throw new FormatError(`${path} is not a valid KEK file: it is not JSON`, { cause });
   }
   if (!isRecord(raw)) bad(path, 'the top level must be an object');
-  if (typeof raw.format === 'number' && raw.format !== KEYRING_FORMAT && Number.isInteger(raw.format) && raw.format > 0) {
+  if (typeof raw.format === 'number' && raw.format !== KEK_FILE_FORMAT && Number.isInteger(raw.format) && raw.format > 0) {
     throw new UnsupportedFormatError(
-      `${path} has keyring format ${raw.format}; this version of @keyfold/provider-local reads format ${KEYRING_FORMAT} (upgrade it)`,
+      `${path} has KEK file format ${raw.format}; this version of @keyfold/provider-local reads format ${KEK_FILE_FORMAT} (upgrade it)`,
     );
   }
-  exactKeys(raw, ['format', 'keyId', 'kdf', 'check', 'active', 'versions', 'mac'], path, 'the keyring');
-  if (raw.format !== KEYRING_FORMAT) bad(path, `format must be ${KEYRING_FORMAT}`);
+  exactKeys(raw, ['format', 'keyId', 'kdf', 'check', 'active', 'versions', 'mac'], path, 'the KEK file');
+  if (raw.format !== KEK_FILE_FORMAT) bad(path, `format must be ${KEK_FILE_FORMAT}`);
   if (typeof raw.keyId !== 'string' || !KEY_ID.test(raw.keyId)) bad(path, 'keyId must be 1-64 characters of A-Z a-z 0-9 . _ : -');
   const kdf = parseKdf(raw.kdf, path);
   if (!Array.isArray(raw.versions) || raw.versions.length === 0) bad(path, 'versions must be a non-empty array');
-  if (raw.versions.length > MAX_KEYRING_VERSIONS) bad(path, `it holds more than ${MAX_KEYRING_VERSIONS} versions`);
+  if (raw.versions.length > MAX_KEK_FILE_VERSIONS) bad(path, `it holds more than ${MAX_KEK_FILE_VERSIONS} versions`);
   const seen = new Set<string>();
-  const versions: KeyringEntry[] = [];
+  const versions: KekFileEntry[] = [];
   (raw.versions as unknown[]).forEach((entry, i) => {
     const where = `versions[${i}]`;
     if (!isRecord(entry)) bad(path, `${where} must be an object`);
@@ -442,5 +445,5 @@ export function parseKeyring(text: string, path: string): KeyringDocument {
   const check = base64Field(raw.check, MAC_LENGTH, path, 'check');
   const mac = base64Field(raw.mac, MAC_LENGTH, path, 'mac');
   versions.sort((a, b) => Number(a.version) - Number(b.version));
-  return { format: KEYRING_FORMAT, keyId: raw.keyId, kdf, check, active: raw.active, versions, mac };
+  return { format: KEK_FILE_FORMAT, keyId: raw.keyId, kdf, check, active: raw.active, versions, mac };
 }

@@ -1,7 +1,7 @@
 /**
- * Reading and writing the keyring file safely: permission checks, a size limit before reading, an exclusive lock
+ * Reading and writing the KEK file safely: permission checks, a size limit before reading, an exclusive lock
  * for read-modify-write, and atomic replacement (temp file 0600 in the same directory, fsync, rename, fsync of the
- * directory), so a crash or a concurrent writer never leaves a half-written keyring and never loses a key.
+ * directory), so a crash or a concurrent writer never leaves a half-written KEK file and never loses a key.
  * @module
  */
 import { mkdir, open, rm, stat } from 'node:fs/promises';
@@ -15,11 +15,11 @@ import {
   writeFileAtomic,
   type SecurityMode,
 } from '@keyfold/envelope-core';
-import { KEYRING_FILE, MAX_KEYRING_BYTES, parseKeyring, serializeKeyring, type KeyringDocument } from './kek-file-format.js';
+import { KEK_FILE_NAME, MAX_KEK_FILE_BYTES, parseKekFile, serializeKekFile, type KekFileDocument } from './kek-file-format.js';
 
-/** Path of the keyring file in `dir`. */
-export function keyringPath(dir: string): string {
-  return join(dir, KEYRING_FILE);
+/** Path of the KEK file in `dir`. */
+export function kekFilePath(dir: string): string {
+  return join(dir, KEK_FILE_NAME);
 }
 
 /**
@@ -42,43 +42,49 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** True when `dir` holds a keyring file. */
-export function keyringExists(dir: string): Promise<boolean> {
-  return exists(keyringPath(dir));
+/** True when `dir` holds a KEK file. */
+export function kekFileExists(dir: string): Promise<boolean> {
+  return exists(kekFilePath(dir));
 }
 
 /**
- * Reads and parses the keyring of `dir`, after checking the directory (0700) and file (0600) permissions in
+ * Reads and parses the KEK file of `dir`, after checking the directory (0700) and file (0600) permissions in
  * production and the file size.
- * @throws ConfigError when there is no keyring; PolicyError for loose permissions; FormatError /
+ * @throws ConfigError when there is no KEK file; PolicyError for loose permissions; FormatError /
  *   UnsupportedFormatError for a malformed file; LimitExceededError for an oversized one.
  */
-export async function readKeyring(dir: string, securityMode: SecurityMode): Promise<{ path: string; doc: KeyringDocument }> {
+export async function readKekFile(dir: string, securityMode: SecurityMode): Promise<{ path: string; doc: KekFileDocument }> {
   await assertKeyDirectory(dir, securityMode);
-  const path = keyringPath(dir);
+  const path = kekFilePath(dir);
   if (!(await exists(path))) {
-    throw new ConfigError(`no keyring in ${dir}: create one with initFileKeyring({ dir, passphrase }) (or \`keyfold init\`)`);
+    throw new ConfigError(`no KEK file in ${dir}: create one with initKekFile({ dir, passphrase }) (or \`keyfold init\`)`);
   }
-  assertPrivatePath(path, { what: 'keyring file', type: 'file', securityMode });
+  assertPrivatePath(path, { what: 'KEK file', type: 'file', securityMode });
   const fh = await open(path, 'r');
   let text: string;
   try {
     const st = await fh.stat();
-    if (st.size > MAX_KEYRING_BYTES) throw new LimitExceededError(`${path} is ${st.size} bytes; a keyring file is at most ${MAX_KEYRING_BYTES}`);
+    if (st.size > MAX_KEK_FILE_BYTES) throw new LimitExceededError(`${path} is ${st.size} bytes; a KEK file is at most ${MAX_KEK_FILE_BYTES}`);
     text = await fh.readFile('utf8');
   } finally {
     await fh.close();
   }
-  return { path, doc: parseKeyring(text, path) };
+  return { path, doc: parseKekFile(text, path) };
 }
 
 /**
- * Runs `fn` holding the keyring lock of `dir`, so two writers never interleave their read-modify-write: writers in
+ * Runs `fn` holding the KEK file lock of `dir`, so two writers never interleave their read-modify-write: writers in
  * this process wait their turn; across processes a `keyring.json.lock` file created exclusively (O_EXCL) is the
- * lock, removed when `fn` settles.
- * @throws ProviderError (`UNAVAILABLE`) when another process holds the lock.
+ * lock, removed when `fn` settles. Every writer of a KEK file (the provider's `rotate`, the administration
+ * functions, the CLI putting a KEK file back after a failed `kek add`) takes this one lock.
+ * @throws ProviderError (`UNAVAILABLE`) when another process holds the lock; ConfigError when the lock file cannot
+ *   be created; whatever `fn` throws.
+ * @example
+ * ```ts
+ * await withKekFileLock(dir, async () => { await writeFileAtomic(join(dir, KEK_FILE_NAME), before, { mode: 0o600 }); });
+ * ```
  */
-export async function withKeyringLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+export async function withKekFileLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   // Writers in this process queue behind each other; the lock file then guards against other processes.
   const key = resolve(dir);
   const previous = queues.get(key) ?? Promise.resolve();
@@ -95,11 +101,11 @@ export async function withKeyringLock<T>(dir: string, fn: () => Promise<T>): Pro
   }
 }
 
-/** The tail of the queue of writers per keyring directory in this process. */
+/** The tail of the queue of writers per KEK file directory in this process. */
 const queues = new Map<string, Promise<void>>();
 
 async function withLockFile<T>(dir: string, fn: () => Promise<T>): Promise<T> {
-  const lockPath = `${keyringPath(dir)}.lock`;
+  const lockPath = `${kekFilePath(dir)}.lock`;
   let fh;
   try {
     fh = await open(lockPath, 'wx', 0o600);
@@ -107,7 +113,7 @@ async function withLockFile<T>(dir: string, fn: () => Promise<T>): Promise<T> {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
       throw new ProviderError(
         'UNAVAILABLE',
-        `the keyring in ${dir} is being changed by another process (${lockPath} exists); retry when it has finished, ` +
+        `the KEK file in ${dir} is being changed by another process (${lockPath} exists); retry when it has finished, ` +
           'or delete the lock file if no keyfold process is running',
         { cause: err },
       );
@@ -127,20 +133,20 @@ async function withLockFile<T>(dir: string, fn: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Atomically replaces (or creates) the keyring file of `dir` with `doc`, through the core's `writeFileAtomic` (temp
+ * Atomically replaces (or creates) the KEK file of `dir` with `doc`, through the core's `writeFileAtomic` (temp
  * file 0600, fsync, rename, fsync of the directory). Call it holding the lock.
  * On any failure the previous file is untouched and the temp file is removed.
  */
-export async function writeKeyring(dir: string, doc: KeyringDocument): Promise<void> {
-  const path = keyringPath(dir);
+export async function writeKekFile(dir: string, doc: KekFileDocument): Promise<void> {
+  const path = kekFilePath(dir);
   try {
-    await writeFileAtomic(path, serializeKeyring(doc), { mode: 0o600 });
+    await writeFileAtomic(path, serializeKekFile(doc), { mode: 0o600 });
   } catch (err) {
     if (err instanceof KeyfoldError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     throw new ProviderError(
       code === 'EACCES' || code === 'EPERM' ? 'ACCESS_DENIED' : 'UNAVAILABLE',
-      `writing ${path} failed (${code ?? 'error'}); the keyring is unchanged`,
+      `writing ${path} failed (${code ?? 'error'}); the KEK file is unchanged`,
       { cause: err },
     );
   }

@@ -36,9 +36,8 @@ export async function resolvePassphrase(source: PassphraseSource | undefined, en
   if (source === undefined) {
     if (envName === undefined) throw new TypeError(`${name} is required`);
     text = process.env[envName];
-    // The wording "keyring passphrase" (the KEK file's passphrase) is kept: tests and operators' scripts match it.
-    if (text === undefined) throw new ConfigError(`no keyring passphrase: pass ${name} or set ${envName}`);
-    if (text === '') throw new ConfigError(`${envName} is empty; set it to the keyring passphrase`);
+    if (text === undefined) throw new ConfigError(`no KEK file passphrase: pass ${name} or set ${envName}`);
+    if (text === '') throw new ConfigError(`${envName} is empty; set it to the KEK file passphrase`);
   } else if (typeof source === 'function') {
     text = await source();
     if (typeof text !== 'string') throw new TypeError(`the ${name} function must return a string; got ${typeof text}`);

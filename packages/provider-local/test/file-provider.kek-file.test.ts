@@ -177,9 +177,9 @@ describe('createFileProvider: permissions and passphrase', () => {
     delete process.env[PASSPHRASE_ENV];
     const missing = await keyfoldRejectionOf(createFileProvider({ dir }));
     expect(missing).toBeInstanceOf(ConfigError);
-    expect(missing.message).toBe('no keyring passphrase: pass passphrase or set KEYFOLD_PASSPHRASE');
+    expect(missing.message).toBe('no KEK file passphrase: pass passphrase or set KEYFOLD_PASSPHRASE');
     process.env[PASSPHRASE_ENV] = '';
-    expect((await keyfoldRejectionOf(createFileProvider({ dir }))).message).toBe('KEYFOLD_PASSPHRASE is empty; set it to the keyring passphrase');
+    expect((await keyfoldRejectionOf(createFileProvider({ dir }))).message).toBe('KEYFOLD_PASSPHRASE is empty; set it to the KEK file passphrase');
     await expect(createFileProvider({ dir, passphrase: '' })).rejects.toThrow(RangeError);
   });
 
@@ -194,7 +194,7 @@ describe('createFileProvider: permissions and passphrase', () => {
     const dir = await tmp.dir('empty');
     const err = await keyfoldRejectionOf(createFileProvider({ dir, passphrase: PASS }));
     expect(err).toBeInstanceOf(ConfigError);
-    expect(err.message).toMatch(/^no keyring in .*: create one with initFileKeyring/);
+    expect(err.message).toMatch(/^no KEK file in .*: create one with initKekFile/);
   });
 });
 
@@ -214,7 +214,7 @@ describe('keyring file integrity', () => {
     const err = await keyfoldRejectionOf(createFileProvider({ dir, passphrase: PASS }));
     expect(err).toBeInstanceOf(FormatError);
     expect(err.code).toBe('FORMAT_INVALID');
-    expect(err.message).toBe(`${path} is not a valid keyring file: it is not JSON`);
+    expect(err.message).toBe(`${path} is not a valid KEK file: it is not JSON`);
   });
 
   it('structural damage is FORMAT_INVALID naming the field', async () => {

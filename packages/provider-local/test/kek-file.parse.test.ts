@@ -5,18 +5,18 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FormatError, UnsupportedFormatError } from '@keyfold/envelope-core';
-import { deriveKeyringKeys, finishKeyring, newKdfParams, openKeyring, parseKeyring, sealKek, serializeKeyring } from '../src/kek-file-format.js';
+import { deriveKekFileKeys, finishKekFile, newKdfParams, openKekFile, parseKekFile, sealKek, serializeKekFile } from '../src/kek-file-format.js';
 
 async function sampleKeyring(): Promise<string> {
   const kdf = newKdfParams({ name: 'pbkdf2-sha256', iterations: 1000 });
-  const keys = await deriveKeyringKeys(new TextEncoder().encode('pass'), kdf);
+  const keys = await deriveKekFileKeys(new TextEncoder().encode('pass'), kdf);
   const entries = ['1', '2'].map((v) => sealKek(keys, 'file-00000000', kdf, v, '2025-01-01T00:00:00.000Z', new Uint8Array(32).fill(Number(v))));
-  return serializeKeyring(finishKeyring(keys, { keyId: 'file-00000000', kdf, active: '2', versions: entries }));
+  return serializeKekFile(finishKekFile(keys, { keyId: 'file-00000000', kdf, active: '2', versions: entries }));
 }
 
 function expectParsedOrCoded(text: string): void {
   try {
-    const doc = parseKeyring(text, 'k.json');
+    const doc = parseKekFile(text, 'k.json');
     expect(doc.versions.length).toBeGreaterThan(0);
     expect(doc.versions.some((v) => v.version === doc.active)).toBe(true);
   } catch (err) {
@@ -24,13 +24,13 @@ function expectParsedOrCoded(text: string): void {
   }
 }
 
-describe('parseKeyring', () => {
-  it('round-trips what serializeKeyring writes, and the result opens', async () => {
+describe('parseKekFile', () => {
+  it('round-trips what serializeKekFile writes, and the result opens', async () => {
     const text = await sampleKeyring();
-    const doc = parseKeyring(text, 'k.json');
-    expect(serializeKeyring(doc)).toBe(text);
-    const keys = await deriveKeyringKeys(new TextEncoder().encode('pass'), doc.kdf);
-    const keks = openKeyring(keys, doc, 'k.json');
+    const doc = parseKekFile(text, 'k.json');
+    expect(serializeKekFile(doc)).toBe(text);
+    const keys = await deriveKekFileKeys(new TextEncoder().encode('pass'), doc.kdf);
+    const keks = openKekFile(keys, doc, 'k.json');
     expect([...keks.keys()]).toEqual(['1', '2']);
     expect(keks.get('2')).toEqual(new Uint8Array(32).fill(2));
   });
@@ -74,9 +74,9 @@ describe('parseKeyring', () => {
   });
 
   it('refuses oversized input and absurd KDF parameters before deriving anything', () => {
-    expect(() => parseKeyring(' '.repeat(1024 * 1024 + 1), 'k.json')).toThrow(FormatError);
+    expect(() => parseKekFile(' '.repeat(1024 * 1024 + 1), 'k.json')).toThrow(FormatError);
     const scrypt = { name: 'scrypt', N: 2 ** 20, r: 32, p: 1, salt: 'AAAAAAAAAAAAAAAAAAAAAA' };
     const doc = { format: 1, keyId: 'k', kdf: scrypt, check: '', active: '1', versions: [], mac: '' };
-    expect(() => parseKeyring(JSON.stringify(doc), 'k.json')).toThrow(/1 GiB/);
+    expect(() => parseKekFile(JSON.stringify(doc), 'k.json')).toThrow(/1 GiB/);
   });
 });

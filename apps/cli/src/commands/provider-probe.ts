@@ -8,65 +8,40 @@
  * PIN is wrong).
  * @module
  */
-import type { ProbeResult } from '@keyfold/envelope-core';
-import type { Pkcs11TokenListing } from '@keyfold/provider-pkcs11';
+import { isOperationalCode, type KeyfoldErrorCode, type ProbeResult } from '@keyfold/envelope-core';
 import type { CommandContext } from '../command.js';
 import { loadConfig, openProvider } from '../config.js';
 import { CliError, ExitCode } from '../exit-codes.js';
-import { formatFields, formatTable, printable } from '../output.js';
+import { formatFields, printable } from '../output.js';
 import { checkStoreLock } from '../store.js';
-import type { Pkcs11ProviderConfig } from '../provider-config.js';
+import type { ProviderConfig } from '../provider-config.js';
 
-/** Failures of the backend (or of reaching it) that make a probe fail instead of the command. */
-const UNHEALTHY = new Set(['KEY_NOT_FOUND', 'KEY_DISABLED', 'ACCESS_DENIED', 'THROTTLED', 'UNAVAILABLE', 'TIMEOUT', 'CONFIG_INVALID']);
-
+/**
+ * A failure that makes the probe fail instead of the command: an operational error (the core's one rule,
+ * `isOperationalCode`: the backend is down, throttled, refuses the credentials, the key is disabled or missing, the
+ * provider's setup is wrong or too open). Anything else (a bug, a damaged store) is an error of the command.
+ */
 function unhealthy(err: unknown): { code: string; message: string } | undefined {
   if (!(err instanceof Error)) return undefined;
   const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && UNHEALTHY.has(code) ? { code, message: err.message } : undefined;
+  return typeof code === 'string' && isOperationalCode(code as KeyfoldErrorCode) ? { code, message: err.message } : undefined;
 }
 
-interface TokenReport {
-  readonly slot: string;
-  readonly label: string;
-  readonly flags: readonly string[];
-  readonly mechanisms: Pkcs11TokenListing['mechanisms'];
-  /** Per wrapping mode: what is missing (empty: supported). */
-  readonly modes: Pkcs11TokenListing['modes'];
-  /** What is missing for `kek add` (empty: supported). */
-  readonly keyGeneration: readonly string[];
-}
-
-async function tokenReport(cfg: Pkcs11ProviderConfig): Promise<TokenReport | { error: { code: string; message: string } }> {
+/**
+ * The kind's extra section (PKCS#11: the token and its mechanisms, see `ProviderAdapter.probeExtra`), or the
+ * unhealthy error that kept it from being read.
+ */
+async function extraSection(cfg: ProviderConfig): Promise<{ field: string; json: unknown; render: (ctx: CommandContext) => string } | undefined> {
+  const { withAdapter } = await import('../providers/registry.js');
+  const extra = await withAdapter(cfg, (adapter) => adapter.probeExtra);
+  if (extra === undefined) return undefined;
   try {
-    const t = await (await import('../providers/pkcs11.js')).findToken(cfg);
-    return { slot: t.slot, label: t.label, flags: t.flags, mechanisms: t.mechanisms, modes: t.modes, keyGeneration: t.keyGeneration };
+    return { field: extra.field, ...(await extra.read(cfg)) };
   } catch (err) {
-    const e = unhealthy(err);
-    if (e === undefined) throw err;
-    return { error: e };
+    const error = unhealthy(err);
+    if (error === undefined) throw err;
+    return { field: extra.field, json: { error }, render: () => `${extra.field}: ${printable(error.message)} [${printable(error.code)}]` };
   }
-}
-
-function renderToken(ctx: CommandContext, token: TokenReport | { error: { code: string; message: string } }): string {
-  if ('error' in token) return `token: ${printable(token.error.message)} [${printable(token.error.code)}]`;
-  const s = ctx.out.out;
-  const support = (missing: readonly string[]): string => (missing.length === 0 ? 'yes' : `no (lacks ${missing.map(printable).join(', ')})`);
-  const fields = formatFields(
-    [
-      ['token', `${printable(token.label)} (slot ${printable(token.slot)})`],
-      ['token flags', token.flags.map(printable).join(', ') || '(none)'],
-      ['AES_GCM', support(token.modes.AES_GCM)],
-      ['AES_KEY_WRAP_PAD', support(token.modes.AES_KEY_WRAP_PAD)],
-      ['kek add', support(token.keyGeneration)],
-    ],
-    s,
-  );
-  const table = formatTable(
-    [['mechanism', 'flags'], ...token.mechanisms.map((m) => [printable(m.name), m.flags.map(printable).join(', ')])],
-    s,
-  );
-  return `${fields}\n\n${token.mechanisms.length} mechanisms found:\n${table}`;
 }
 
 export async function run(ctx: CommandContext): Promise<number | undefined> {
@@ -89,10 +64,10 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
     if (error === undefined) throw err;
     result = { ok: false, kind: cfg.kind, keyId: cfg.keyId, latencyMs: performance.now() - start, error };
   }
-  const token = cfg.kind === 'pkcs11' ? await tokenReport(cfg) : undefined;
+  const extra = await extraSection(cfg);
 
   const s = ctx.out.out;
-  ctx.out.result(token === undefined ? result : { ...result, token }, () => {
+  ctx.out.result(extra === undefined ? result : { ...result, [extra.field]: extra.json }, () => {
     const rows: [string, string][] = [
       ['status', result.ok ? s.green('ok') : s.red('FAILED')],
       ['provider', printable(result.kind)],
@@ -108,7 +83,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
     if (result.error !== undefined) rows.push(['error', `${printable(result.error.message)} [${printable(result.error.code)}]`]);
     for (const [k, v] of Object.entries(result.details ?? {})) rows.push([printable(k), printable(String(v))]);
     const text = formatFields(rows, s);
-    return token === undefined ? text : `${text}\n\n${renderToken(ctx, token)}`;
+    return extra === undefined ? text : `${text}\n\n${extra.render(ctx)}`;
   });
   if (result.ok) return ExitCode.OK;
   if (!ctx.out.json) {

@@ -1,7 +1,8 @@
 /**
  * `keyfold rotate --if-due`: the rotation policy, for cron. Adds a KEK version when the active one is older than
  * --max-age (file and pkcs11 providers; others rotate in their service), re-wraps the stored keys once a new
- * version has been active for --grace-period, and otherwise does nothing.
+ * version has been active for --grace-period, and otherwise does nothing. How a kind adds the version that is due
+ * is its adapter's `addDueVersion`.
  * @module
  */
 import type { KeyProvider } from '@keyfold/envelope-core';
@@ -19,28 +20,18 @@ function numberOption(ctx: CommandContext, name: string, unitMs: number, min: nu
   return n * unitMs;
 }
 
-/**
- * `addVersion` for the env provider, which cannot add a version itself: refuses with the variable to set, named
- * with the installation's configured prefix (config.json `provider.prefix`, e.g. `MYAPP_KEK_V3`), never a default.
- * @throws ConfigError (CONFIG_INVALID, exit 1) always, naming `<prefix><highest version + 1>`.
- */
-async function envVersionToAdd(prefix: string, provider: KeyProvider): Promise<never> {
-  const { ConfigError } = await import('@keyfold/envelope-core');
-  const versions = (await provider.describe()).versions.map(Number).filter((v) => Number.isSafeInteger(v));
-  const next = versions.length === 0 ? 1 : Math.max(...versions) + 1;
-  throw new ConfigError(
-    `a new version of env:${provider.keyId} is due, and the env provider cannot add one itself: set ${prefix}${next} to 64 hex ` +
-      'characters (generate one with: openssl rand -hex 32) wherever this installation runs, then run again',
-  );
-}
-
 export async function run(ctx: CommandContext): Promise<number | undefined> {
   if (!ctx.args.flag('if-due')) throw new UsageError("use 'keyfold rotate --if-due' (or 'keyfold kek rotate' to rotate now)", ctx.name);
   const maxAgeMs = numberOption(ctx, 'max-age', 86_400_000, 0.000001);
   const gracePeriodMs = numberOption(ctx, 'grace-period', 3_600_000, 0);
   const result = await withStoreAndProvider(ctx, async ({ store, provider, actor, loaded }) => {
     const { runIfDue } = await import('@keyfold/rotation');
+    const { withAdapter } = await import('../providers/registry.js');
     const cfg = loaded.config.provider;
+    const addDueVersion = await withAdapter(cfg, (adapter, c) => {
+      const add = adapter.addDueVersion;
+      return add === undefined ? undefined : (p: KeyProvider) => add(loaded, c, p);
+    });
     const bar = new ProgressBar(ctx, 'rotating');
     try {
       return await withInterrupt(ctx, (signal) =>
@@ -52,15 +43,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
           concurrency: concurrencyFor(ctx, provider),
           policy: { ...(maxAgeMs === undefined ? {} : { maxAgeMs }), ...(gracePeriodMs === undefined ? {} : { gracePeriodMs }) },
           onProgress: (p) => bar.update(p),
-          ...(cfg.kind === 'env' ? { addVersion: (p: KeyProvider) => envVersionToAdd(cfg.prefix, p) } : {}),
-          ...(cfg.kind === 'pkcs11'
-            ? {
-                addVersion: async () => {
-                  const added = await (await import('../providers/pkcs11.js')).addKekVersion(loaded.securityMode, cfg);
-                  return added.version;
-                },
-              }
-            : {}),
+          ...(addDueVersion === undefined ? {} : { addVersion: addDueVersion }),
         }),
       );
     } finally {

@@ -5,11 +5,11 @@
  * @module
  */
 import { ConfigError, type SecurityMode } from '@keyfold/envelope-core';
-import { createAwsKmsProvider, type AwsKmsProvider } from '@keyfold/provider-aws';
+import type { AwsKmsProvider } from '@keyfold/provider-aws';
 import type { CommandContext } from '../command.js';
-import type { AwsKmsProviderConfig } from '../provider-config.js';
+import { opt, type AwsKmsProviderConfig, type ConfigFields } from '../provider-config.js';
 import { checkServiceUrl, optional, required } from './options.js';
-import { NO_CREDENTIAL_VARIABLES, type ProviderAdapter } from './adapter.js';
+import { keyServiceAdapter, type ProviderAdapter } from './adapter.js';
 import type { InitOpened } from './types.js';
 
 const CREDENTIALS_NOTE =
@@ -27,9 +27,10 @@ interface Target {
  */
 const SDK_NODE_WARNING_SWITCH = 'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED';
 
-function create(target: Target, securityMode: SecurityMode): Promise<AwsKmsProvider> {
+async function create(target: Target, securityMode: SecurityMode): Promise<AwsKmsProvider> {
   if (target.endpoint !== undefined) checkServiceUrl(target.endpoint, 'AWS KMS endpoint', securityMode);
   process.env[SDK_NODE_WARNING_SWITCH] ??= 'true';
+  const { createAwsKmsProvider } = await import('@keyfold/provider-aws');
   return createAwsKmsProvider({
     keyId: target.keyId,
     ...(target.region === undefined ? {} : { region: target.region }),
@@ -80,12 +81,17 @@ function rotationHint(cfg: AwsKmsProviderConfig): string {
   );
 }
 
+/** config.json: the key ARN and region it is reopened with, an optional endpoint. */
+function parseConfig(f: ConfigFields, keyId: string): AwsKmsProviderConfig {
+  return { kind: 'aws-kms', keyId, arn: f.string('arn'), region: f.string('region'), ...opt('endpoint', f.optionalString('endpoint')) };
+}
+
 /** The `aws-kms` provider: set up from options by init and migrate; the service rotates its own key. */
-export const awsKmsAdapter: ProviderAdapter<'aws-kms'> = {
+export const awsKmsAdapter: ProviderAdapter<'aws-kms'> = keyServiceAdapter({
   kind: 'aws-kms',
-  init: { by: 'options', open: init },
-  migrate: { supported: true, openTarget: init },
-  open: (ctx, loaded, cfg) => open(ctx, loaded.securityMode, cfg),
-  kekAdd: { by: 'elsewhere', hint: rotationHint },
-  credentialVariables: () => NO_CREDENTIAL_VARIABLES,
-};
+  parseConfig,
+  initOptions: ['key-id', 'region', 'endpoint'],
+  init,
+  open,
+  rotationHint,
+});

@@ -8,12 +8,12 @@
  * @module
  */
 import { ConfigError, type SecurityMode } from '@keyfold/envelope-core';
-import { createAzureKeyVaultProvider, type AzureKeyVaultProvider, type TokenCredentialLike } from '@keyfold/provider-azure';
+import type { AzureKeyVaultProvider, TokenCredentialLike } from '@keyfold/provider-azure';
 import type { CommandContext } from '../command.js';
 import { AZURE_STATIC_TOKEN_ENV, readCredential } from '../credential-env.js';
-import { isLoopbackHost, type AzureAlgorithm, type AzureKvProviderConfig } from '../provider-config.js';
+import { isLoopbackHost, opt, type AzureAlgorithm, type AzureKvProviderConfig, type ConfigFields } from '../provider-config.js';
 import { absolutePath, choice, optional, readCaFile, required } from './options.js';
-import { NO_CREDENTIAL_VARIABLES, type ProviderAdapter } from './adapter.js';
+import { keyServiceAdapter, type ProviderAdapter } from './adapter.js';
 import type { InitOpened } from './types.js';
 
 export { AZURE_STATIC_TOKEN_ENV };
@@ -71,6 +71,7 @@ function clientOptions(cfg: Pick<AzureKvProviderConfig, 'kid' | 'caFile'>, secur
 
 async function create(ctx: CommandContext, securityMode: SecurityMode, cfg: Omit<AzureKvProviderConfig, 'kind' | 'keyId'>): Promise<AzureKeyVaultProvider> {
   const options = clientOptions(cfg, securityMode);
+  const { createAzureKeyVaultProvider } = await import('@keyfold/provider-azure');
   return createAzureKeyVaultProvider({
     keyId: cfg.kid,
     credential: await credentialFor(ctx, securityMode),
@@ -113,12 +114,23 @@ function rotationHint(cfg: AzureKvProviderConfig): string {
   );
 }
 
+/** config.json: the kid given at init, the wrapping algorithm and an optional CA file. */
+function parseConfig(f: ConfigFields, keyId: string): AzureKvProviderConfig {
+  return {
+    kind: 'azure-kv',
+    keyId,
+    kid: f.string('kid'),
+    algorithm: f.oneOf<AzureAlgorithm>('algorithm', ['RSA-OAEP-256', 'A256KW']),
+    ...opt('caFile', f.optionalString('caFile')),
+  };
+}
+
 /** The `azure-kv` provider: set up from options by init and migrate; the service rotates its own key. */
-export const azureKvAdapter: ProviderAdapter<'azure-kv'> = {
+export const azureKvAdapter: ProviderAdapter<'azure-kv'> = keyServiceAdapter({
   kind: 'azure-kv',
-  init: { by: 'options', open: init },
-  migrate: { supported: true, openTarget: init },
-  open: (ctx, loaded, cfg) => open(ctx, loaded.securityMode, cfg),
-  kekAdd: { by: 'elsewhere', hint: rotationHint },
-  credentialVariables: () => NO_CREDENTIAL_VARIABLES,
-};
+  parseConfig,
+  initOptions: ['key-id', 'algorithm', 'ca-file'],
+  init,
+  open,
+  rotationHint,
+});

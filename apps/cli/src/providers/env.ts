@@ -3,9 +3,57 @@
  * Loaded only when an installation uses it.
  * @module
  */
+import { ConfigError, type KeyProvider, type SecurityMode } from '@keyfold/envelope-core';
 import { createEnvProvider } from '@keyfold/provider-local';
+import type { CommandContext } from '../command.js';
 import { envKekVariables, pickVariables } from '../credential-env.js';
-import type { ProviderAdapter } from './adapter.js';
+import { UsageError } from '../exit-codes.js';
+import { installEnv, type Rollback } from '../install.js';
+import type { ConfigFields, EnvProviderConfig } from '../provider-config.js';
+import type { CliInstalled, ProviderAdapter } from './adapter.js';
+
+/**
+ * `keyfold init --provider env [--prefix P]`: checks the variables `<prefix><N>` are usable and records the prefix.
+ * The provider is opened with the whole environment, as `installEnv` checked it.
+ * @throws UsageError for a malformed `--prefix`; ConfigError when no usable variable is set.
+ */
+async function install(ctx: CommandContext, securityMode: SecurityMode, rollback: Rollback): Promise<CliInstalled> {
+  const prefix = ctx.args.string('prefix');
+  let installation;
+  try {
+    installation = await installEnv({ dir: ctx.dir, prefix, env: ctx.env, securityMode, rollback });
+  } catch (err) {
+    // A malformed --prefix is a caller mistake in the core's terms: a usage error here.
+    if (err instanceof TypeError || err instanceof RangeError) throw new UsageError(err.message, ctx.name);
+    throw err;
+  }
+  const recorded = installation.provider.prefix;
+  return {
+    installation,
+    provider: createEnvProvider({ env: ctx.env, ...(recorded === undefined ? {} : { prefix: recorded }), securityMode }),
+    reminder: `Every keyfold run needs the ${recorded ?? ''}<N> variables; keep them out of shell history and logs.`,
+  };
+}
+
+/**
+ * `keyfold rotate --if-due` for the env provider, which cannot add a version itself: refuses with the variable to
+ * set, named with the installation's configured prefix (config.json `provider.prefix`, e.g. `MYAPP_KEK_V3`), never
+ * a default.
+ * @throws ConfigError (CONFIG_INVALID, exit 1) always, naming `<prefix><highest version + 1>`.
+ */
+async function refuseDueVersion(cfg: EnvProviderConfig, provider: KeyProvider): Promise<never> {
+  const versions = (await provider.describe()).versions.map(Number).filter((v) => Number.isSafeInteger(v));
+  const next = versions.length === 0 ? 1 : Math.max(...versions) + 1;
+  throw new ConfigError(
+    `a new version of env:${provider.keyId} is due, and the env provider cannot add one itself: set ${cfg.prefix}${next} to 64 hex ` +
+      'characters (generate one with: openssl rand -hex 32) wherever this installation runs, then run again',
+  );
+}
+
+/** config.json: the variable prefix. */
+function parseConfig(f: ConfigFields, keyId: string): EnvProviderConfig {
+  return { kind: 'env', keyId, prefix: f.string('prefix') };
+}
 
 /**
  * The env provider: created by `keyfold init` itself; a migration target (`--prefix`); its versions are made by the
@@ -14,7 +62,9 @@ import type { ProviderAdapter } from './adapter.js';
  */
 export const envAdapter: ProviderAdapter<'env'> = {
   kind: 'env',
-  init: { by: 'cli' },
+  parseConfig,
+  init: { by: 'cli', install },
+  initOptions: ['prefix'],
   migrate: {
     supported: true,
     openTarget: async (ctx, securityMode) => {
@@ -34,4 +84,6 @@ export const envAdapter: ProviderAdapter<'env'> = {
       "one yourself (64 hex characters, e.g. 'openssl rand -hex 32') and pass it to every run; the highest is active",
   },
   credentialVariables: (cfg) => envKekVariables(cfg.prefix),
+  addDueVersion: (_loaded, cfg, provider) => refuseDueVersion(cfg, provider),
+  probeExtra: undefined,
 };

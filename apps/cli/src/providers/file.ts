@@ -3,16 +3,52 @@
  * installation uses it.
  * @module
  */
-import { open as openFileHandle, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { KeyfoldError, writeFileAtomic, type KeyProvider } from '@keyfold/envelope-core';
-import { createFileProvider, KEYRING_FILE, type FileProvider } from '@keyfold/provider-local';
+import { KeyfoldError, writeFileAtomic, type KeyProvider, type SecurityMode } from '@keyfold/envelope-core';
+import { createFileProvider, KEK_FILE_NAME, withKekFileLock, type FileProvider, type KdfOptions } from '@keyfold/provider-local';
 import type { CommandContext } from '../command.js';
 import { assertInstallLock, keyringDir, type LoadedConfig } from '../config.js';
-import type { FileProviderConfig } from '../provider-config.js';
+import { UsageError } from '../exit-codes.js';
+import { assertNotInitialised, installFile, type Rollback } from '../install.js';
+import type { ConfigFields, FileProviderConfig } from '../provider-config.js';
 import { readPassphrase } from '../prompt.js';
-import { NO_CREDENTIAL_VARIABLES, type KekVersionAdded, type ProviderAdapter } from './adapter.js';
+import { NO_CREDENTIAL_VARIABLES, type CliInstalled, type KekVersionAdded, type ProviderAdapter } from './adapter.js';
+
+/** `--kdf scrypt|pbkdf2` of `keyfold init`. @throws UsageError for another value. */
+function kdfOption(ctx: CommandContext): KdfOptions | undefined {
+  const kdf = ctx.args.string('kdf');
+  if (kdf === undefined) return undefined;
+  if (kdf === 'pbkdf2') return { name: 'pbkdf2-sha256' };
+  if (kdf === 'scrypt') return { name: 'scrypt' };
+  throw new UsageError(`--kdf must be "scrypt" or "pbkdf2"; got ${JSON.stringify(kdf)}`, ctx.name);
+}
+
+/**
+ * `keyfold init [--kdf scrypt|pbkdf2]`: asks for a new passphrase (twice), seals a random KEK under it in a new KEK
+ * file, and opens that file again as later commands do (the KEK file key derived once more from the passphrase).
+ * An existing installation is refused before the passphrase is asked for.
+ * @throws UsageError for a bad `--kdf`; KeyfoldError ALREADY_EXISTS.
+ */
+async function install(ctx: CommandContext, securityMode: SecurityMode, rollback: Rollback): Promise<CliInstalled> {
+  const kdf = kdfOption(ctx);
+  await assertNotInitialised(ctx.dir);
+  const passphrase = await readPassphrase({ env: ctx.env, stdin: ctx.stdin, stderr: ctx.stderr, confirm: true, command: ctx.name });
+  const installation = await installFile({ dir: ctx.dir, passphrase, securityMode, rollback, ...(kdf === undefined ? {} : { kdf }) });
+  const kekFile = installation.provider.keyring;
+  if (kekFile === undefined) throw new KeyfoldError('INTERNAL', 'the new installation records no KEK file');
+  return {
+    installation,
+    provider: await createFileProvider({ dir: dirname(kekFile), passphrase, securityMode }),
+    reminder: 'Keep the passphrase safe: without it nothing sealed with this KEK file can be opened.',
+  };
+}
+
+/** config.json: the KEK file directory. */
+function parseConfig(f: ConfigFields, keyId: string): FileProviderConfig {
+  return { kind: 'file', keyId, keyring: f.string('keyring') };
+}
 
 /** Opens the file provider; it asks for its passphrase only when it needs it. */
 function openFile(ctx: CommandContext, loaded: LoadedConfig, cfg: FileProviderConfig): Promise<FileProvider> {
@@ -44,13 +80,13 @@ async function addKekVersion(
     // The caller's use of the opened provider (kek add opens the key store's audit key with it) comes first.
     await beforeAdding?.(provider);
     const dir = keyringDir(loaded.dir, cfg);
-    const before = await readFile(join(dir, KEYRING_FILE));
+    const before = await readFile(join(dir, KEK_FILE_NAME));
     const version = await provider.rotate();
-    const after = await readFile(join(dir, KEYRING_FILE));
+    const after = await readFile(join(dir, KEK_FILE_NAME));
     const d = await provider.describe();
     return {
       added: { kind: cfg.kind, keyId: cfg.keyId, version, activeVersion: d.activeVersion, versions: [...d.versions] },
-      undo: () => restoreKeyring(dir, before, after, version),
+      undo: () => restoreKekFile(dir, before, after, version),
     };
   } finally {
     await provider.close();
@@ -59,14 +95,14 @@ async function addKekVersion(
 
 /**
  * Undoes `kek add` on the KEK file when the key store then refused to record the new version: puts back the
- * KEK file as it was (`before`), under the KEK file lock, with the core's `writeFileAtomic` (temporary file,
- * fsync, rename, fsync of the directory).
+ * KEK file as it was (`before`), holding the KEK file lock (provider-local's `withKekFileLock`, the one every KEK
+ * file writer takes), with the core's `writeFileAtomic` (temporary file, fsync, rename, fsync of the directory).
  * Safety rule: only when the file is still exactly what `kek add` wrote (`after`) and `after` differs from
  * `before` by the one version added (no other writer's change in between), so nothing but that version is lost.
  * @throws KeyfoldError INTERNAL naming the version left in the KEK file when it cannot be undone safely.
  */
-async function restoreKeyring(dir: string, before: Buffer, after: Buffer, version: string): Promise<void> {
-  const path = join(dir, KEYRING_FILE);
+async function restoreKekFile(dir: string, before: Buffer, after: Buffer, version: string): Promise<void> {
+  const path = join(dir, KEK_FILE_NAME);
   const left = (why: string, cause?: unknown): KeyfoldError =>
     new KeyfoldError(
       'INTERNAL',
@@ -80,32 +116,31 @@ async function restoreKeyring(dir: string, before: Buffer, after: Buffer, versio
   if (newVersions.length !== oldVersions.length + 1 || !isDeepStrictEqual(newVersions.slice(0, -1), oldVersions)) {
     throw left('the KEK file changed in between');
   }
-  const lockPath = `${path}.lock`;
-  let lock;
+  let locked = false;
   try {
-    lock = await openFileHandle(lockPath, 'wx', 0o600);
+    await withKekFileLock(dir, async () => {
+      locked = true;
+      if (!(await readFile(path)).equals(after)) throw left('the KEK file changed in between');
+      await writeFileAtomic(path, before, { mode: 0o600 });
+    });
   } catch (err) {
-    throw left('another process holds the KEK file lock', err);
-  }
-  try {
-    await lock.writeFile(`${process.pid}\n`);
-    if (!(await readFile(path)).equals(after)) throw left('the KEK file changed in between');
-    await writeFileAtomic(path, before, { mode: 0o600 });
-  } catch (err) {
+    if (!locked) throw left('another process holds the KEK file lock', err);
     throw err instanceof KeyfoldError ? err : left('the KEK file could not be rewritten', err);
-  } finally {
-    await lock.close();
-    await rm(lockPath, { force: true });
   }
 }
 
 /** The `file` provider: created by `keyfold init` itself, a migration target never, KEK versions added by keyfold. */
 export const fileAdapter: ProviderAdapter<'file'> = {
   kind: 'file',
-  init: { by: 'cli' },
+  parseConfig,
+  init: { by: 'cli', install },
+  initOptions: ['kdf'],
   migrate: { supported: false, reason: 'migrating to a new KEK file is not supported: choose env, a key service or an HSM' },
   open: openFile,
   kekAdd: { by: 'keyfold', add: addKekVersion },
   // KEYFOLD_PASSPHRASE, a fixed name.
   credentialVariables: () => NO_CREDENTIAL_VARIABLES,
+  // The file provider's own rotate() adds the version: the rotation engine calls it.
+  addDueVersion: undefined,
+  probeExtra: undefined,
 };

@@ -8,12 +8,12 @@
  * @module
  */
 import { ConfigError, type SecurityMode } from '@keyfold/envelope-core';
-import { createGcpKmsProvider, type GcpClientOptions, type GcpKmsProvider } from '@keyfold/provider-gcp';
+import type { GcpClientOptions, GcpKmsProvider } from '@keyfold/provider-gcp';
 import type { CommandContext } from '../command.js';
 import { UsageError } from '../exit-codes.js';
-import { isLoopbackHost, type GcpKmsProviderConfig, type GcpTransport } from '../provider-config.js';
+import { isLoopbackHost, opt, type ConfigFields, type GcpKmsProviderConfig, type GcpTransport } from '../provider-config.js';
 import { choice, optional, required } from './options.js';
-import { NO_CREDENTIAL_VARIABLES, type ProviderAdapter } from './adapter.js';
+import { keyServiceAdapter, type ProviderAdapter } from './adapter.js';
 import type { InitOpened } from './types.js';
 
 interface HostPort {
@@ -86,7 +86,9 @@ async function init(ctx: CommandContext, securityMode: SecurityMode): Promise<In
 
 /** Reopens the recorded CryptoKey over the recorded transport. */
 async function open(_ctx: CommandContext, securityMode: SecurityMode, cfg: GcpKmsProviderConfig): Promise<GcpKmsProvider> {
-  return createGcpKmsProvider({ keyName: cfg.keyId, clientOptions: await clientOptions(cfg, securityMode) });
+  const clientOpts = await clientOptions(cfg, securityMode);
+  const { createGcpKmsProvider } = await import('@keyfold/provider-gcp');
+  return createGcpKmsProvider({ keyName: cfg.keyId, clientOptions: clientOpts });
 }
 
 /** Why `kek add` does not apply, and what to run instead. */
@@ -100,12 +102,23 @@ function rotationHint(cfg: GcpKmsProviderConfig): string {
   return `Cloud KMS rotates keys itself: set a rotation period on the key, or run '${command}'; older versions keep decrypting`;
 }
 
+/** config.json: the transport (default gRPC), an optional endpoint and the plaintext-connection switch. */
+function parseConfig(f: ConfigFields, keyId: string): GcpKmsProviderConfig {
+  return {
+    kind: 'gcp-kms',
+    keyId,
+    transport: f.oneOf<GcpTransport>('transport', ['grpc', 'rest'], 'grpc'),
+    ...opt('endpoint', f.optionalString('endpoint')),
+    ...opt('insecure', f.optionalBoolean('insecure')),
+  };
+}
+
 /** The `gcp-kms` provider: set up from options by init and migrate; the service rotates its own key. */
-export const gcpKmsAdapter: ProviderAdapter<'gcp-kms'> = {
+export const gcpKmsAdapter: ProviderAdapter<'gcp-kms'> = keyServiceAdapter({
   kind: 'gcp-kms',
-  init: { by: 'options', open: init },
-  migrate: { supported: true, openTarget: init },
-  open: (ctx, loaded, cfg) => open(ctx, loaded.securityMode, cfg),
-  kekAdd: { by: 'elsewhere', hint: rotationHint },
-  credentialVariables: () => NO_CREDENTIAL_VARIABLES,
-};
+  parseConfig,
+  initOptions: ['key-name', 'endpoint', 'transport', 'insecure'],
+  init,
+  open,
+  rotationHint,
+});

@@ -2,8 +2,10 @@
  * The one registry of provider adapters: the commands (init, migrate, kek add, the configured provider's opening,
  * the credential stripping of `secrets exec` / `secrets edit`) look a provider kind up here instead of switching on it.
  *
- * Each adapter module, and with it its provider package and vendor SDK, is imported only when its kind is looked up,
- * so `keyfold --help` and the commands that need no provider load none (test/startup.test.ts checks this).
+ * Each adapter module is imported only when its kind is looked up (reading config.json looks up the recorded kind, to
+ * validate its section), so `keyfold --help` loads none (test/startup.test.ts checks this). An adapter imports its
+ * provider package and vendor SDK only when it opens or sets up a provider, so commands that read config.json but
+ * open no provider (`kek list`, `audit list`, ...) load no SDK.
  * Adding a kind: one adapter file in this directory and one line below; the mapped type makes the line required.
  * @module
  */

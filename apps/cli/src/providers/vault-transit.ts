@@ -5,13 +5,13 @@
  * @module
  */
 import { ConfigError, type SecurityMode } from '@keyfold/envelope-core';
-import { createVaultTransitProvider, resolveVaultNamespace, type VaultTransitProvider } from '@keyfold/provider-vault';
+import type { VaultTransitProvider } from '@keyfold/provider-vault';
 import type { CommandContext } from '../command.js';
 import { readCredential, VAULT_ROLE_ID_ENV, VAULT_SECRET_ID_ENV, VAULT_TOKEN_ENV, type CredentialVariable } from '../credential-env.js';
 import { UsageError } from '../exit-codes.js';
-import type { VaultAuthMethod, VaultTransitProviderConfig } from '../provider-config.js';
+import { opt, type ConfigFields, type VaultAuthMethod, type VaultTransitProviderConfig } from '../provider-config.js';
 import { choice, optional, required } from './options.js';
-import { NO_CREDENTIAL_VARIABLES, type ProviderAdapter } from './adapter.js';
+import { keyServiceAdapter, type ProviderAdapter } from './adapter.js';
 import type { InitOpened } from './types.js';
 
 export { VAULT_ROLE_ID_ENV, VAULT_SECRET_ID_ENV };
@@ -24,7 +24,8 @@ function fromEnv(ctx: CommandContext, name: CredentialVariable, hint: string): s
   return v;
 }
 
-function create(ctx: CommandContext, securityMode: SecurityMode, t: Target): Promise<VaultTransitProvider> {
+async function create(ctx: CommandContext, securityMode: SecurityMode, t: Target): Promise<VaultTransitProvider> {
+  const { createVaultTransitProvider } = await import('@keyfold/provider-vault');
   const base = {
     keyName: t.keyName,
     endpoint: t.endpoint,
@@ -59,7 +60,7 @@ async function init(ctx: CommandContext, securityMode: SecurityMode): Promise<In
   const endpoint = optional(ctx, 'vault-addr') ?? (ctx.env.VAULT_ADDR || undefined);
   if (endpoint === undefined) throw new UsageError('--provider vault-transit needs --vault-addr URL or VAULT_ADDR', ctx.name);
   const mount = optional(ctx, 'mount') ?? 'transit';
-  const namespace = resolveVaultNamespace(optional(ctx, 'namespace'), ctx.env);
+  const namespace = (await import('@keyfold/provider-vault')).resolveVaultNamespace(optional(ctx, 'namespace'), ctx.env);
   const auth = choice<VaultAuthMethod>(ctx, 'auth', ['token', 'approle'], readCredential(ctx.env, VAULT_ROLE_ID_ENV) ? 'approle' : 'token');
   const target: Target = { keyName, endpoint, mount, ...(namespace === undefined ? {} : { namespace }), auth };
   const provider = await create(ctx, securityMode, target);
@@ -85,12 +86,25 @@ function rotationHint(cfg: VaultTransitProviderConfig): string {
   return `Vault rotates transit keys itself: run '${ns}vault write -f ${cfg.mount}/keys/${cfg.keyName}/rotate'; older versions keep decrypting`;
 }
 
+/** config.json: key name, address, mount, optional namespace and the auth method (never a token or secret id). */
+function parseConfig(f: ConfigFields, keyId: string): VaultTransitProviderConfig {
+  return {
+    kind: 'vault-transit',
+    keyId,
+    keyName: f.string('keyName'),
+    endpoint: f.string('endpoint'),
+    mount: f.string('mount'),
+    ...opt('namespace', f.optionalString('namespace')),
+    auth: f.oneOf<VaultAuthMethod>('auth', ['token', 'approle']),
+  };
+}
+
 /** The `vault-transit` provider: set up from options by init and migrate; the service rotates its own key. */
-export const vaultTransitAdapter: ProviderAdapter<'vault-transit'> = {
+export const vaultTransitAdapter: ProviderAdapter<'vault-transit'> = keyServiceAdapter({
   kind: 'vault-transit',
-  init: { by: 'options', open: init },
-  migrate: { supported: true, openTarget: init },
-  open: (ctx, loaded, cfg) => open(ctx, loaded.securityMode, cfg),
-  kekAdd: { by: 'elsewhere', hint: rotationHint },
-  credentialVariables: () => NO_CREDENTIAL_VARIABLES,
-};
+  parseConfig,
+  initOptions: ['key-name', 'vault-addr', 'mount', 'namespace', 'auth'],
+  init,
+  open,
+  rotationHint,
+});

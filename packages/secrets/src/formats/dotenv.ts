@@ -2,6 +2,11 @@
  * .env files: `KEY=value` lines with optional `export `, bare values with ` # comments`, single-quoted literals and
  * double-quoted values with escapes, both of which may span lines. Comments, blank lines and everything around a
  * value stay byte for byte. Metadata is the `KEYFOLD_SECRETS_*` lines, kept at the end of the file.
+ *
+ * Not the same rule as `@keyfold/provider-local`'s `parseDotenv` (which reads the env provider's KEK/secrets files),
+ * on purpose: encrypting and editing in place needs the byte span of every value, quoted values that span lines,
+ * unknown escapes kept as written and names with `.` and `-`, none of which a strict one-line-per-variable reader of
+ * key files should accept; that one returns only a name-to-value map and refuses anything ambiguous.
  * @module
  */
 import { FormatError } from '@keyfold/envelope-core';
