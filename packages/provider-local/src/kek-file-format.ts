@@ -68,7 +68,7 @@ export const MAX_KEK_FILE_VERSIONS = 4096;
  * PBKDF2 iterations used when none are given (OWASP 2023 recommendation for PBKDF2-HMAC-SHA-256).
  * @example
  * ```ts
- * await initFileKeyring({ dir, passphrase, kdf: { name: 'pbkdf2-sha256', iterations: DEFAULT_PBKDF2_ITERATIONS * 2 } });
+ * await initKekFile({ dir, passphrase, kdf: { name: 'pbkdf2-sha256', iterations: DEFAULT_PBKDF2_ITERATIONS * 2 } });
  * ```
  */
 export const DEFAULT_PBKDF2_ITERATIONS = 600_000;
@@ -76,7 +76,7 @@ export const DEFAULT_PBKDF2_ITERATIONS = 600_000;
  * scrypt parameters used when none are given (128 MiB of memory per stretch).
  * @example
  * ```ts
- * await initFileKeyring({ dir, passphrase, kdf: { name: 'scrypt', ...DEFAULT_SCRYPT, N: 2 ** 18 } });
+ * await initKekFile({ dir, passphrase, kdf: { name: 'scrypt', ...DEFAULT_SCRYPT, N: 2 ** 18 } });
  * ```
  */
 export const DEFAULT_SCRYPT = Object.freeze({ N: 2 ** 17, r: 8, p: 1 });
@@ -107,7 +107,7 @@ export type KdfOptions =
  * The KDF parameters of a KEK file, without the salt (what `describe()` and the admin functions report).
  * @example
  * ```ts
- * const kdf: KdfDescription = (await initFileKeyring({ dir, passphrase })).kdf; // { name: 'pbkdf2-sha256', iterations: 600000 }
+ * const kdf: KdfDescription = (await initKekFile({ dir, passphrase })).kdf; // { name: 'pbkdf2-sha256', iterations: 600000 }
  * ```
  */
 export type KdfDescription =
