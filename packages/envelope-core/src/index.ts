@@ -57,6 +57,7 @@ export { networkErrorCode } from './network-errors.js';
 export type { CircuitBreakerOptions, CircuitState, ResilienceOptions, ResilienceStats, RetryOptions } from './resilience.js';
 export { BaseKeyProvider, assertWrappedKey } from './provider-base.js';
 export { assertKeyProvider } from './provider-shape.js';
+export { WriteVersionView, writeUnderVersion } from './write-version.js';
 export type { BaseProviderOptions } from './provider-base.js';
 export { assertPrivatePath, assertProvidersAllowed, resolveSecurityMode, SECURITY_MODE_ENV } from './policy.js';
 export type { PermissionCheck, SecurityMode } from './policy.js';
