@@ -31,7 +31,8 @@ export const envAdapter: ProviderAdapter<'env'> = {
     by: 'elsewhere',
     hint: (cfg) =>
       `the env provider's key-encryption keys are the variables ${cfg.prefix}1, ${cfg.prefix}2, ...: create the next ` +
-      "one yourself (64 hex characters, e.g. 'openssl rand -hex 32') and pass it to every run; the highest is active",
+      "one yourself (64 hex characters, e.g. 'openssl rand -hex 32') and pass it to every run and host; then " +
+      "'keyfold kek activate --kek-version N' makes the key store's active version (the one every process seals under) that one",
   },
   credentialVariables: (cfg) => envKekVariables(cfg.prefix),
 };
