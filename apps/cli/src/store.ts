@@ -204,7 +204,7 @@ export function underPointer(provider: KeyProvider, version: string | undefined)
     // versions itself (rotate --if-due) still can: the new version is written only once the pointer moves to it.
     ...(typeof stats === 'function' ? { resilienceStats: () => (stats as () => unknown).call(provider) } : {}),
     ...(typeof rotate === 'function' ? { rotate: () => (rotate as () => Promise<string>).call(provider) } : {}),
-  } as KeyProvider;
+  };
 }
 
 /**

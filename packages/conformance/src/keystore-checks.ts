@@ -444,8 +444,8 @@ export const keyStoreChecks: readonly KeyStoreCheck[] = [
         const same = await store.activateKekVersion(KEK_B, ACTOR);
         ensure(!same.changed && same.from === '2', 'activating the active version must change nothing');
         const audit = await store.listAudit({ event: 'kek.activate' });
-        const moves = audit.map((e) => `${String(e.details.from)}->${String(e.details.to)}`);
-        ensure(moves.join(',') === 'null->1,1->3,3->2', `every pointer move must be audited kek.activate with from and to; got ${moves.join(',')}`);
+        const moves = audit.map((e) => `${JSON.stringify(e.details.from ?? null)}->${JSON.stringify(e.details.to ?? null)}`);
+        ensure(moves.join(',') === 'null->"1","1"->"3","3"->"2"', `every pointer move must be audited kek.activate with from and to; got ${moves.join(',')}`);
         await expectCode(() => store.activateKekVersion({ ...KEK_A, version: '99' }, ACTOR), 'KEY_NOT_FOUND', 'activating an unregistered version');
         await store.retireKekVersion(kekC, ACTOR);
         await expectCode(() => store.activateKekVersion(kekC, ACTOR), 'KEY_VERSION_RETIRED', 'activating a retired version');

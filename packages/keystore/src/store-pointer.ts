@@ -186,7 +186,7 @@ export class StoreBoundProvider implements KeyProvider {
     this.#closed = true;
     const views = [...this.#views.values()];
     this.#views.clear();
-    await Promise.all(views.map((v) => (v === this.provider ? undefined : v.close())));
+    await Promise.all(views.filter((v) => v !== this.provider).map((v) => v.close()));
   }
 }
 
