@@ -26,7 +26,17 @@ function numberOption(ctx: CommandContext, name: string, unitMs: number, min: nu
  */
 async function envVersionToAdd(prefix: string, provider: KeyProvider): Promise<never> {
   const { ConfigError } = await import('@keyfold/envelope-core');
-  const versions = (await provider.describe()).versions.map(Number).filter((v) => Number.isSafeInteger(v));
+  const d = await provider.describe();
+  const versions = d.versions.map(Number).filter((v) => Number.isSafeInteger(v));
+  const newer = versions.filter((v) => v > Number(d.activeVersion));
+  if (newer.length > 0) {
+    // Loaded here but not active: the key store decides, once every host has it.
+    const v = Math.max(...newer);
+    throw new ConfigError(
+      `a new version of env:${provider.keyId} is due and ${prefix}${v} is set here: once it is set wherever this installation ` +
+        `runs, make it the key store's active version with 'keyfold kek activate --kek-version ${v}', then run again`,
+    );
+  }
   const next = versions.length === 0 ? 1 : Math.max(...versions) + 1;
   throw new ConfigError(
     `a new version of env:${provider.keyId} is due, and the env provider cannot add one itself: set ${prefix}${next} to 64 hex ` +
