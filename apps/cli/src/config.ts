@@ -153,8 +153,9 @@ export async function assertInstallLock(provider: KeyProvider, cfg: ProviderConf
 /**
  * Opens the configured provider (importing its package now). Secrets (passphrase, tokens, PINs, cloud
  * credentials) are read from the environment or asked for only here, never from the configuration. When the
- * installation has a key store, its install lock is checked first (the store opened read-only), unless the caller
- * has the store open and checked it (`storeLockChecked`).
+ * installation has a key store, its install lock is checked first (the store opened read-only) and the provider
+ * writes under the store's active KEK version, unless the caller has the store open and checked it
+ * (`storeLockChecked`: the provider as configured; `openStoreProvider` in store.ts pins it).
  * @throws PolicyError PROVIDER_MISMATCH when the provider's key id differs from the one recorded at init, or
  *   config.json names another provider than the store's install lock; the store's open errors; the provider's own
  *   errors (ACCESS_DENIED, UNAVAILABLE, KEY_NOT_FOUND, CONFIG_INVALID, ...) when it cannot open.
@@ -164,7 +165,8 @@ export async function openProvider(
   loaded: LoadedConfig,
   options: { readonly storeLockChecked?: boolean } = {},
 ): Promise<KeyProvider> {
-  if (options.storeLockChecked !== true) await (await import('./store.js')).checkStoreLock(ctx, loaded);
+  // With a key store: its install lock is checked and the provider writes under the store's active version.
+  if (options.storeLockChecked !== true) return (await import('./store.js')).openStoreProvider(ctx, loaded);
   const cfg = loaded.config.provider;
   const provider = await openConfiguredProvider(ctx, loaded, cfg);
   await assertInstallLock(provider, cfg, loaded.path);

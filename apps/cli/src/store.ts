@@ -14,7 +14,7 @@
 import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
-import { ConfigError, KeyfoldError, PolicyError, ProviderError, type Envelope, type KeyProvider } from '@keyfold/envelope-core';
+import { ConfigError, KeyfoldError, PolicyError, ProviderError, writeUnderVersion, type Envelope, type KeyProvider } from '@keyfold/envelope-core';
 import type { KeyStore } from '@keyfold/keystore';
 import type { CommandContext } from './command.js';
 import { loadConfig, openProvider, type LoadedConfig } from './config.js';
@@ -152,16 +152,71 @@ export async function assertStoreLock(store: KeyStore, loaded: LoadedConfig): Pr
 /**
  * For commands that use the provider without the store: when the installation has a store, opens it read-only
  * and checks its install lock against config.json ({@link assertStoreLock}).
+ * @returns the store's active version of config.json's KEK (see {@link storePointer}), `undefined` without a store.
  */
-export async function checkStoreLock(ctx: Pick<CommandContext, 'env'>, loaded: LoadedConfig): Promise<void> {
+export async function checkStoreLock(ctx: Pick<CommandContext, 'env'>, loaded: LoadedConfig): Promise<string | undefined> {
   const cfg = loaded.config.store;
-  if (cfg === undefined) return;
+  if (cfg === undefined) return undefined;
   const store = await openStoreAt(ctx, loaded.dir, cfg, loaded, 'read');
   try {
     await assertStoreLock(store, loaded);
+    return await storePointer(store, loaded);
   } finally {
     await store.close();
   }
+}
+
+/**
+ * The store's pointer: the version it records as active for config.json's KEK (`kek activate`, `kek add`, `init`
+ * set it), or `undefined` when it records none (a store from an earlier keyfold: the provider's own choice).
+ */
+export async function storePointer(store: KeyStore, loaded: LoadedConfig): Promise<string | undefined> {
+  const cfg = loaded.config.provider;
+  return (await store.getActiveKekVersion({ kind: cfg.kind, keyId: cfg.keyId }))?.version;
+}
+
+/**
+ * `provider` writing under the store's pointer `version` (`writeUnderVersion`): a host that lacks that version
+ * refuses to seal or wrap with KEY_NOT_FOUND naming what to add, and still opens everything it has. Closing the
+ * result closes `provider`. Without a pointer, `provider` itself.
+ */
+export function underPointer(provider: KeyProvider, version: string | undefined): KeyProvider {
+  if (version === undefined) return provider;
+  const view = writeUnderVersion(provider, version);
+  const stats = (provider as { resilienceStats?: unknown }).resilienceStats;
+  const rotate = (provider as { rotate?: unknown }).rotate;
+  return {
+    kind: view.kind,
+    keyId: view.keyId,
+    protection: view.protection,
+    wrapKey: (dataKey, context) => view.wrapKey(dataKey, context),
+    unwrapKey: (wrapped, context) => view.unwrapKey(wrapped, context),
+    generateDataKey: (context) => view.generateDataKey!(context),
+    rewrapKey: (wrapped, context) => view.rewrapKey!(wrapped, context),
+    describe: () => view.describe(),
+    probe: () => view.probe(),
+    withWriteVersion: (v) => writeUnderVersion(provider, v),
+    close: async () => {
+      await view.close();
+      await provider.close();
+    },
+    // Provider call counters (keyfold status, --json) stay readable through the pin, and a provider that adds
+    // versions itself (rotate --if-due) still can: the new version is written only once the pointer moves to it.
+    ...(typeof stats === 'function' ? { resilienceStats: () => (stats as () => unknown).call(provider) } : {}),
+    ...(typeof rotate === 'function' ? { rotate: () => (rotate as () => Promise<string>).call(provider) } : {}),
+  };
+}
+
+/**
+ * The one place the CLI opens the configured provider for a command: with a key store, the store's install lock is
+ * checked and the provider writes under the store's active version (the pointer), whatever versions this host has
+ * loaded. `store` is the open store when the command holds one; otherwise a store is opened read-only for the check.
+ * @throws PolicyError PROVIDER_MISMATCH; the store's and the provider's open errors.
+ */
+export async function openStoreProvider(ctx: CommandContext, loaded: LoadedConfig, store?: KeyStore): Promise<KeyProvider> {
+  const pointer = store === undefined ? await checkStoreLock(ctx, loaded) : await storePointer(store, loaded);
+  const provider = await openProvider(ctx, loaded, { storeLockChecked: true });
+  return underPointer(provider, pointer);
 }
 
 /** The installation's store configuration. @throws CliError NO_STORE when init recorded none. */
@@ -207,7 +262,8 @@ export async function withStore<T>(ctx: CommandContext, fn: (s: StoreSession) =>
 }
 
 /**
- * Like {@link withStore}, with the configured provider open too and checked against the store's install lock.
+ * Like {@link withStore}, with the configured provider open too and checked against the store's install lock; the
+ * provider writes under the store's active KEK version ({@link openStoreProvider}).
  * @throws PolicyError PROVIDER_MISMATCH (exit 3) naming both providers.
  */
 export async function withStoreAndProvider<T>(
@@ -224,7 +280,7 @@ export async function withStoreAndProvider<T>(
   return withStore(
     ctx,
     async (s) => {
-      const provider = await openProvider(ctx, s.loaded, { storeLockChecked: true });
+      const provider = await openStoreProvider(ctx, s.loaded, s.store);
       try {
         if ((s.store as { readOnly?: boolean }).readOnly === true) {
           // Read-only: the audit key exists (checked above) unless another process removed it meanwhile; never create it here.

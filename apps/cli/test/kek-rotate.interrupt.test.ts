@@ -53,7 +53,9 @@ describe('Ctrl-C during keyfold kek rotate', () => {
       await store.close();
     }
 
-    // KEYFOLD_KEK_V2 appears: `kek rotate` re-wraps onto it. Ctrl-C once the bar shows the run under way.
+    // KEYFOLD_KEK_V2 appears and is made the store's active version: `kek rotate` re-wraps onto it. Ctrl-C once the
+    // bar shows the run under way.
+    expect(json(['kek', 'activate', '--kek-version', '2'], kek)).toMatchObject({ from: '1', to: '2' });
     const { status: exit, text, typedAt, rewrapped } = await ctrlCDuringRotate({ dir, cwd: work, env: kek, batchSize: 25 });
     expect(typedAt, text).toBeDefined();
     expect(typedAt?.total).toBe(TOTAL);

@@ -32,6 +32,8 @@ describe('Ctrl-C during keyfold rewrap --table', () => {
   it('shows progress, stops after the batch in progress (exit 130), and the next run finishes the rest', async () => {
     const dir = join(work, 'kf');
     expect(keyfold(['init', '--provider', 'env', '--dir', dir], { env: { KEYFOLD_KEK_V1: keks.KEYFOLD_KEK_V1 } }).status).toBe(0);
+    // Version 2 is rolled out and made the key store's active version: the rows sealed under 1 below are stale.
+    expect(keyfold(['kek', 'activate', '--kek-version', '2', '--dir', dir], { env: keks }).status).toBe(0);
     const path = join(work, 'app.db');
     const db = new Database(path);
     db.exec('CREATE TABLE documents (id INTEGER PRIMARY KEY, body BLOB)');

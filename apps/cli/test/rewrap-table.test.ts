@@ -68,6 +68,8 @@ beforeAll(() => {
   dir = join(work, 'kf');
   const r = cli(['init', '--provider', 'env'], V1);
   expect(r.status, r.stderr).toBe(0);
+  // Version 2 is rolled out and made the key store's active version: rows under 1 are stale.
+  expect(cli(['kek', 'activate', '--kek-version', '2'], V12).status).toBe(0);
 });
 afterAll(() => removeDir(work));
 

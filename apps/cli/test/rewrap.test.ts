@@ -6,8 +6,8 @@
  * user `nobody`, since root ignores modes) gives a coded error and is left untouched; the audit entries and the
  * warning `kek retire` prints from them.
  *
- * The installation uses the env provider: version 2 becomes active when `KEYFOLD_KEK_V2` is added to the
- * environment.
+ * The installation uses the env provider: version 2 becomes the key store's active version when `KEYFOLD_KEK_V2` is
+ * added to the environment and `keyfold kek activate --kek-version 2` is run.
  */
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
@@ -94,7 +94,13 @@ describe('keyfold rewrap: a directory of mixed envelopes', () => {
     const t = readFileSync(join(data, 'tampered.kf'));
     t[t.length - 20] = (t[t.length - 20] as number) ^ 0x01;
     writeFileSync(join(data, 'tampered.kf'), t);
-    // Under v2.
+    // Under v1, outside the directory: for the named-file, read-only and --stdin-list tests.
+    ok(cli(dir, ['encrypt', '--out', join(work, 'read-only.kf')], V1, 'read only'));
+    ok(cli(dir, ['encrypt', '--out', join(work, 'list-a.kf')], V1, 'a'));
+    ok(cli(dir, ['encrypt', '--out', join(work, 'list-b.kf'), '--armor'], V1, 'b'));
+    seal('../outside.kf', V1);
+    // Under v2, once it is the key store's active version.
+    ok(cli(dir, ['kek', 'activate', '--kek-version', '2'], V12));
     seal('new.kf', V12);
     seal('nested/new.txt', V12, ['--armor']);
     writeFileSync(join(data, 'readme.md'), '# not an envelope\n');
@@ -102,7 +108,6 @@ describe('keyfold rewrap: a directory of mixed envelopes', () => {
     chmodSync(join(data, 'big.kf'), 0o664); // group write: a umask of 022 would drop it
     chmodSync(join(data, 'nested', 'inner.kf'), 0o600);
     // A link inside the tree to an envelope outside it: a walk must not follow it.
-    seal('../outside.kf', V1);
     symlinkSync(join(work, 'outside.kf'), join(data, 'link-out.kf'));
   });
   afterAll(() => removeDir(work));
@@ -228,7 +233,6 @@ describe('keyfold rewrap: a directory of mixed envelopes', () => {
 
     // A read-only file (no write bit) is refused even for root, and left as it was.
     const ro = join(work, 'read-only.kf');
-    ok(cli(dir, ['encrypt', '--out', ro], V1, 'read only'));
     chmodSync(ro, 0o444);
     const roBefore = readFileSync(ro);
     const refused = cli(dir, ['rewrap', ro, '--json'], V12);
@@ -250,8 +254,6 @@ describe('keyfold rewrap: a directory of mixed envelopes', () => {
   it('--stdin-list reads the paths from stdin, one a line', () => {
     const a = join(work, 'list-a.kf');
     const b = join(work, 'list-b.kf');
-    ok(cli(dir, ['encrypt', '--out', a], V1, 'a'));
-    ok(cli(dir, ['encrypt', '--out', b, '--armor'], V1, 'b'));
     const r = cli(dir, ['rewrap', '--stdin-list', '--json'], V12, `${a}\n${b}\n`);
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.out).counts).toMatchObject({ rewrapped: 2 });
@@ -284,6 +286,8 @@ describe('keyfold rewrap: files it may not write (run as nobody)', () => {
       const r = asNobody(['encrypt', '--out', f], { ...V1 });
       expect(r.status, r.stderr).toBe(0);
     }
+    // Version 2 becomes the active version: the files above are stale.
+    expect(asNobody(['kek', 'activate', '--kek-version', '2'], V12).status).toBe(0);
     // Writable by its owner, root, only: nobody may read it but not write it.
     chownSync(join(root, 'ro-file', 'x.kf'), 0, 0);
     chmodSync(join(root, 'ro-file', 'x.kf'), 0o644);

@@ -46,6 +46,11 @@ describe('rotate --if-due with the env provider', () => {
 
   it('once the named variable is set, the next run re-wraps to it', () => {
     const v2 = { ...v1, MYAPP_KEK_V2: 'c3'.repeat(32) };
+    // Set but not active: a due run says to activate it; the key store decides.
+    const due = keyfold(['rotate', '--if-due', '--max-age', '0.000001', '--dir', dir], { env: v2 });
+    expect(due.status, due.stderr).toBe(1);
+    expect(due.stderr).toContain("MYAPP_KEK_V2 is set here: once it is set wherever this installation runs, make it the key store's active version with 'keyfold kek activate --kek-version 2'");
+    expect(keyfold(['kek', 'activate', '--kek-version', '2', '--dir', dir], { env: v2 }).status).toBe(0);
     const r = keyfold(['rotate', '--if-due', '--grace-period', '0', '--dir', dir, '--json'], { env: v2 });
     expect(r.status, r.stderr + r.out).toBe(0);
     expect(JSON.parse(r.out)).toMatchObject({ action: 'rewrapped', report: { rewrapped: 1 }, active: { keyId: 'MYAPP_KEK', version: '2' } });

@@ -248,6 +248,9 @@ describe('an env KEK on PostgreSQL with a password login', () => {
     const sealed = cli(dir(), ['encrypt', '--tenant', 'acme', '--armor'], env, 'env on postgres');
     expect(sealed.status, sealed.stderr).toBe(0);
     const env2 = { ...env, KEYFOLD_KEK_V2: 'd5'.repeat(32) };
+    // A new variable changes nothing until the store's active version moves to it.
+    expect(cliJson(dir(), ['kek', 'rotate'], env2)).toMatchObject({ ok: true, rewrapped: 0, target: { kind: 'env', version: '1' } });
+    expect(cliJson(dir(), ['kek', 'activate', '--kek-version', '2'], env2)).toMatchObject({ from: '1', to: '2' });
     expect(cliJson(dir(), ['kek', 'rotate'], env2)).toMatchObject({ ok: true, rewrapped: 1, failed: [], target: { kind: 'env', version: '2' } });
     expect(sql("SELECT kek_version FROM public.keyfold_data_keys WHERE owner = 'tenant:acme'", 'kf_app')).toBe('2');
     expect(cliJson(dir(), ['kek', 'verify'], env2)).toMatchObject({ ok: true, checked: 1, failed: [] });
@@ -347,6 +350,8 @@ describe('Ctrl-C during kek rotate on PostgreSQL', () => {
       await store.close();
     }
 
+    // KEYFOLD_KEK_V2 is rolled out and made the store's active version: `kek rotate` re-wraps onto it.
+    expect(cli(d, ['kek', 'activate', '--kek-version', '2'], kek).status).toBe(0);
     const { status, text, typedAt, rewrapped } = await ctrlCDuringRotate({ dir: d, cwd: work, env: kek, batchSize: 25 });
     expect(typedAt, text).toBeDefined();
     expect(typedAt?.total).toBe(TOTAL);

@@ -96,6 +96,8 @@ export interface ConformanceKeyStore {
   listKekVersions(filter?: Ref): Promise<readonly (Kek & { readonly state: string })[]>;
   recordKekVersion(kek: Kek, options: { readonly activate: boolean; readonly actor: string }): Promise<Kek & { readonly state: string }>;
   retireKekVersion(kek: Kek, actor: string): Promise<Kek & { readonly state: string }>;
+  getActiveKekVersion(kek: Ref): Promise<(Kek & { readonly state: string }) | undefined>;
+  activateKekVersion(kek: Kek, actor: string): Promise<{ readonly from: string | undefined; readonly record: Kek & { readonly state: string }; readonly changed: boolean }>;
   insertDataKeys(keys: readonly NewKey[], audit?: AuditIn): Promise<void>;
   addDataKeyVersion(owner: string, key: Omit<NewKey, 'owner'>, audit: AuditIn): Promise<ConformanceDataKey>;
   getDataKey(id: string): Promise<ConformanceDataKey | undefined>;
@@ -152,6 +154,7 @@ export interface KeyStoreConformanceTarget {
 export type KeyStoreCheckName =
   | 'install lock'
   | 'KEK registry'
+  | 'KEK pointer'
   | 'data keys'
   | 'compare-and-swap'
   | 'key versions and destruction'
@@ -415,6 +418,40 @@ export const keyStoreChecks: readonly KeyStoreCheck[] = [
           'retiring an unknown version',
         );
         ensure((await store.listAudit({ event: 'kek.retire' })).length === 1, 'retirement must be audited');
+      }),
+  },
+  {
+    name: 'KEK pointer',
+    rule:
+      'activateKekVersion moves the one active version to a registered version, newer or older (rollback), audited kek.activate ' +
+      'with from and to; an unknown or retired version is refused and leaves the pointer where it was',
+    run: (target) =>
+      withStore(target, async (store) => {
+        const ref = { kind: KEK_A.kind, keyId: KEK_A.keyId };
+        ensure((await store.getActiveKekVersion(ref)) === undefined, 'a KEK with no registered version has no active version');
+        await store.recordKekVersion(KEK_A, { activate: true, actor: ACTOR });
+        const kekC: Kek = { ...KEK_A, version: '3' };
+        await store.recordKekVersion(KEK_B, { activate: false, actor: ACTOR });
+        await store.recordKekVersion(kekC, { activate: false, actor: ACTOR });
+        ensure((await store.getActiveKekVersion(ref))?.version === '1', 'registering without activate must leave the pointer at 1');
+        const up = await store.activateKekVersion(kekC, ACTOR);
+        ensure(up.changed && up.from === '1' && up.record.version === '3' && up.record.state === 'active', 'activating 3 must move the pointer from 1 to 3');
+        ensure((await store.getActiveKekVersion(ref))?.version === '3', 'the active version must be 3 after activating it');
+        const back = await store.activateKekVersion(KEK_B, ACTOR);
+        ensure(back.changed && back.from === '3' && back.record.version === '2', 'activating an older version (rollback) must move the pointer from 3 to 2');
+        const states = new Map((await store.listKekVersions(ref)).map((v) => [v.version, v.state]));
+        ensure(states.get('1') === 'available' && states.get('2') === 'active' && states.get('3') === 'available', 'exactly one version (2) must be active after the rollback');
+        const same = await store.activateKekVersion(KEK_B, ACTOR);
+        ensure(!same.changed && same.from === '2', 'activating the active version must change nothing');
+        const audit = await store.listAudit({ event: 'kek.activate' });
+        const moves = audit.map((e) => `${JSON.stringify(e.details.from ?? null)}->${JSON.stringify(e.details.to ?? null)}`);
+        ensure(moves.join(',') === 'null->"1","1"->"3","3"->"2"', `every pointer move must be audited kek.activate with from and to; got ${moves.join(',')}`);
+        await expectCode(() => store.activateKekVersion({ ...KEK_A, version: '99' }, ACTOR), 'KEY_NOT_FOUND', 'activating an unregistered version');
+        await store.retireKekVersion(kekC, ACTOR);
+        await expectCode(() => store.activateKekVersion(kekC, ACTOR), 'KEY_VERSION_RETIRED', 'activating a retired version');
+        ensure((await store.getActiveKekVersion(ref))?.version === '2', 'a refused activation must leave the pointer at 2');
+        ensure((await store.listAudit({ event: 'kek.activate' })).length === 3, 'a refused activation must not be audited');
+        await expectTypeError(() => store.activateKekVersion({ ...KEK_A, version: '' }, ACTOR), 'an empty version');
       }),
   },
   {

@@ -44,6 +44,7 @@ export type ProviderCheckName =
   | 'generateDataKey'
   | 'rewrapKey'
   | 'rotation'
+  | 'write version'
   | 'describe'
   | 'probe'
   | 'close'
@@ -576,6 +577,66 @@ const rotation: ProviderCheck = {
     }),
 };
 
+/** A version no provider under test has: numeric, so services that parse versions parse it, and far beyond any real one. */
+const ABSENT_VERSION = '987654321';
+
+const writeVersion: ProviderCheck = {
+  name: 'write version',
+  rule:
+    'withWriteVersion (when present) writes under exactly the version asked for, refuses one it cannot write with KEY_NOT_FOUND ' +
+    'while still unwrapping, and closing the view leaves the provider open',
+  run: (target) =>
+    withSession(target, async (s) => {
+      let p = await s.make();
+      if (typeof p.withWriteVersion !== 'function') return;
+      const d1 = await describeOf(p);
+      const k1 = randomKey();
+      const w1 = await p.wrapKey(k1, CONTEXT);
+      if (target.rotate && d1.capabilities.writeVersion === true) p = await s.rotate(p);
+      const d = await describeOf(p);
+      const writable = d.capabilities.writeVersion === true ? d.versions : [d.activeVersion];
+      for (const version of writable) {
+        const view = p.withWriteVersion!(version);
+        ensure(view.kind === p.kind && view.keyId === p.keyId, `withWriteVersion(${version}) must keep kind and keyId`);
+        ensure((await describeOf(view)).activeVersion === version, `withWriteVersion(${version}).describe().activeVersion must be ${version}`);
+        const k = randomKey();
+        const w = await view.wrapKey(k, CONTEXT);
+        ensure(w.keyVersion === version, `withWriteVersion(${version}).wrapKey must wrap under ${version}; got ${w.keyVersion}`);
+        await ensureResolvesTo(p.unwrapKey(w, CONTEXT), k, `unwrapKey by the provider of a key its ${version} view wrapped`);
+        if (typeof view.generateDataKey === 'function') {
+          const g = await view.generateDataKey(CONTEXT);
+          ensure(g.wrapped.keyVersion === version, `withWriteVersion(${version}).generateDataKey must wrap under ${version}; got ${g.wrapped.keyVersion}`);
+          await ensureResolvesTo(p.unwrapKey(g.wrapped, CONTEXT), copy(g.dataKey), `unwrapKey of a data key the ${version} view generated`);
+          g.dataKey.fill(0);
+        }
+        if (typeof view.rewrapKey === 'function') {
+          const moved = await view.rewrapKey(w1, CONTEXT);
+          ensure(moved.keyVersion === version, `withWriteVersion(${version}).rewrapKey must move the key to ${version}; got ${moved.keyVersion}`);
+          await ensureResolvesTo(p.unwrapKey(moved, CONTEXT), k1, `unwrapKey of a key the ${version} view rewrapped`);
+        }
+        await view.close();
+      }
+
+      const absent = d.capabilities.writeVersion === true ? ABSENT_VERSION : d.versions.find((v) => v !== d.activeVersion) ?? ABSENT_VERSION;
+      const missing = p.withWriteVersion!(absent);
+      const err = await expectKeyfoldError(missing.wrapKey(k1, CONTEXT), 'KEY_NOT_FOUND', `wrapKey of a view of version ${absent}, which the provider cannot write`);
+      ensureNoKeyMaterial(err, k1, `the KEY_NOT_FOUND of a view of version ${absent}`);
+      if (typeof missing.generateDataKey === 'function') {
+        await expectKeyfoldError(missing.generateDataKey(CONTEXT), 'KEY_NOT_FOUND', `generateDataKey of a view of version ${absent}`);
+      }
+      if (typeof missing.rewrapKey === 'function') {
+        await expectKeyfoldError(missing.rewrapKey(w1, CONTEXT), 'KEY_NOT_FOUND', `rewrapKey of a view of version ${absent}`);
+      }
+      await ensureResolvesTo(missing.unwrapKey(w1, CONTEXT), k1, `unwrapKey through a view of version ${absent} (unwraps must keep working)`);
+
+      await missing.close();
+      await expectKeyfoldError(missing.wrapKey(k1, CONTEXT), 'PROVIDER_CLOSED', 'wrapKey of a closed view');
+      await ensureResolvesTo(p.unwrapKey(w1, CONTEXT), k1, 'unwrapKey by the provider after one of its views was closed');
+      const again = await p.wrapKey(randomKey(), CONTEXT);
+      ensure(again.keyVersion === d.activeVersion, `the provider must keep writing under its own active version ${d.activeVersion}; got ${again.keyVersion}`);
+    }),
+};
+
 const describeCheck: ProviderCheck = {
   name: 'describe',
   rule: 'describe() reports the provider identity, its versions (including the active one) and its capabilities',
@@ -800,6 +861,7 @@ export const providerChecks: ReadonlyArray<ProviderCheck> = Object.freeze(
   generateDataKey,
   rewrapKey,
   rotation,
+  writeVersion,
   describeCheck,
   probe,
   close,

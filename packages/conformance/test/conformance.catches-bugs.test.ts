@@ -36,6 +36,7 @@ describe('each check catches the bug it exists for', () => {
     ['rotation-forgets-old-versions', 'rotation', /still list|unwrapKey after rotate/],
     ['rotation-keeps-active', 'rotation', /must activate a new version/],
     ['leaks-plaintext-in-error', 'tampered ciphertext', /contains the data key/],
+    ['write-version-falls-back', 'write version', /version 987654321, which the provider cannot write must fail with code KEY_NOT_FOUND; it succeeded/],
   ];
   for (const [bug, check, message] of referenceCases) {
     it(`BaseKeyProvider subclass that ${bug.replaceAll('-', ' ')} fails "${check}"`, async () => {

@@ -34,7 +34,8 @@ export type ReferenceBug =
   | 'rotation-forgets-old-versions'
   | 'rotation-keeps-active'
   | 'leaks-plaintext-in-error'
-  | 'throws-raw-backend-error';
+  | 'throws-raw-backend-error'
+  | 'write-version-falls-back';
 
 export interface ReferenceOptions {
   bug?: ReferenceBug;
@@ -63,11 +64,23 @@ export class ReferenceProvider extends BaseKeyProvider {
     return localWrapAad(this.kind, this.keyId, v, encodeContext(ctx));
   }
 
-  protected override _wrapKey(dataKey: Uint8Array, context: EncryptionContext): Promise<WrappedKey> {
-    const kek = this.#keks.get(this.#active);
-    if (!kek) return Promise.reject(new ProviderError('KEY_NOT_FOUND', 'no active KEK'));
-    const ciphertext = localWrap(kek, dataKey, this.#aad(this.#active, context));
-    return Promise.resolve({ kind: this.kind, keyId: this.keyId, keyVersion: this.#active, ciphertext });
+  /** Writes under any version it holds (withWriteVersion). */
+  protected override get addressesVersions(): boolean {
+    return true;
+  }
+
+  protected override _writeVersionProblem(version: string): Promise<string | undefined> {
+    const ok = this.#keks.has(version) || this.#bug === 'write-version-falls-back';
+    return Promise.resolve(ok ? undefined : `reference KEK version ${version} is not loaded`);
+  }
+
+  protected override _wrapKey(dataKey: Uint8Array, context: EncryptionContext, _signal?: AbortSignal, writeVersion?: string): Promise<WrappedKey> {
+    const version = writeVersion ?? this.#active;
+    // The planted bug: a version it does not hold silently falls back to the active KEK (labelled as asked).
+    const kek = this.#keks.get(version) ?? (this.#bug === 'write-version-falls-back' ? this.#keks.get(this.#active) : undefined);
+    if (!kek) return Promise.reject(new ProviderError('KEY_NOT_FOUND', `no KEK version ${version}`));
+    const ciphertext = localWrap(kek, dataKey, this.#aad(version, context));
+    return Promise.resolve({ kind: this.kind, keyId: this.keyId, keyVersion: version, ciphertext });
   }
 
   protected override _unwrapKey(wrapped: WrappedKey, context: EncryptionContext): Promise<Uint8Array> {

@@ -58,6 +58,7 @@ export { parseRetryAfter, retryAfterFromHeaders } from './retry-after.js';
 export type { CircuitBreakerOptions, CircuitState, ResilienceOptions, ResilienceStats, RetryOptions } from './resilience.js';
 export { BaseKeyProvider, assertWrappedKey } from './provider-base.js';
 export { assertKeyProvider, isKeyProvider } from './provider-shape.js';
+export { WriteVersionView, writeUnderVersion } from './write-version.js';
 export type { BaseProviderOptions } from './provider-base.js';
 export { assertPrivatePath, assertProvidersAllowed, resolveSecurityMode, SECURITY_MODE_ENV } from './policy.js';
 export type { PermissionCheck, SecurityMode } from './policy.js';

@@ -9,6 +9,7 @@ import { assertBytes, copyBytes, wipe } from './bytes.js';
 import { assertContext } from './context.js';
 import { KeyfoldError, ProviderError, UnwrapFailedError, isOperationalCode } from './errors.js';
 import { Resilience, type ResilienceOptions, type ResilienceStats } from './resilience.js';
+import { WriteVersionView, assertWriteVersion } from './write-version.js';
 import {
   DATA_KEY_LENGTH,
   type EncryptionContext,
@@ -83,8 +84,12 @@ export abstract class BaseKeyProvider implements KeyProvider {
     return this.resilience ? this.resilience.run(`${this.kind} ${operation}`, mapped) : mapped(NEVER_ABORTED);
   }
 
-  /** Wraps `_wrapKey`: encrypts a 32-byte data key under the active KEK version, bound to `context`. */
-  protected abstract _wrapKey(dataKey: Uint8Array, context: EncryptionContext, signal: AbortSignal): Promise<WrappedKey>;
+  /**
+   * Encrypts a 32-byte data key, bound to `context`, under `version` when given (only ever given to a provider whose
+   * {@link BaseKeyProvider.addressesVersions} is true, after {@link BaseKeyProvider._writeVersionProblem} accepted
+   * it), else under the provider's own active version.
+   */
+  protected abstract _wrapKey(dataKey: Uint8Array, context: EncryptionContext, signal: AbortSignal, version?: string): Promise<WrappedKey>;
   /** Unwraps; must return a fresh 32-byte buffer. May throw anything: the base maps it. */
   protected abstract _unwrapKey(wrapped: WrappedKey, context: EncryptionContext, signal: AbortSignal): Promise<Uint8Array>;
   protected abstract _describe(signal: AbortSignal): Promise<ProviderDescription>;
@@ -93,8 +98,36 @@ export abstract class BaseKeyProvider implements KeyProvider {
     context: EncryptionContext,
     signal: AbortSignal,
   ): Promise<{ dataKey: Uint8Array; wrapped: WrappedKey }>;
-  /** Native re-encryption to the active version, when the backend has it. */
-  protected _rewrapKey?(wrapped: WrappedKey, context: EncryptionContext, signal: AbortSignal): Promise<WrappedKey>;
+  /**
+   * Native re-encryption to the active version (or to `version` when given: a provider whose `addressesVersions` is
+   * true and that has `_rewrapKey` must honour it), when the backend has it.
+   */
+  protected _rewrapKey?(wrapped: WrappedKey, context: EncryptionContext, signal: AbortSignal, version?: string): Promise<WrappedKey>;
+
+  /**
+   * True when `_wrapKey` (and `_rewrapKey`, if any) write under the `version` they are given: the provider can
+   * write under any version it loaded or its service can address. False (the default): it writes under its own
+   * active version only, and {@link BaseKeyProvider.withWriteVersion} views accept only that version.
+   */
+  protected get addressesVersions(): boolean {
+    return false;
+  }
+
+  /**
+   * Whether a {@link BaseKeyProvider.withWriteVersion} view may write under `version`: `undefined` when it may, else
+   * the operator-facing reason, naming what to add (it becomes the `KEY_NOT_FOUND` message; never key material).
+   * The default, for providers that cannot address versions, accepts only the version `describe()` reports.
+   * Providers that address versions override it.
+   */
+  protected async _writeVersionProblem(version: string, signal: AbortSignal): Promise<string | undefined> {
+    const own = (await this._describe(signal)).activeVersion;
+    if (own === version) return undefined;
+    return (
+      `the key store's active version of ${this.kind} KEK ${this.keyId} is ${version}, but this provider writes under ` +
+      `${own} only (it cannot address another version): open the provider on the key version the store names, or ` +
+      'activate the version this provider uses'
+    );
+  }
   protected _close(): Promise<void> {
     return Promise.resolve();
   }
@@ -113,6 +146,7 @@ export abstract class BaseKeyProvider implements KeyProvider {
       generateDataKey: this._generateDataKey !== undefined,
       rewrapKey: this._rewrapKey !== undefined,
       rotate: false,
+      writeVersion: this.addressesVersions,
     };
   }
 
@@ -145,15 +179,35 @@ export abstract class BaseKeyProvider implements KeyProvider {
     if (!(key instanceof Uint8Array) || key.length !== DATA_KEY_LENGTH) throw new UnwrapFailedError();
   }
 
-  async wrapKey(dataKey: Uint8Array, context: EncryptionContext): Promise<WrappedKey> {
+  wrapKey(dataKey: Uint8Array, context: EncryptionContext): Promise<WrappedKey> {
+    return this.#wrapAt(undefined, dataKey, context);
+  }
+
+  /** Refuses a write under `version` this provider cannot make (KEY_NOT_FOUND naming what to add). */
+  async #assertWritable(version: string): Promise<void> {
+    const problem = await this.runBackend('describe', (signal) => this._writeVersionProblem(version, signal));
+    if (problem !== undefined) throw new ProviderError('KEY_NOT_FOUND', problem);
+  }
+
+  /** A wrapped key written for a pinned version must carry exactly that version: anything else fails closed. */
+  #checkWritten(wrapped: WrappedKey, version: string | undefined): WrappedKey {
+    if (version !== undefined && wrapped.keyVersion !== version) {
+      throw new ProviderError('INTERNAL', `the ${this.kind} provider wrapped under version ${wrapped.keyVersion} when asked for ${version}`);
+    }
+    return freezeWrapped(wrapped);
+  }
+
+  async #wrapAt(version: string | undefined, dataKey: Uint8Array, context: EncryptionContext): Promise<WrappedKey> {
     this.assertOpen();
     assertBytes(dataKey, DATA_KEY_LENGTH, 'dataKey');
     assertContext(context);
     const key = copyBytes(dataKey);
     const ctx = Object.freeze({ ...context });
     try {
-      const wrapped = await this.runBackend('wrapKey', (signal) => this._wrapKey(key, ctx, signal));
-      return freezeWrapped(wrapped);
+      if (version !== undefined) await this.#assertWritable(version);
+      const target = this.addressesVersions ? version : undefined;
+      const wrapped = await this.runBackend('wrapKey', (signal) => this._wrapKey(key, ctx, signal, target));
+      return this.#checkWritten(wrapped, version);
     } catch (err) {
       throw this.#map(err);
     } finally {
@@ -187,26 +241,38 @@ export abstract class BaseKeyProvider implements KeyProvider {
     }
   }
 
-  async generateDataKey(context: EncryptionContext): Promise<{ dataKey: Uint8Array; wrapped: WrappedKey }> {
+  generateDataKey(context: EncryptionContext): Promise<{ dataKey: Uint8Array; wrapped: WrappedKey }> {
+    return this.#generateAt(undefined, context);
+  }
+
+  async #generateAt(version: string | undefined, context: EncryptionContext): Promise<{ dataKey: Uint8Array; wrapped: WrappedKey }> {
     this.assertOpen();
     assertContext(context);
     const ctx = Object.freeze({ ...context });
-    const native = this._generateDataKey?.bind(this);
+    // A native generate cannot be pointed at a version: a provider that addresses versions generates locally and
+    // wraps under the pinned one.
+    const native = version !== undefined && this.addressesVersions ? undefined : this._generateDataKey?.bind(this);
     if (native) {
       try {
+        if (version !== undefined) await this.#assertWritable(version);
         const r = await this.runBackend('generateDataKey', (signal) => native(ctx, signal));
         if (!(r.dataKey instanceof Uint8Array) || r.dataKey.length !== DATA_KEY_LENGTH) {
           wipe(r.dataKey);
           throw new ProviderError('INTERNAL', `the ${this.kind} provider returned a data key of the wrong size`);
         }
-        return { dataKey: r.dataKey, wrapped: freezeWrapped(r.wrapped) };
+        try {
+          return { dataKey: r.dataKey, wrapped: this.#checkWritten(r.wrapped, version) };
+        } catch (err) {
+          wipe(r.dataKey);
+          throw err;
+        }
       } catch (err) {
         throw this.#map(err);
       }
     }
     const dataKey = randomOwnedBytes(DATA_KEY_LENGTH);
     try {
-      const wrapped = await this.wrapKey(dataKey, ctx);
+      const wrapped = await this.#wrapAt(version, dataKey, ctx);
       return { dataKey, wrapped };
     } catch (err) {
       wipe(dataKey);
@@ -214,7 +280,11 @@ export abstract class BaseKeyProvider implements KeyProvider {
     }
   }
 
-  async rewrapKey(wrapped: WrappedKey, context: EncryptionContext): Promise<WrappedKey> {
+  rewrapKey(wrapped: WrappedKey, context: EncryptionContext): Promise<WrappedKey> {
+    return this.#rewrapAt(undefined, wrapped, context);
+  }
+
+  async #rewrapAt(version: string | undefined, wrapped: WrappedKey, context: EncryptionContext): Promise<WrappedKey> {
     this.assertOpen();
     assertWrappedKey(wrapped);
     assertContext(context);
@@ -223,18 +293,57 @@ export abstract class BaseKeyProvider implements KeyProvider {
       if (wrapped.kind !== this.kind || wrapped.keyId !== this.keyId) throw new UnwrapFailedError();
       const copy = { ...wrapped, ciphertext: copyBytes(wrapped.ciphertext) };
       const ctx = Object.freeze({ ...context });
+      if (version !== undefined) {
+        // A version this provider cannot write under is the operator's to fix (KEY_NOT_FOUND), not an unwrap failure.
+        try {
+          await this.#assertWritable(version);
+        } catch (err) {
+          throw this.#map(err);
+        }
+      }
+      const target = this.addressesVersions ? version : undefined;
+      let out: WrappedKey;
       try {
-        return freezeWrapped(await this.runBackend('rewrapKey', (signal) => native(copy, ctx, signal)));
+        out = await this.runBackend('rewrapKey', (signal) => native(copy, ctx, signal, target));
       } catch (err) {
         throw this.#mapUnwrap(err);
+      }
+      return this.#checkWritten(out, version);
+    }
+    if (version !== undefined) {
+      try {
+        await this.#assertWritable(version);
+      } catch (err) {
+        throw this.#map(err);
       }
     }
     const dataKey = await this.unwrapKey(wrapped, context);
     try {
-      return await this.wrapKey(dataKey, context);
+      return await this.#wrapAt(version, dataKey, context);
     } finally {
       wipe(dataKey);
     }
+  }
+
+  /**
+   * A view of this provider that writes under exactly `version` (see `KeyProvider.withWriteVersion`). A version
+   * this provider cannot write under is refused by the view's writes, with `KEY_NOT_FOUND` naming what to add; its
+   * unwraps are this provider's. Closing the view leaves this provider open; closing this provider closes the view.
+   * @throws TypeError when `version` is not a non-empty string; ProviderError `PROVIDER_CLOSED` after `close()`.
+   * @example
+   * ```ts
+   * const pinned = provider.withWriteVersion('2'); // the key store's active version
+   * const wrapped = await pinned.wrapKey(dataKey, {}); // wrapped.keyVersion === '2', or KEY_NOT_FOUND
+   * ```
+   */
+  withWriteVersion(version: string): KeyProvider {
+    assertWriteVersion(version);
+    this.assertOpen();
+    return new WriteVersionView(this, version, {
+      wrap: (dataKey, context) => this.#wrapAt(version, dataKey, context),
+      generate: (context) => this.#generateAt(version, context),
+      rewrap: (wrapped, context) => this.#rewrapAt(version, wrapped, context),
+    });
   }
 
   async describe(): Promise<ProviderDescription> {

@@ -42,6 +42,11 @@ export interface ProviderCapabilities {
   readonly generateDataKey: boolean;
   readonly rewrapKey: boolean;
   readonly rotate: boolean;
+  /**
+   * True when `withWriteVersion` can write under any version the provider has loaded (or the service can address);
+   * false or absent when it can only write under its own active version (AWS KMS: a mismatch refuses to write).
+   */
+  readonly writeVersion?: boolean;
 }
 
 /** What `probe()` returns. `probe()` reports problems in `ok`/`error`; it never throws for an unhealthy backend. */
@@ -80,6 +85,20 @@ export interface KeyProvider {
   probe(): Promise<ProbeResult>;
   /** Idempotent. Later calls of other methods fail with `PROVIDER_CLOSED`. */
   close(): Promise<void>;
+  /**
+   * Optional capability: a view of this provider whose `wrapKey`, `generateDataKey` and `rewrapKey` write under
+   * exactly `version` (the key store's active version, not the provider's own choice), and whose `describe()` reports
+   * it as the active version. Everything else (unwrap of every version the provider has, kind, keyId) is the
+   * provider's. The view shares the provider's keys and connections: closing the view only closes the view; closing
+   * the provider closes every view of it.
+   *
+   * Rules (checked by `@keyfold/conformance`): a version the provider has not loaded, or cannot address, is not an
+   * error here; the view's writes fail with `KEY_NOT_FOUND` naming what to add (a variable, a token label, a KEK file
+   * version), and its unwraps keep working. A write never lands under another version than `version`.
+   * Use `writeUnderVersion(provider, version)`, which also covers providers without this method.
+   * @throws TypeError for a version that is not a non-empty string.
+   */
+  withWriteVersion?(version: string): KeyProvider;
 }
 
 /** Data keys are AES-256 keys: always 32 bytes. */

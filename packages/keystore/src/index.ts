@@ -22,6 +22,7 @@ export type {
   DataKeyState,
   InstallLock,
   JsonValue,
+  KekActivation,
   KekRef,
   KekUsage,
   KekVersionRecord,
@@ -47,6 +48,8 @@ export type { SqliteKeyStoreOptions } from './sqlite-store.js';
 export { PostgresKeyStore, openPostgresKeyStore } from './postgres-store.js';
 export { closeFailedConnection } from './pg-connection.js';
 export type { PgClientLike, PgPoolLike, PostgresKeyStoreOptions } from './postgres-store.js';
+export { DEFAULT_POINTER_REFRESH_MS, StoreBoundProvider, bindProviderToStore } from './store-pointer.js';
+export type { StorePointerOptions } from './store-pointer.js';
 export { TenantKeyProvider, TenantKeys, assertTenantId, openTenantKeys, tenantKeyId, tenantOwner } from './tenant-keys.js';
 export type { CreateTenantKey, TenantInfo, TenantKeyVersion, TenantKeysOptions } from './tenant-keys.js';
 /** Deprecated aliases: the earlier names of the tenant keys, still exported. */

@@ -45,6 +45,7 @@ import {
 } from '@keyfold/envelope-core';
 import { IntegrityError, TenantKeyDestroyedError } from './errors.js';
 import { KeyCache, type KeyCacheOptions } from './key-cache.js';
+import { bindProviderToStore, type StoreBoundProvider } from './store-pointer.js';
 import { assertName, dataKeyContext, kekName, keyCheckValue } from './records.js';
 import type { DataKeyRecord, KeyStore } from './types.js';
 
@@ -142,6 +143,11 @@ export interface TenantKeysOptions {
   securityMode?: SecurityMode;
   /** `'on-first-use'`: the first seal for an unknown tenant creates its key (see {@link CreateTenantKey}). */
   createTenantKey?: CreateTenantKey;
+  /**
+   * How long (ms) the store's active KEK version is reused before the next tenant key wrap reads it again (see
+   * {@link bindProviderToStore}). Default 30 000.
+   */
+  pointerRefreshMs?: number;
 }
 
 interface Acquired {
@@ -175,7 +181,7 @@ export class TenantKeys {
   #closed = false;
 
   /** @internal Use {@link openTenantKeys}. */
-  constructor(options: TenantKeysOptions, actor: string) {
+  constructor(options: TenantKeysOptions & { provider: StoreBoundProvider }, actor: string) {
     this.store = options.store;
     this.provider = options.provider;
     this.actor = actor;
@@ -605,7 +611,10 @@ export class TenantKeyProvider extends BaseKeyProvider {
 
 /**
  * Opens the tenant keys over `store` with the installation's KEK `provider`: records the install lock on first use and
- * refuses any other provider afterwards.
+ * refuses any other provider afterwards. Tenant keys (and the audit key) are wrapped under the version the store
+ * records as active for the KEK, not the provider's own choice: the provider is bound to the store's pointer
+ * ({@link bindProviderToStore}; `tenantKeys.provider` is that binding), so a host that lacks the active version
+ * refuses to create or rotate tenant keys with `KEY_NOT_FOUND` and still opens the ones it can.
  * @throws PolicyError `PROVIDER_MISMATCH` naming both providers when `provider` is not the one the store was
  *   installed with; `POLICY_VIOLATION` for the memory provider in production; TypeError for bad options.
  * @example
@@ -629,8 +638,13 @@ export async function openTenantKeys(options: TenantKeysOptions): Promise<Tenant
     throw new TypeError(`createTenantKey must be 'explicit' or 'on-first-use'; got ${JSON.stringify(options.createTenantKey)}`);
   }
   assertProvidersAllowed([options.provider], resolveSecurityMode(options.securityMode));
-  await options.store.ensureInstallLock(options.provider, actor);
-  return new TenantKeys(options, actor);
+  const provider = bindProviderToStore(
+    options.store,
+    options.provider,
+    options.pointerRefreshMs === undefined ? {} : { refreshMs: options.pointerRefreshMs },
+  );
+  await options.store.ensureInstallLock(provider, actor);
+  return new TenantKeys({ ...options, provider }, actor);
 }
 
 /** @deprecated Use {@link openTenantKeys} (same function; renamed so "keyring" no longer names three things). */

@@ -37,6 +37,16 @@ export interface KekVersionRecord extends KekRef {
   readonly retiredAt: string | undefined;
 }
 
+/** What {@link KeyStore.activateKekVersion} did: the pointer moved from `from` to `record.version`. */
+export interface KekActivation {
+  /** The version that was active before (`undefined` when the KEK had none). */
+  readonly from: string | undefined;
+  /** The version now active. */
+  readonly record: KekVersionRecord;
+  /** False when `record` was already the active version (nothing written, nothing audited). */
+  readonly changed: boolean;
+}
+
 /** State of a data key: `active` (new wraps use it), `retired` (still opens old data), `destroyed` (shredded). */
 export type DataKeyState = 'active' | 'retired' | 'destroyed';
 
@@ -305,6 +315,18 @@ export interface KeyStore {
    * @throws KeyfoldError `KEY_VERSION_RETIRED` when the version was retired.
    */
   recordKekVersion(kek: KekRef, options: { readonly activate: boolean; readonly actor: string }): Promise<KekVersionRecord>;
+  /**
+   * The active version of KEK `kek` (the store's pointer: the version new writes use), or `undefined` when no
+   * version of it is registered as active.
+   */
+  getActiveKekVersion(kek: ProviderRef): Promise<KekVersionRecord | undefined>;
+  /**
+   * Moves the pointer of KEK `kek` to `kek.version`, a registered version that is not retired: a newer one, or an
+   * older one (rollback). The previous active version becomes `available`. Audited `kek.activate` with `from` and
+   * `to`, in the same transaction; a no-op (not audited) when it is already active.
+   * @throws ProviderError `KEY_NOT_FOUND` when the version is not registered; `KEY_VERSION_RETIRED` when it was retired.
+   */
+  activateKekVersion(kek: KekRef, actor: string): Promise<KekActivation>;
   /**
    * Retires a KEK version: refused while any data key (in any state but destroyed) or the audit key is wrapped under
    * it, or while it is the active version. Audited `kek.retire`.

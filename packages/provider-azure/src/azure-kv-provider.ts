@@ -17,7 +17,7 @@ import {
   wipe,
   type BaseProviderOptions,
   type EncryptionContext,
-  type KeyfoldError,
+  KeyfoldError,
   type ProviderDescription,
   type Protection,
   type WrappedKey,
@@ -155,7 +155,21 @@ export class AzureKeyVaultProvider extends BaseKeyProvider {
   }
 
   protected override get capabilities(): ProviderDescription['capabilities'] {
-    return { generateDataKey: false, rewrapKey: false, rotate: this.#kid.version === undefined };
+    return { generateDataKey: false, rewrapKey: false, rotate: this.#kid.version === undefined, writeVersion: this.addressesVersions };
+  }
+
+  /**
+   * With a versionless kid, any version of the key can be written under (its version goes in the URL); a provider
+   * created with a versioned kid writes under that version only.
+   */
+  protected override get addressesVersions(): boolean {
+    return this.#kid.version === undefined;
+  }
+
+  protected override _writeVersionProblem(version: string, signal: AbortSignal): Promise<string | undefined> {
+    if (this.#kid.version !== undefined) return super._writeVersionProblem(version, signal);
+    // Whether the version exists and is enabled is Key Vault's answer to the wrap itself.
+    return Promise.resolve(VERSION.test(version) ? undefined : `${JSON.stringify(version)} is not a Key Vault key version (32 hex characters)`);
   }
 
   protected override mapBackendError(err: unknown): KeyfoldError | undefined {
@@ -195,7 +209,8 @@ export class AzureKeyVaultProvider extends BaseKeyProvider {
    * version it fetched when it was first used (SDK 4.10 `RemoteCryptographyProvider.getKeyID`), not the one Key
    * Vault wrapped with, so after a rotation it would label new wraps with the old version.
    */
-  protected _wrapKey(dataKey: Uint8Array, context: EncryptionContext, signal: AbortSignal): Promise<WrappedKey> {
+  protected _wrapKey(dataKey: Uint8Array, context: EncryptionContext, signal: AbortSignal, version?: string): Promise<WrappedKey> {
+    if (version !== undefined) return this.#wrapUnder(dataKey, context, version, signal);
     if (this.#kid.version !== undefined) return this.#wrap(dataKey, context, this.#kid.version, signal);
     // A cached current version may have been disabled since it was read (a rotation made elsewhere): the shared
     // refresh reads the key again, once, and uses its new current version if there is one.
@@ -205,6 +220,25 @@ export class AzureKeyVaultProvider extends BaseKeyProvider {
     );
   }
 
+
+  /** Wraps under `version` (the key store's choice), naming it when Key Vault cannot use it. */
+  async #wrapUnder(dataKey: Uint8Array, context: EncryptionContext, version: string, signal: AbortSignal): Promise<WrappedKey> {
+    try {
+      return await this.#wrap(dataKey, context, version, signal);
+    } catch (err) {
+      const mapped = err instanceof KeyfoldError ? err : mapAzureError(err, this.keyId);
+      if (mapped?.code === 'KEY_NOT_FOUND' || mapped?.code === 'KEY_DISABLED') {
+        throw new ProviderError(
+          mapped.code,
+          `version ${version} of ${this.keyId} is the version to write under, but Key Vault cannot wrap with it ` +
+            `(${mapped.code === 'KEY_NOT_FOUND' ? 'no such version' : 'it is disabled or expired'}): enable it ` +
+            '(az keyvault key set-attributes --version ...), or activate a version that is enabled. Nothing was written',
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
 
   async #wrap(dataKey: Uint8Array, context: EncryptionContext, version: string, signal: AbortSignal): Promise<WrappedKey> {
     const result = await this.#clientFor(version).wrapKey(this.algorithm, dataKey, { abortSignal: signal });

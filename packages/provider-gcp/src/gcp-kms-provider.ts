@@ -30,7 +30,7 @@ import {
   wipe,
   type BaseProviderOptions,
   type EncryptionContext,
-  type KeyfoldError,
+  KeyfoldError,
   type ProviderDescription,
   type Protection,
   type WrappedKey,
@@ -193,7 +193,17 @@ export class GcpKmsProvider extends BaseKeyProvider {
   }
 
   protected override get capabilities(): ProviderDescription['capabilities'] {
-    return { generateDataKey: false, rewrapKey: false, rotate: true };
+    return { generateDataKey: false, rewrapKey: false, rotate: true, writeVersion: true };
+  }
+
+  /** Encrypt takes a CryptoKeyVersion name: any enabled version can be written under. */
+  protected override get addressesVersions(): boolean {
+    return true;
+  }
+
+  protected override _writeVersionProblem(version: string): Promise<string | undefined> {
+    // Whether the version exists and is enabled is Cloud KMS's answer to the Encrypt itself.
+    return Promise.resolve(VERSION_ID.test(version) ? undefined : `${JSON.stringify(version)} is not a Cloud KMS CryptoKeyVersion id (1, 2, ...)`);
   }
 
   protected override mapBackendError(err: unknown): KeyfoldError | undefined {
@@ -221,7 +231,8 @@ export class GcpKmsProvider extends BaseKeyProvider {
    * New wraps use the primary version: cached for `primaryRefreshMs`, one GetCryptoKey at a time, shared by every
    * wrap waiting for it, so not cancelled by one caller's deadline (each caller still stops waiting at its own).
    */
-  protected _wrapKey(dataKey: Uint8Array, context: EncryptionContext, signal: AbortSignal): Promise<WrappedKey> {
+  protected _wrapKey(dataKey: Uint8Array, context: EncryptionContext, signal: AbortSignal, version?: string): Promise<WrappedKey> {
+    if (version !== undefined) return this.#encryptUnder(dataKey, context, version, signal);
     // A cached primary may have been disabled or destroyed since it was read (a rotation made elsewhere): the
     // shared refresh reads the key again, once, and uses the new primary if there is one.
     return this.#primary.useFresh(
@@ -231,6 +242,26 @@ export class GcpKmsProvider extends BaseKeyProvider {
     );
   }
 
+
+  /** Encrypts under CryptoKeyVersion `version` (the key store's choice), naming it when Cloud KMS cannot use it. */
+  async #encryptUnder(dataKey: Uint8Array, context: EncryptionContext, version: string, signal: AbortSignal): Promise<WrappedKey> {
+    const name = `${this.keyId}/cryptoKeyVersions/${version}`;
+    try {
+      return await this.#encrypt(dataKey, context, { name, id: version }, signal);
+    } catch (err) {
+      const mapped = err instanceof KeyfoldError ? err : mapGcpError(err, this.keyId);
+      if (mapped?.code === 'KEY_NOT_FOUND' || mapped?.code === 'KEY_DISABLED') {
+        throw new ProviderError(
+          mapped.code,
+          `CryptoKeyVersion ${name} is the version to write under, but Cloud KMS cannot encrypt with it ` +
+            `(${mapped.code === 'KEY_NOT_FOUND' ? 'it does not exist' : 'it is not enabled'}): create or enable it ` +
+            `(gcloud kms keys versions create / enable), or activate a version that is enabled. Nothing was written`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
 
   async #encrypt(dataKey: Uint8Array, context: EncryptionContext, primary: PrimaryVersion, signal: AbortSignal): Promise<WrappedKey> {
     const aad = buildAad(primary.id, context);

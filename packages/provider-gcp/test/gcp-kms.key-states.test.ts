@@ -108,7 +108,7 @@ describe('Cloud KMS: configuration', () => {
     expect(provider.protection).toBe('hsm');
     const d = await provider.describe();
     expect(d.details?.protectionLevel).toBe('HSM');
-    expect(d.capabilities).toEqual({ generateDataKey: false, rewrapKey: false, rotate: true });
+    expect(d.capabilities).toEqual({ generateDataKey: false, rewrapKey: false, rotate: true, writeVersion: true });
     await provider.close();
   });
 

@@ -37,7 +37,10 @@ export interface EnvProviderOptions extends BaseProviderOptions {
   /**
    * The version new wraps use. Default: the `<keyId>_ACTIVE` variable (`KEYFOLD_KEK_ACTIVE`) if set, else the
    * highest version. Set it while rolling out a new version: deploy `V3` everywhere first, then activate it, so no
-   * process wraps under a version that another process cannot unwrap yet.
+   * process wraps under a version that another process cannot unwrap yet. A pinned version that is not set here
+   * does not stop the provider from opening: its writes fail with `KEY_NOT_FOUND` naming the variable to add, and
+   * every version that is set still unwraps. With a key store, the store's active version decides instead
+   * (`bindProviderToStore` in `@keyfold/keystore`).
    */
   activeVersion?: string | number;
   /** `production` (default, or `KEYFOLD_SECURITY_MODE`) or `development`. */
@@ -89,6 +92,10 @@ export class EnvProvider extends LocalKekProvider {
   protected override describeDetails(): Readonly<Record<string, string | number | boolean>> {
     return this.#details;
   }
+
+  protected override missingVersionHint(version: string): string {
+    return `the variable ${this.prefix}${version} to this process's environment (64 hex characters, the same value as on the hosts that have it)`;
+  }
 }
 
 function escapeRegExp(s: string): string {
@@ -125,8 +132,10 @@ function readEnvFile(path: string, securityMode: SecurityMode): Map<string, stri
 /**
  * Creates a provider from versioned KEK variables: `<prefix>1`, `<prefix>2`, ... each exactly 64 hex characters
  * (32 bytes). Every variable matching `^<prefix>(\d+)$` is a version; the active one is the highest unless
- * `activeVersion` or `<keyId>_ACTIVE` says otherwise. The key id stored in envelopes is the prefix without a
- * trailing `_V` (`KEYFOLD_KEK`).
+ * `activeVersion` or `<keyId>_ACTIVE` says otherwise (a pinned version that is not set is not an error here: writes
+ * fail with `KEY_NOT_FOUND` naming the variable, unwraps work). The key id stored in envelopes is the prefix without
+ * a trailing `_V` (`KEYFOLD_KEK`). `withWriteVersion(v)` gives a view that writes under version `v`, which is
+ * how a key store's active version drives it.
  *
  * Rotation: add `<prefix><N+1>`, restart (or create a new provider); keys wrapped under older versions keep
  * unwrapping as long as their variables stay set. The provider cannot add a version itself
@@ -135,8 +144,7 @@ function readEnvFile(path: string, securityMode: SecurityMode): Map<string, stri
  * Errors name the variable and what is wrong with it (its length, a non-hex character), never its value.
  *
  * @throws ConfigError (`CONFIG_INVALID`) when no version is set, a value is not 64 hex characters, two versions
- *   hold the same key, a version number is malformed, `activeVersion` is not set, or `envFile` cannot be read or
- *   parsed. PolicyError (`INSECURE_PERMISSIONS`) when, in production, `envFile` is readable by group or other.
+ *   hold the same key, a version number is malformed, or `envFile` cannot be read or parsed. PolicyError (`INSECURE_PERMISSIONS`) when, in production, `envFile` is readable by group or other.
  *   TypeError / RangeError for a malformed `prefix` or `activeVersion`.
  * @example
  * ```ts
@@ -196,7 +204,7 @@ export function createEnvProvider(options: EnvProviderOptions = {}): EnvProvider
       const where = options.envFile === undefined ? 'in the environment' : `in the environment or in ${options.envFile}`;
       throw new ConfigError(`no KEK found ${where}: set ${prefix}1 to 64 hex characters (${GENERATE_HINT})`);
     }
-    const active = chooseActive(options.activeVersion, vars.get(`${keyId}_ACTIVE`), `${keyId}_ACTIVE`, keks, prefix);
+    const active = chooseActive(options.activeVersion, vars.get(`${keyId}_ACTIVE`), `${keyId}_ACTIVE`, keks);
     return new EnvProvider(
       FACTORY,
       { keyId, prefix, keks, active, envFile: options.envFile },
@@ -225,25 +233,20 @@ function chooseActive(
   fromEnv: string | undefined,
   envName: string,
   keks: ReadonlyMap<string, Uint8Array>,
-  prefix: string,
 ): string {
-  const known = [...keks.keys()].sort(compareVersions);
-  let wanted: string;
-  let source: string;
   if (option !== undefined) {
     if (typeof option !== 'string' && typeof option !== 'number') throw new TypeError('activeVersion must be a string or number');
-    wanted = String(option);
-    source = 'activeVersion';
+    const wanted = String(option);
     if (!VERSION.test(wanted)) throw new RangeError(`activeVersion must be a version number like 2; got ${JSON.stringify(wanted)}`);
-  } else if (fromEnv !== undefined && fromEnv !== '') {
-    wanted = fromEnv.trim();
-    source = envName;
+    return wanted;
+  }
+  if (fromEnv !== undefined && fromEnv !== '') {
+    const wanted = fromEnv.trim();
     if (!VERSION.test(wanted)) throw new ConfigError(`${envName} must be a version number like 2`);
-  } else {
-    return known[known.length - 1] as string;
+    return wanted;
   }
-  if (!keks.has(wanted)) {
-    throw new ConfigError(`${source} is ${wanted} but ${prefix}${wanted} is not set (set versions: ${known.join(', ')})`);
-  }
-  return wanted;
+  // A pinned version this host does not have yet is not a reason to refuse to open: writes fail with KEY_NOT_FOUND
+  // naming the variable (see LocalKekProvider), and everything sealed under the versions set here still opens.
+  const known = [...keks.keys()].sort(compareVersions);
+  return known[known.length - 1] as string;
 }

@@ -122,6 +122,10 @@ export class FileProvider extends LocalKekProvider {
     return { dir: this.dir, ...kdfDetails(describeKdf(this.#doc.kdf)) };
   }
 
+  protected override missingVersionHint(version: string): string {
+    return `version ${version} to the KEK file in ${this.dir} (copy the KEK file that holds it here, or add it with 'keyfold kek add'), then reopen the provider or call reload()`;
+  }
+
   /** Reads the KEK file again and opens it with the held keys; refuses a KEK file resealed or replaced since open. */
   async #readOwnKekFile(): Promise<{ path: string; doc: KekFileDocument; keys: KekFileKeys }> {
     const { path, doc } = await readKekFile(this.dir, this.#securityMode);

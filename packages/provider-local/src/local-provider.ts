@@ -88,9 +88,37 @@ export abstract class LocalKekProvider extends BaseKeyProvider {
   /** Non-secret details for `describe()`. */
   protected abstract describeDetails(): Readonly<Record<string, string | number | boolean>>;
 
-  /** Replaces every KEK version (wiping the old buffers) and sets the active one. Takes ownership of `keks`. */
+  /**
+   * What an operator adds so this process can write under `version` (`the variable KEYFOLD_KEK_V3`, `version 3 in
+   * the KEK file /etc/keyfold/kek`): completes the `KEY_NOT_FOUND` message of a write under a version not loaded.
+   */
+  protected abstract missingVersionHint(version: string): string;
+
+  /** Local providers write under any version they hold. */
+  protected override get addressesVersions(): boolean {
+    return true;
+  }
+
+  /** The `KEY_NOT_FOUND` message for a write under a version this process has not loaded. */
+  #missingMessage(version: string): string {
+    const have = this.versions;
+    return (
+      `KEK version ${version} of ${this.kind} KEK ${this.keyId} is the version to write under, but this process has not loaded it: ` +
+      `add ${this.missingVersionHint(version)}. Nothing was written; envelopes under the versions loaded here ` +
+      `(${have.length === 0 ? 'none' : have.join(', ')}) still open`
+    );
+  }
+
+  protected override _writeVersionProblem(version: string): Promise<string | undefined> {
+    return Promise.resolve(this.#keks.has(version) ? undefined : this.#missingMessage(version));
+  }
+
+  /**
+   * Replaces every KEK version (wiping the old buffers) and sets the active one. Takes ownership of `keks`. The
+   * active version may be one this process has not loaded (the env provider pinned to a version another host has):
+   * writes then fail with `KEY_NOT_FOUND` naming what to add, and every loaded version still unwraps.
+   */
   protected setKeks(keks: ReadonlyMap<string, Uint8Array>, active: string): void {
-    if (!keks.has(active)) throw new RangeError(`active version ${active} is not among the KEK versions`);
     for (const old of this.#keks.values()) wipe(old);
     this.#keks.clear();
     for (const [version, kek] of keks) this.#keks.set(version, kek);
@@ -119,10 +147,15 @@ export abstract class LocalKekProvider extends BaseKeyProvider {
     return this.#keks.get(version);
   }
 
-  protected override _wrapKey(dataKey: Uint8Array, context: EncryptionContext): Promise<WrappedKey> {
-    const version = this.#active;
+  protected override _wrapKey(dataKey: Uint8Array, context: EncryptionContext, _signal?: AbortSignal, writeVersion?: string): Promise<WrappedKey> {
+    const version = writeVersion ?? this.#active;
     const kek = this.#kekFor(version);
-    if (!kek) return Promise.reject(new ProviderError('PROVIDER_CLOSED', `the ${this.kind} provider for ${this.keyId} is closed`));
+    if (!kek) {
+      if (this.closed || version === '') {
+        return Promise.reject(new ProviderError('PROVIDER_CLOSED', `the ${this.kind} provider for ${this.keyId} is closed`));
+      }
+      return Promise.reject(new ProviderError('KEY_NOT_FOUND', this.#missingMessage(version)));
+    }
     const aad = localWrapAad(this.kind, this.keyId, version, encodeContext(context));
     const ciphertext = localWrap(kek, dataKey, aad);
     return Promise.resolve({ kind: this.kind, keyId: this.keyId, keyVersion: version, ciphertext });

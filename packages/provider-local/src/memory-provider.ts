@@ -80,6 +80,10 @@ export class MemoryProvider extends LocalKekProvider {
     return Promise.resolve(this.#addVersion());
   }
 
+  protected override missingVersionHint(version: string): string {
+    return `version ${version} with rotate() (this memory provider holds versions 1 to ${this.#next - 1})`;
+  }
+
   protected override describeDetails(): Readonly<Record<string, string | number | boolean>> {
     return { warning: 'development only: keys live in process memory and are lost at exit' };
   }

@@ -27,7 +27,7 @@ describe('env provider: versions and identity', () => {
     const d = await p.describe();
     expect(d.versions).toEqual(['1', '2', '10']);
     expect(d.activeVersion).toBe('10');
-    expect(d.capabilities).toEqual({ generateDataKey: false, rewrapKey: false, rotate: false });
+    expect(d.capabilities).toEqual({ generateDataKey: false, rewrapKey: false, rotate: false, writeVersion: true });
     expect(d.details).toEqual({ prefix: 'KEYFOLD_KEK_V', source: 'environment' });
     await p.close();
   });
@@ -50,12 +50,25 @@ describe('env provider: versions and identity', () => {
     await Promise.all([fromVar.close(), fromOption.close()]);
   });
 
-  it('an activeVersion that is not set is a ConfigError naming the missing variable', () => {
-    const err = configError(() => createEnvProvider({ env: { KEYFOLD_KEK_V1: randomHexKey() }, activeVersion: '3' }));
-    expect(err.message).toBe('activeVersion is 3 but KEYFOLD_KEK_V3 is not set (set versions: 1)');
-    const fromVar = configError(() => createEnvProvider({ env: { KEYFOLD_KEK_V1: randomHexKey(), KEYFOLD_KEK_ACTIVE: '2' } }));
-    expect(fromVar.message).toMatch(/^KEYFOLD_KEK_ACTIVE is 2 but KEYFOLD_KEK_V2 is not set/);
-    expect(() => createEnvProvider({ env: { KEYFOLD_KEK_V1: randomHexKey() }, activeVersion: 'two' })).toThrow(RangeError);
+  it('an activeVersion that is not set opens anyway: writes fail with KEY_NOT_FOUND naming the variable, unwraps work', async () => {
+    const env = { KEYFOLD_KEK_V1: randomHexKey() };
+    const v1 = createEnvProvider({ env });
+    const sealed = await v1.wrapKey(new Uint8Array(32).fill(7), { a: 'b' });
+    for (const p of [createEnvProvider({ env, activeVersion: '3' }), createEnvProvider({ env: { ...env, KEYFOLD_KEK_ACTIVE: '3' } })]) {
+      expect(await p.describe()).toMatchObject({ activeVersion: '3', versions: ['1'] });
+      const err = await p.wrapKey(new Uint8Array(32), {}).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'KEY_NOT_FOUND' });
+      expect((err as Error).message).toMatch(/add the variable KEYFOLD_KEK_V3 to this process's environment/);
+      expect((err as Error).message).toMatch(/versions loaded here \(1\) still open/);
+      await expect(p.generateDataKey({})).rejects.toMatchObject({ code: 'KEY_NOT_FOUND' });
+      await expect(p.rewrapKey(sealed, { a: 'b' })).rejects.toMatchObject({ code: 'KEY_NOT_FOUND' });
+      expect(await p.unwrapKey(sealed, { a: 'b' })).toEqual(new Uint8Array(32).fill(7));
+      expect(await p.probe()).toMatchObject({ ok: false, error: { code: 'KEY_NOT_FOUND' } });
+      await p.close();
+    }
+    await v1.close();
+    expect(() => createEnvProvider({ env, activeVersion: 'two' })).toThrow(RangeError);
+    expect(() => createEnvProvider({ env: { ...env, KEYFOLD_KEK_ACTIVE: 'x' } })).toThrow(/KEYFOLD_KEK_ACTIVE must be a version number/);
   });
 
   it('keys wrapped under one version do not unwrap when relabelled to another', async () => {

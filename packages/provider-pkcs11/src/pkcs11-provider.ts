@@ -270,14 +270,35 @@ export class Pkcs11Provider extends BaseKeyProvider {
     return { token: this.#where, key: objectLabel(this.keyId, version), mechanism: `CKM_${this.mechanism}` };
   }
 
-  protected override _wrapKey(dataKey: Uint8Array, context: EncryptionContext): Promise<WrappedKey> {
-    const version = this.#active;
-    const aad = this.#aads.aad(this.mechanism, version, context, true);
+  /** Any version's object can be written under (`withWriteVersion`): the token is asked for `<keyLabel>.v<N>`. */
+  protected override get addressesVersions(): boolean {
+    return true;
+  }
+
+  protected override _writeVersionProblem(version: string): Promise<string | undefined> {
+    // Whether the token holds the object is found out by the wrap itself (KEY_NOT_FOUND naming the label).
+    return Promise.resolve(
+      isCanonicalVersion(version)
+        ? undefined
+        : `${JSON.stringify(version)} is not a PKCS#11 KEK version (1, 2, ... for objects labelled ${JSON.stringify(objectLabel(this.keyId, '1'))}, ...)`,
+    );
+  }
+
+  protected override _wrapKey(dataKey: Uint8Array, context: EncryptionContext, _signal?: AbortSignal, writeVersion?: string): Promise<WrappedKey> {
+    const version = writeVersion ?? this.#active;
+    const aad = this.#aads.aad(this.mechanism, version, context, this.#keks.has(version) || version === this.#active);
     const done = (ciphertext: Uint8Array): WrappedKey => ({ kind: this.kind, keyId: this.keyId, keyVersion: version, ciphertext });
     return this.#runner.run('wrap', version, (session) => {
       const kek = this.#kek(session, version, 'wrap');
       if (!kek) {
-        throw new ProviderError('KEY_NOT_FOUND', `the active KEK ${JSON.stringify(objectLabel(this.keyId, version))} is no longer on ${this.#where}`);
+        const label = JSON.stringify(objectLabel(this.keyId, version));
+        if (version === this.#active) throw new ProviderError('KEY_NOT_FOUND', `the active KEK ${label} is no longer on ${this.#where}`);
+        throw new ProviderError(
+          'KEY_NOT_FOUND',
+          `KEK version ${version} is the version to write under, but ${this.#where} holds no object labelled ${label}: add the ` +
+            `key object ${label} to this token (generated with 'keyfold kek add' where it should live, or replicated by your HSM). ` +
+            'Nothing was written; the versions on this token still unwrap',
+        );
       }
       if (this.mechanism === 'AES_GCM') {
         const iv = randomOwnedBytes(GCM_IV_LENGTH);

@@ -14,6 +14,7 @@ import {
   ConfigError,
   KeyfoldError,
   ProviderError,
+  RefreshingValue,
   UnwrapFailedError,
   assertBytes,
   assertContext,
@@ -82,6 +83,8 @@ export class VaultTransitProvider extends BaseKeyProvider {
   readonly #http: VaultHttp;
   readonly #auth: TokenSource;
   readonly #batchSize: number;
+  /** The versions Vault lets new encryptions use (`min_encryption_version`..`latest_version`), reused for 5 s. */
+  readonly #encryptable = new RefreshingValue(() => this.#encryptableVersions(), 5_000);
 
   /** @internal Use {@link createVaultTransitProvider}. */
   constructor(init: VaultTransitProviderInit, options: BaseProviderOptions) {
@@ -97,8 +100,37 @@ export class VaultTransitProvider extends BaseKeyProvider {
     if (!this.derived) Object.defineProperty(this, '_generateDataKey', { value: undefined });
   }
 
-  protected override get capabilities(): { generateDataKey: boolean; rewrapKey: boolean; rotate: boolean } {
-    return { generateDataKey: this.derived, rewrapKey: true, rotate: true };
+  protected override get capabilities(): { generateDataKey: boolean; rewrapKey: boolean; rotate: boolean; writeVersion: boolean } {
+    return { generateDataKey: this.derived, rewrapKey: true, rotate: true, writeVersion: true };
+  }
+
+  /** Transit encrypts and rewraps under a chosen `key_version`. */
+  protected override get addressesVersions(): boolean {
+    return true;
+  }
+
+  async #encryptableVersions(): Promise<{ readonly min: number; readonly latest: number }> {
+    const data = await this.#read(AbortSignal.timeout(30_000));
+    const latest = Number(data.latest_version);
+    const min = Math.max(1, Number(data.min_encryption_version ?? 0) || 0, Number(data.min_decryption_version ?? 1) || 1);
+    return { min, latest: Number.isInteger(latest) ? latest : 0 };
+  }
+
+  protected override async _writeVersionProblem(version: string): Promise<string | undefined> {
+    if (!/^[1-9][0-9]{0,9}$/.test(version)) return `${JSON.stringify(version)} is not a Vault transit key version (1, 2, ...)`;
+    const v = Number(version);
+    let range = await this.#encryptable.get();
+    // A version above the one known may have been added by a rotation since: ask Vault again, once.
+    if (v > range.latest) range = await this.#encryptable.get(true);
+    if (v >= range.min && v <= range.latest) return undefined;
+    return (
+      `version ${version} of Vault transit key ${this.keyId} is the version to write under, but Vault can encrypt only under ` +
+      `versions ${range.min} to ${range.latest}: ` +
+      (v > range.latest
+        ? `rotate the key in Vault (vault write -f ${this.mount}/keys/${this.keyName}/rotate) until it has version ${version}`
+        : `it is below min_encryption_version / min_decryption_version; activate a version Vault still encrypts under`) +
+      '. Nothing was written'
+    );
   }
 
   protected override mapBackendError(err: unknown): KeyfoldError | undefined {
@@ -141,8 +173,13 @@ export class VaultTransitProvider extends BaseKeyProvider {
     return { kind: this.kind, keyId: this.keyId, keyVersion: version, ciphertext: bytes };
   }
 
-  protected override async _wrapKey(dataKey: Uint8Array, context: EncryptionContext, signal: AbortSignal): Promise<WrappedKey> {
-    const answer = await this.#call('POST', this.#path('encrypt'), { plaintext: b64(dataKey), ...this.#contextParams(context) }, signal);
+  protected override async _wrapKey(dataKey: Uint8Array, context: EncryptionContext, signal: AbortSignal, version?: string): Promise<WrappedKey> {
+    const answer = await this.#call(
+      'POST',
+      this.#path('encrypt'),
+      { plaintext: b64(dataKey), ...this.#contextParams(context), ...(version === undefined ? {} : { key_version: Number(version) }) },
+      signal,
+    );
     this.#checkBound(answer);
     return this.#wrapped(answer.data?.ciphertext);
   }
@@ -168,10 +205,15 @@ export class VaultTransitProvider extends BaseKeyProvider {
     }
   }
 
-  protected override async _rewrapKey(wrapped: WrappedKey, context: EncryptionContext, signal: AbortSignal): Promise<WrappedKey> {
+  protected override async _rewrapKey(wrapped: WrappedKey, context: EncryptionContext, signal: AbortSignal, version?: string): Promise<WrappedKey> {
     const ciphertext = joinCiphertext(wrapped.keyVersion, wrapped.ciphertext);
     if (ciphertext === undefined) throw new UnwrapFailedError();
-    const answer = await this.#call('POST', this.#path('rewrap'), { ciphertext, ...this.#contextParams(context) }, signal);
+    const answer = await this.#call(
+      'POST',
+      this.#path('rewrap'),
+      { ciphertext, ...this.#contextParams(context), ...(version === undefined ? {} : { key_version: Number(version) }) },
+      signal,
+    );
     return this.#wrapped(answer.data?.ciphertext);
   }
 

@@ -190,7 +190,9 @@ export async function runIfDue(options: RunIfDueOptions): Promise<RunIfDueResult
         return (r as () => Promise<string>).call(p);
       });
     const version = await add(provider);
-    const next = await targetOf(provider);
+    // The version added, not what the provider describes as active: a provider bound to the store's pointer keeps
+    // describing the old active version until this activation moves the pointer.
+    const next = { kind: provider.kind, keyId: provider.keyId, version };
     await options.store.recordKekVersion(next, { activate: true, actor: options.actor ?? 'rotation' });
     return { action: 'added-version', status, version };
   }

@@ -62,6 +62,23 @@ export const kekRotate: CommandSpec = {
   load: () => import('../commands/kek-rotate.js'),
 };
 
+export const kekActivate: CommandSpec = {
+  name: 'kek activate',
+  summary: 'move the key store\'s active KEK version (the version every process seals under)',
+  usage: 'keyfold kek activate --kek-version V [--dir DIR] [--json]',
+  description: [
+    'The key store, not each host, decides which KEK version new envelopes and keys use. Activate a new version once ' +
+      'every host has it, or an older version that is not retired (rollback). Prints from → to; audited (kek.activate).',
+    'A version the store does not know yet is registered when this host has loaded it (and it round-trips here). ' +
+      'Refused (exit 1) for a version neither registered nor loaded here (KEY_NOT_FOUND) and for a retired one ' +
+      '(KEY_VERSION_RETIRED); nothing changes then. Hosts that lack the active version refuse to seal (KEY_NOT_FOUND, ' +
+      'naming the variable, label or KEK file version to add) and still open what they have.',
+  ],
+  options: { 'kek-version': { type: 'string', valueName: 'V', description: 'the version to make active' } },
+  examples: ['keyfold kek activate --kek-version 3', 'keyfold kek activate --kek-version 2 --json | jq .from'],
+  load: () => import('../commands/kek-activate.js'),
+};
+
 export const kekRetire: CommandSpec = {
   name: 'kek retire',
   summary: 'retire a KEK version nothing references any more',

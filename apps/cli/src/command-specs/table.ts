@@ -207,16 +207,21 @@ const probe: CommandSpec = {
 const kekAdd: CommandSpec = {
   name: 'kek add',
   summary: 'add a new key-encryption key version and make it active',
-  usage: 'keyfold kek add [--dir DIR] [--json]',
+  usage: 'keyfold kek add [--no-activate] [--dir DIR] [--json]',
   description: [
     'file: a new random version in the passphrase-sealed KEK file. pkcs11: the next version (LABEL.v<N+1>) generated ' +
-      'inside the token, never extractable. New envelopes use the new version; older versions keep opening. Running ' +
-      'processes pick it up when they reopen the provider.',
+      'inside the token, never extractable. The version is registered in the key store and becomes its active ' +
+      'version: new envelopes use it; older versions keep opening.',
+    "--no-activate registers it without moving the key store's active version: roll the version out to every host " +
+      "first, then 'keyfold kek activate --kek-version V'.",
     'Key services (aws-kms, vault-transit, gcp-kms, azure-kv) rotate keys themselves: kek add says which command ' +
-      'of the service to use instead (exit 1, UNSUPPORTED); env: add the next <prefix><N> variable yourself.',
+      'of the service to use instead (exit 1, UNSUPPORTED); env: add the next <prefix><N> variable yourself, then ' +
+      "'keyfold kek activate'.",
   ],
-  options: {},
-  examples: ['keyfold kek add', 'keyfold kek add --json | jq .version'],
+  options: {
+    'no-activate': { type: 'boolean', description: "add and register the version, but leave the key store's active version where it is" },
+  },
+  examples: ['keyfold kek add', 'keyfold kek add --no-activate --json | jq .version'],
   load: () => import('../commands/kek-add.js'),
 };
 
@@ -323,6 +328,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec | GroupSpec>> = {
     subcommands: {
       list: store.kekList,
       add: kekAdd,
+      activate: store.kekActivate,
       verify: store.kekVerify,
       rotate: store.kekRotate,
       retire: store.kekRetire,

@@ -1,5 +1,6 @@
 /**
- * `keyfold kek add`: a new key-encryption key version, made active. The KEK file gets a random version sealed
+ * `keyfold kek add`: a new key-encryption key version, registered in the key store and made its active version
+ * (`--no-activate`: registered only; `kek activate` moves the pointer later). The KEK file gets a random version sealed
  * under the passphrase; a PKCS#11 token generates the next version inside itself. Key services rotate their keys
  * themselves, so for them this command says which of the service's own commands to run instead.
  * @module
@@ -8,7 +9,7 @@ import type { KeyProvider } from '@keyfold/envelope-core';
 import type { KeyStore } from '@keyfold/keystore';
 import type { CommandContext } from '../command.js';
 import { loadConfig } from '../config.js';
-import { CliError } from '../exit-codes.js';
+import { CliError, UsageError } from '../exit-codes.js';
 import { formatFields, printable } from '../output.js';
 import type { KekAdded } from '../providers/types.js';
 import { assertStoreLock, checkStoreLock, cliActor, openStoreAt } from '../store.js';
@@ -26,7 +27,12 @@ async function proveWritable(store: KeyStore): Promise<void> {
 }
 
 export async function run(ctx: CommandContext): Promise<number | undefined> {
+  // --no-activate: registered, but the key store's pointer (the version every process writes under) stays.
+  const activate = !ctx.args.flag('no-activate');
   const loaded = await loadConfig(ctx);
+  if (!activate && loaded.config.store === undefined) {
+    throw new UsageError(`--no-activate needs a key store (its active version is what it leaves alone); ${loaded.path} records none`, ctx.name);
+  }
   const cfg = loaded.config.provider;
   // All or nothing. The key store is opened for writing, checked (permissions, damage, the install lock against
   // config.json and the provider) and proved writable before the provider changes, so a store that refuses leaves
@@ -35,6 +41,7 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   const store = loaded.config.store === undefined ? undefined : await openStoreAt(ctx, loaded.dir, loaded.config.store, loaded, 'write');
   let added: KekAdded;
   let recorded = false;
+  let pointer: string | undefined;
   try {
     if (store !== undefined) {
       await assertStoreLock(store, loaded);
@@ -56,8 +63,9 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
     const { undo } = result;
     if (store !== undefined) {
       try {
-        // Audited kek.activate: the new version is the active one in the store's registry too.
-        await store.recordKekVersion({ kind: added.kind, keyId: added.keyId, version: added.version }, { activate: true, actor: cliActor() });
+        // Audited kek.activate (kek.register with --no-activate): the store's pointer decides what new writes use.
+        await store.recordKekVersion({ kind: added.kind, keyId: added.keyId, version: added.version }, { activate, actor: cliActor() });
+        pointer = (await store.getActiveKekVersion({ kind: added.kind, keyId: added.keyId }))?.version;
       } catch (err) {
         if (undo === undefined) {
           throw new CliError(
@@ -77,7 +85,10 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
     await store?.close();
   }
 
-  ctx.out.result({ ok: true, ...added, recordedInStore: recorded }, () => {
+  // With a store, its pointer is the active version (the provider's own choice only matters without one).
+  if (pointer !== undefined) added = { ...added, activeVersion: pointer };
+  const activated = added.activeVersion === added.version;
+  ctx.out.result({ ok: true, ...added, activated, recordedInStore: recorded }, () => {
     const rows: [string, string][] = [
       ['provider', printable(added.kind)],
       ['key id', printable(added.keyId)],
@@ -92,8 +103,10 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
       '',
       formatFields(rows, ctx.out.out),
       '',
-      'New envelopes use it; envelopes sealed under older versions still open. Running processes pick it up when they reopen the provider.',
-      ...(recorded ? ["Next: 'keyfold kek rotate' re-wraps the key store's keys under it."] : []),
+      activated
+        ? 'New envelopes use it; envelopes sealed under older versions still open. Processes that open the key store use it from now on (running library processes within their pointer refresh interval).'
+        : `The key store's active version stays ${printable(added.activeVersion)}: roll version ${printable(added.version)} out to every host, then 'keyfold kek activate --kek-version ${printable(added.version)}'.`,
+      ...(recorded && activated ? ["Next: 'keyfold kek rotate' re-wraps the key store's keys under it."] : []),
     ].join('\n');
   });
   return undefined;

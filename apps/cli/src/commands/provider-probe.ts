@@ -13,7 +13,7 @@ import type { CommandContext } from '../command.js';
 import { loadConfig, openProvider } from '../config.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 import { formatFields, printable } from '../output.js';
-import { checkStoreLock } from '../store.js';
+import { checkStoreLock, underPointer } from '../store.js';
 import type { ProviderConfig } from '../provider-config.js';
 
 /**
@@ -49,11 +49,12 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   const cfg = loaded.config.provider;
   // The store's install lock is checked first, outside the probe: a config.json naming another provider than the
   // installation's (PROVIDER_MISMATCH) or a damaged store is an error of the command, not an unhealthy provider.
-  await checkStoreLock(ctx, loaded);
+  // The probe round-trips under the store's active version: a host that lacks it is reported unhealthy (KEY_NOT_FOUND).
+  const pointer = await checkStoreLock(ctx, loaded);
   const start = performance.now();
   let result: ProbeResult;
   try {
-    const provider = await openProvider(ctx, loaded, { storeLockChecked: true });
+    const provider = underPointer(await openProvider(ctx, loaded, { storeLockChecked: true }), pointer);
     try {
       result = await provider.probe();
     } finally {

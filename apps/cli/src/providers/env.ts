@@ -42,7 +42,17 @@ async function install(ctx: CommandContext, securityMode: SecurityMode, rollback
  * @throws ConfigError (CONFIG_INVALID, exit 1) always, naming `<prefix><highest version + 1>`.
  */
 async function refuseDueVersion(cfg: EnvProviderConfig, provider: KeyProvider): Promise<never> {
-  const versions = (await provider.describe()).versions.map(Number).filter((v) => Number.isSafeInteger(v));
+  const d = await provider.describe();
+  const versions = d.versions.map(Number).filter((v) => Number.isSafeInteger(v));
+  const newer = versions.filter((v) => v > Number(d.activeVersion));
+  if (newer.length > 0) {
+    // Loaded here but not active: the key store decides, once every host has it.
+    const v = Math.max(...newer);
+    throw new ConfigError(
+      `a new version of env:${provider.keyId} is due and ${cfg.prefix}${v} is set here: once it is set wherever this installation ` +
+        `runs, make it the key store's active version with 'keyfold kek activate --kek-version ${v}', then run again`,
+    );
+  }
   const next = versions.length === 0 ? 1 : Math.max(...versions) + 1;
   throw new ConfigError(
     `a new version of env:${provider.keyId} is due, and the env provider cannot add one itself: set ${cfg.prefix}${next} to 64 hex ` +
@@ -81,7 +91,8 @@ export const envAdapter: ProviderAdapter<'env'> = {
     by: 'elsewhere',
     hint: (cfg) =>
       `the env provider's key-encryption keys are the variables ${cfg.prefix}1, ${cfg.prefix}2, ...: create the next ` +
-      "one yourself (64 hex characters, e.g. 'openssl rand -hex 32') and pass it to every run; the highest is active",
+      "one yourself (64 hex characters, e.g. 'openssl rand -hex 32') and pass it to every run and host; then " +
+      "'keyfold kek activate --kek-version N' makes the key store's active version (the one every process seals under) that one",
   },
   credentialVariables: (cfg) => envKekVariables(cfg.prefix),
   addDueVersion: (_loaded, cfg, provider) => refuseDueVersion(cfg, provider),

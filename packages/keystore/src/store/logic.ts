@@ -50,6 +50,7 @@ import type {
   DataKeyFilter,
   DataKeyRecord,
   InstallLock,
+  KekActivation,
   KekRef,
   KekUsage,
   KekVersionRecord,
@@ -339,14 +340,9 @@ export abstract class SqlKeyStore implements KeyStore {
         throw new ProviderError('KEY_VERSION_RETIRED', `KEK version ${kekName(kek)} was retired on ${existing.retiredAt ?? '?'}; it cannot be used again`);
       }
       let changed = inserted;
+      let from: string | undefined;
       if (options.activate && existing.state !== 'active') {
-        await tx.run("UPDATE keyfold_kek_versions SET state = 'available' WHERE kind = ? AND key_id = ? AND state = 'active'", [kek.kind, kek.keyId]);
-        await tx.run("UPDATE keyfold_kek_versions SET state = 'active', activated_at = ? WHERE kind = ? AND key_id = ? AND version = ?", [
-          t,
-          kek.kind,
-          kek.keyId,
-          kek.version,
-        ]);
+        from = await this.#movePointerIn(tx, kek, rows, t);
         changed = true;
       }
       if (changed) {
@@ -354,10 +350,66 @@ export abstract class SqlKeyStore implements KeyStore {
           actor: options.actor,
           event: options.activate ? 'kek.activate' : 'kek.register',
           subject: kekName(kek),
-          details: { kind: kek.kind, keyId: kek.keyId, version: kek.version },
+          details: {
+            kind: kek.kind,
+            keyId: kek.keyId,
+            version: kek.version,
+            ...(options.activate ? { from: from ?? null, to: kek.version } : {}),
+          },
         });
       }
       return rowToKek((await tx.get(SELECT_KEK_VERSION, [kek.kind, kek.keyId, kek.version]))!);
+    });
+  }
+
+  /** Makes `kek` the active version of its KEK (rows: every version of it, locked); returns the one active before. */
+  async #movePointerIn(tx: Transaction, kek: KekRef, rows: readonly Row[], t: string): Promise<string | undefined> {
+    const before = rows.find((r) => r.state === 'active')?.version as string | undefined;
+    await tx.run("UPDATE keyfold_kek_versions SET state = 'available' WHERE kind = ? AND key_id = ? AND state = 'active'", [kek.kind, kek.keyId]);
+    await tx.run("UPDATE keyfold_kek_versions SET state = 'active', activated_at = ? WHERE kind = ? AND key_id = ? AND version = ?", [
+      t,
+      kek.kind,
+      kek.keyId,
+      kek.version,
+    ]);
+    return before;
+  }
+
+  async getActiveKekVersion(kek: ProviderRef): Promise<KekVersionRecord | undefined> {
+    assertProviderRef(kek, 'kek');
+    const row = await this.#d.get("SELECT * FROM keyfold_kek_versions WHERE kind = ? AND key_id = ? AND state = 'active'", [kek.kind, kek.keyId]);
+    return row ? rowToKek(row) : undefined;
+  }
+
+  activateKekVersion(kek: KekRef, actor: string): Promise<KekActivation> {
+    assertKekRef(kek, 'kek');
+    assertName(actor, 'actor');
+    return this.#d.transaction(async (tx) => {
+      // Lock every version of this KEK: the pointer changes two rows.
+      const rows = await tx.all(`SELECT * FROM keyfold_kek_versions WHERE kind = ? AND key_id = ? ORDER BY version${this.#d.forUpdate}`, [kek.kind, kek.keyId]);
+      const row = rows.find((r) => r.version === kek.version);
+      if (!row) {
+        const known = rows.filter((r) => r.state !== 'retired').map((r) => r.version as string).sort((a, b) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));
+        throw new ProviderError(
+          'KEY_NOT_FOUND',
+          `KEK version ${kekName(kek)} is not registered in this store (registered versions: ${known.length === 0 ? 'none' : known.join(', ')}); ` +
+            'register it first (keyfold kek add, or a process that has loaded it)',
+        );
+      }
+      const rec = rowToKek(row);
+      if (rec.state === 'retired') {
+        throw new ProviderError('KEY_VERSION_RETIRED', `KEK version ${kekName(kek)} was retired on ${rec.retiredAt ?? '?'}; it cannot be activated again`);
+      }
+      if (rec.state === 'active') return { from: kek.version, record: rec, changed: false };
+      const t = now();
+      const from = await this.#movePointerIn(tx, kek, rows, t);
+      await this.#appendAuditIn(tx, {
+        actor,
+        event: 'kek.activate',
+        subject: kekName(kek),
+        details: { kind: kek.kind, keyId: kek.keyId, version: kek.version, from: from ?? null, to: kek.version },
+      });
+      return { from, record: rowToKek((await tx.get(SELECT_KEK_VERSION, [kek.kind, kek.keyId, kek.version]))!), changed: true };
     });
   }
 
