@@ -15,6 +15,9 @@ export type {
   AuditQuery,
   AuditVerification,
   Checkpoint,
+  CheckpointClaim,
+  CheckpointClaimResult,
+  CheckpointLease,
   CheckpointUpdate,
   DataKeyChange,
   DataKeyFilter,
@@ -30,12 +33,17 @@ export type {
   KeyStoreBackend,
   LeaseRequest,
   NewDataKey,
+  ProcessRecord,
+  ProcessRegistration,
+  ProcessRegistrationOptions,
+  ProcessUpsert,
   ProviderRef,
   RewrapLease,
   RewrapUpdate,
   StoreRecords,
 } from './types.js';
-export { IntegrityError, StoreAccessError, StoreUpgradeRequiredError } from './errors.js';
+export { CheckpointLeasedError, IntegrityError, StoreAccessError, StoreUpgradeRequiredError } from './errors.js';
+export { checkpointLeaseOwner, leaseOwnerIsDead } from './process-identity.js';
 export type { StoreAccessReason } from './errors.js';
 export { GENESIS_HASH, auditHash, verifyAuditChain } from './audit.js';
 export { AUDIT_KEY_LENGTH, auditKeyContext } from './audit-key.js';

@@ -40,7 +40,7 @@ import {
 import { IntegrityError } from './errors.js';
 import { KeyCache, type KeyCacheOptions } from './key-cache.js';
 import { assertName, dataKeyContext, kekName, keyCheckValue } from './records.js';
-import type { DataKeyRecord, KeyStore } from './types.js';
+import type { DataKeyRecord, KeyStore, ProcessRegistration, ProcessRegistrationOptions } from './types.js';
 
 /** Tenant ids: short, printable, stored in clear in every envelope. */
 const TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -117,6 +117,13 @@ export interface TenantKeysOptions {
   cache?: KeyCacheOptions;
   /** `production` (default) refuses the memory provider. */
   securityMode?: SecurityMode;
+  /**
+   * The process registry: by default this process registers itself in the store with the KEK versions `provider`
+   * loaded, keeps the record fresh while the tenant keys are open, and removes it on `close()`, so `keyfold kek
+   * verify --target N` sees it before a rotation. Options tune it (`label`, `refreshIntervalMs`, `ttlMs`); `false`
+   * does not register. A store opened read-only is never registered.
+   */
+  register?: ProcessRegistrationOptions | false;
 }
 
 interface Acquired {
@@ -146,13 +153,21 @@ export class TenantKeys {
   readonly #generation = new Map<string, number>();
   readonly #knownKek = new Set<string>();
   #closed = false;
+  /** This process's record in the store's process registry (removed on close). */
+  readonly #registration: ProcessRegistration | undefined;
 
   /** @internal Use {@link openTenantKeys}. */
-  constructor(options: TenantKeysOptions, actor: string) {
+  constructor(options: TenantKeysOptions, actor: string, registration?: ProcessRegistration) {
     this.store = options.store;
     this.provider = options.provider;
     this.actor = actor;
     this.#cache = new KeyCache(options.cache);
+    this.#registration = registration;
+  }
+
+  /** The process registry record of these tenant keys (see {@link TenantKeysOptions.register}), if registered. */
+  get registration(): ProcessRegistration | undefined {
+    return this.#registration;
   }
 
   #assertOpen(): void {
@@ -403,6 +418,7 @@ export class TenantKeys {
     const providers = [...this.#providers.values()];
     this.#providers.clear();
     await Promise.all(providers.map((p) => p.close()));
+    await this.#registration?.close();
   }
 
   /** Cached key count (for tests and `status`). */
@@ -525,7 +541,14 @@ export async function openTenantKeys(options: TenantKeysOptions): Promise<Tenant
   assertName(actor, 'actor');
   assertProvidersAllowed([options.provider], resolveSecurityMode(options.securityMode));
   await options.store.ensureInstallLock(options.provider, actor);
-  return new TenantKeys(options, actor);
+  const register = options.register ?? {};
+  if (register !== false && (register === null || typeof register !== 'object')) throw new TypeError('register must be registry options or false');
+  const readOnly = (options.store as { readOnly?: unknown }).readOnly === true;
+  const registration =
+    register === false || readOnly || typeof options.store.registerProcess !== 'function'
+      ? undefined
+      : await options.store.registerProcess(options.provider, { label: 'tenant-keys', ...register });
+  return new TenantKeys(options, actor, registration);
 }
 
 /** @deprecated Use {@link openTenantKeys} (same function; renamed so "keyring" no longer names three things). */
