@@ -187,7 +187,10 @@ export function assertLease(request: LeaseRequest): void {
   }
   if (request.from !== undefined) {
     if (!isArray(request.from)) throw new TypeError('request.from must be an array');
-    request.from.forEach((f, i) => assertProviderRef(f, `request.from[${i}]`));
+    request.from.forEach((f, i) => {
+      assertProviderRef(f, `request.from[${i}]`);
+      if ((f as { version?: unknown }).version !== undefined) assertName((f as { version?: unknown }).version, `request.from[${i}].version`, 256);
+    });
   }
 }
 

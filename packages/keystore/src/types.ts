@@ -371,8 +371,8 @@ export interface LeaseRequest {
   /** Only ids greater than this (keyset pagination). */
   readonly after?: string | undefined;
   readonly limit: number;
-  /** Only keys under these KEKs (any version); default any. */
-  readonly from?: readonly ProviderRef[];
+  /** Only keys under these KEKs (any version, or the one `version` given); default any. */
+  readonly from?: readonly (ProviderRef & { readonly version?: string })[];
   /**
    * Only keys of one shard: a stable hash of the id, modulo `count`, equals `index`. Lets several processes share
    * one rotation on SQLite (which has no row locks) without doing the same work twice.

@@ -586,8 +586,8 @@ export abstract class SqlKeyStore implements KeyStore {
     let where = "state <> 'destroyed' AND wrapped IS NOT NULL AND id > ? AND NOT (kek_kind = ? AND kek_key_id = ? AND kek_version = ?)";
     const params: unknown[] = [request.after ?? '', target.kind, target.keyId, target.version];
     if (from.length > 0) {
-      where += ` AND (${from.map(() => '(kek_kind = ? AND kek_key_id = ?)').join(' OR ')})`;
-      params.push(...from.flatMap((f) => [f.kind, f.keyId]));
+      where += ` AND (${from.map((f) => `(kek_kind = ? AND kek_key_id = ?${f.version === undefined ? '' : ' AND kek_version = ?'})`).join(' OR ')})`;
+      params.push(...from.flatMap((f) => (f.version === undefined ? [f.kind, f.keyId] : [f.kind, f.keyId, f.version])));
     }
     if (shard !== undefined) {
       where += ` AND ${this.#d.shardCondition}`;
