@@ -15,7 +15,7 @@ import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { ConfigError, KeyfoldError, PolicyError, ProviderError, type Envelope, type KeyProvider } from '@keyfold/envelope-core';
-import type { KeyStore } from '@keyfold/keystore';
+import type { KeyStore, ProcessRegistration } from '@keyfold/keystore';
 import type { CommandContext } from './command.js';
 import { loadConfig, openProvider, type LoadedConfig } from './config.js';
 import { CliError, UsageError } from './exit-codes.js';
@@ -184,6 +184,11 @@ export interface StoreSession {
 
 export interface ProviderSession extends StoreSession {
   readonly provider: KeyProvider;
+  /**
+   * This command's record in the store's process registry (host, pid, the KEK versions its provider loaded), kept
+   * for the command's duration; `undefined` on a store opened read-only (nothing is written to it).
+   */
+  readonly registration: ProcessRegistration | undefined;
 }
 
 /**
@@ -207,7 +212,10 @@ export async function withStore<T>(ctx: CommandContext, fn: (s: StoreSession) =>
 }
 
 /**
- * Like {@link withStore}, with the configured provider open too and checked against the store's install lock.
+ * Like {@link withStore}, with the configured provider open too and checked against the store's install lock. The
+ * command registers itself in the store's process registry (label `keyfold <command>`) for its duration, so a
+ * readiness check elsewhere (`kek verify --target`) sees it; the record is removed when the command ends (or
+ * expires if it is killed). A store opened read-only is not registered.
  * @throws PolicyError PROVIDER_MISMATCH (exit 3) naming both providers.
  */
 export async function withStoreAndProvider<T>(
@@ -237,7 +245,13 @@ export async function withStoreAndProvider<T>(
           }
         }
         await s.store.ensureInstallLock(provider, s.actor);
-        return await fn({ ...s, provider });
+        const registration =
+          (s.store as { readOnly?: boolean }).readOnly === true ? undefined : await s.store.registerProcess(provider, { label: `keyfold ${ctx.name}` });
+        try {
+          return await fn({ ...s, provider, registration });
+        } finally {
+          await registration?.close();
+        }
       } finally {
         await provider.close();
       }

@@ -30,7 +30,7 @@ function startWorker(env: Record<string, string>): Worker {
   const lines: string[] = [];
   let seen = 0;
   const waiters: { n: number; resolve: () => void }[] = [];
-  createInterface({ input: child.stdout! }).on('line', (line) => {
+  createInterface({ input: child.stdout }).on('line', (line) => {
     lines.push(line);
     if (line === 'batch') seen++;
     for (const w of waiters) if (seen >= w.n) w.resolve();
