@@ -118,11 +118,11 @@ export class SharedRegistration {
   handle(): ProcessRegistration {
     this.#handles++;
     let open = true;
-    const shared = this;
+    const current = (): ProcessRecord => this.record;
     return {
       id: this.id,
       get record() {
-        return shared.record;
+        return current();
       },
       refresh: () => (open ? this.refresh() : Promise.reject(new TypeError('this process registration is closed'))),
       close: () => {

@@ -63,7 +63,7 @@ describe.each([
       const owners = Array.from({ length: 6 }, () => checkpointLeaseOwner());
       const results = await Promise.allSettled(owners.map((owner) => store.claimCheckpoint({ name: 'rotate:z', owner, ttlMs: 60_000 })));
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
-      expect(results.filter((r) => r.status === 'rejected').every((r) => (r as PromiseRejectedResult).reason instanceof CheckpointLeasedError)).toBe(true);
+      expect(results.filter((r) => r.status === 'rejected').every((r) => (r).reason instanceof CheckpointLeasedError)).toBe(true);
       expect(() => store.claimCheckpoint({ name: 'rotate:z', owner: a, ttlMs: 10 })).toThrow(RangeError);
     } finally {
       await store.close();

@@ -22,7 +22,7 @@ function startChild(store: KeyStore, kek: Record<string, string>) {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const registered = new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
       if (line.startsWith('registered ')) resolve(line.slice(11));
     });
     child.on('exit', (code) => reject(new Error(`the registering child exited (${String(code)})`)));
