@@ -91,9 +91,10 @@ export class SharedRegistration {
     try {
       versions = await loadedVersions(this.#provider);
     } catch (err) {
-      // The provider could not say (a key service briefly out of reach): keep the versions last seen, stay live.
-      if (this.record === undefined) throw err;
-      versions = this.record.versions;
+      // The provider could not say (a key service briefly out of reach): keep the versions last seen (none at first,
+      // which no readiness check takes for ready), stay registered, and try again at the next refresh.
+      this.#options.onError?.(err);
+      versions = (this.record as ProcessRecord | undefined)?.versions ?? [];
     }
     this.record = await this.#storage.upsertProcess({
       id: this.id,

@@ -491,9 +491,9 @@ export interface KeyStore {
   /**
    * Registers this process in the store's process registry with the KEK versions `provider` loaded, and keeps the
    * record fresh until the returned registration (or the store) is closed. Registrations of one store object for
-   * the same KEK share one record. See {@link ProcessRegistrationOptions}.
-   * @throws KeyfoldError `CONFIG_INVALID` on a read-only store; the provider's `describe()` errors; TypeError /
-   *   RangeError for bad options.
+   * the same KEK share one record. When the provider cannot describe itself (a key service out of reach), the
+   * record lists no version (never ready) until a refresh succeeds. See {@link ProcessRegistrationOptions}.
+   * @throws KeyfoldError `CONFIG_INVALID` on a read-only store; store errors; TypeError / RangeError for bad options.
    */
   registerProcess(provider: KeyProvider, options?: ProcessRegistrationOptions): Promise<ProcessRegistration>;
   /**

@@ -117,6 +117,29 @@ describe.each([
     expect(await listAfter(store)).toEqual([]);
   });
 
+  it('a provider that cannot describe itself is registered with no version (never ready) until a refresh succeeds', async () => {
+    const store = await open();
+    const inner = createEnvProvider({ env: { KEYFOLD_KEK_V1: hexKey() } });
+    let down = true;
+    const errors: unknown[] = [];
+    const flaky = Object.assign(Object.create(Object.getPrototypeOf(inner) as object) as typeof inner, inner, {
+      kind: inner.kind,
+      keyId: inner.keyId,
+      describe: () => (down ? Promise.reject(new Error('service out of reach')) : inner.describe()),
+    });
+    try {
+      const reg = await store.registerProcess(flaky, { onError: (e) => errors.push(e) });
+      expect(reg.record.versions).toEqual([]);
+      expect(errors).toHaveLength(1);
+      down = false;
+      expect((await reg.refresh()).versions).toEqual(['1']);
+      down = true;
+      expect((await reg.refresh()).versions).toEqual(['1']);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('refuses bad options before writing', async () => {
     const store = await open();
     const provider = createEnvProvider({ env: { KEYFOLD_KEK_V1: hexKey() } });
