@@ -165,16 +165,17 @@ describe.each(['sqlite', 'postgres'] as const)('kek verify --target and kek rota
   });
 
   it('hostile and conflicting options: one coded line, exit 2', () => {
-    for (const args of [
-      ['kek', 'verify', '--target', 'x y'],
-      ['kek', 'verify', '--target', '\u001b[2J'],
-      ['kek', 'verify', '--target', '2', '--kek-version', '2'],
-      ['kek', 'rotate', '--from-version', ''],
-      ['kek', 'rotate', '--to-version', '3\n4'],
-    ]) {
-      const r = cli(dir, args);
+    for (const [args, says] of [
+      [['kek', 'verify', '--target', 'x y'], '--target must be a KEK version'],
+      [['kek', 'verify', '--target', '\u001b[2J'], '--target must be a KEK version'],
+      [['kek', 'verify', '--target', '2', '--kek-version', '2'], '--target and --kek-version are different checks'],
+      [['kek', 'rotate', '--from-version', ''], '--from-version must be a KEK version'],
+      [['kek', 'rotate', '--to-version', '3\n4'], '--to-version must be a KEK version'],
+    ] as const) {
+      const r = cli(dir, [...args]);
       expect(r.status, args.join(' ')).toBe(2);
       expect(r.stderr.split('\n')[0]).toMatch(/^keyfold: .*\[USAGE\]$/);
+      expect(r.stderr).toContain(says);
       expect(r.stderr).not.toContain('\u001b[2J');
     }
   });
