@@ -40,7 +40,7 @@ function startApp(dir: string): { child: ChildProcess; registered: Promise<{ id:
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const registered = new Promise<{ id: string; versions: string }>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
       const m = /^registered (\S+) (\S*)$/.exec(line);
       if (m) resolve({ id: m[1]!, versions: m[2]! });
     });
@@ -104,7 +104,7 @@ describe.each(['sqlite', 'postgres'] as const)('kek verify --target and kek rota
 
     const status = cliJson(dir, ['status']).store;
     expect(status.processes).toEqual([expect.objectContaining({ pid: appPid, label: 'billing-app', kind: 'file', versions: ['1'] })]);
-    expect(status.kekVersions.map((v: Json) => [v.version, v.state, v.keys.active, v.keys.retired])).toEqual([
+    expect((status.kekVersions as Json[]).map((v): unknown[] => [v.version as unknown, v.state as unknown, v.keys.active as unknown, v.keys.retired as unknown])).toEqual([
       ['1', 'available', 2, 0],
       ['2', 'active', 0, 0],
     ]);
@@ -156,7 +156,7 @@ describe.each(['sqlite', 'postgres'] as const)('kek verify --target and kek rota
     const moved = cliJson(dir, ['kek', 'rotate', '--from-version', '2', '--to-version', '3']);
     expect(moved).toMatchObject({ ok: true, rewrapped: 2, fromVersion: '2', readiness: { ready: true, forced: false } });
     expect(cliJson(dir, ['audit', 'list', '--event', 'kek.rotate']).entries.at(-1).details).toMatchObject({ readiness: 'ready', from: '2', to: '3' });
-    const versions = cliJson(dir, ['status']).store.kekVersions.map((v: Json) => [v.version, v.keys.active + v.keys.retired]);
+    const versions = (cliJson(dir, ['status']).store.kekVersions as Json[]).map((v): unknown[] => [v.version as unknown, (v.keys.active as number) + (v.keys.retired as number)]);
     expect(versions).toEqual([
       ['1', 0],
       ['2', 0],
