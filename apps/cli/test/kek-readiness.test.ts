@@ -3,7 +3,7 @@
  * application (a child process, registered through openTenantKeys) loaded KEK version 1 only; `kek add` makes
  * version 2 active. Then: `kek verify --target 2` lists that process and exits 1 (NOT_READY); `kek verify
  * --kek-version 2` says plainly that 0 keys were checked; `kek rotate` refuses and writes nothing, `--force`
- * rotates and the audit entry records it; once the process stops refreshing its record (SIGSTOP) the record
+ * rotates and the audit entry records it; once the process is killed its record (which it could not remove)
  * expires and no longer blocks: `--target 3` passes and `kek rotate --from-version 2 --to-version 3` moves exactly
  * the keys under 2. `keyfold status` shows per-version key counts and the live processes.
  */
@@ -137,11 +137,12 @@ describe.each(['sqlite', 'postgres'] as const)('kek verify --target and kek rota
     expect(cliJson(dir, ['status']).store.kekVersions.find((v: Json) => v.version === '2').keys.active).toBe(2);
   });
 
-  it('an expired record no longer blocks: --target 3 passes once the process stopped refreshing; --from-version 2 --to-version 3 moves exactly those keys', async () => {
+  it('an expired record no longer blocks: --target 3 passes once the killed process\'s record expired; --from-version 2 --to-version 3 moves exactly those keys', async () => {
     expect(cli(dir, ['kek', 'add']).status).toBe(0);
     expect(cli(dir, ['tenant', 'rotate', '--tenant', 'acme']).status).toBe(0); // acme:2 under v3, acme:1 and beta:1 under v2
     expect(codeOf(cli(dir, ['kek', 'verify', '--target', '3']))).toBe('NOT_READY');
-    app.child.kill('SIGSTOP');
+    // The application is killed: it cannot remove its record, which stops being refreshed and expires.
+    app.child.kill('SIGKILL');
     await sleep(TTL_MS + 700);
     const ok = cli(dir, ['kek', 'verify', '--target', '3']);
     expect(ok.status, ok.stderr).toBe(0);
