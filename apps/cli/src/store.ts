@@ -245,8 +245,7 @@ export async function withStoreAndProvider<T>(
           }
         }
         await s.store.ensureInstallLock(provider, s.actor);
-        const registration =
-          (s.store as { readOnly?: boolean }).readOnly === true ? undefined : await s.store.registerProcess(provider, { label: `keyfold ${ctx.name}` });
+        const registration = await registerCommand(ctx, s.store, provider, access);
         try {
           return await fn({ ...s, provider, registration });
         } finally {
@@ -258,6 +257,22 @@ export async function withStoreAndProvider<T>(
     },
     access,
   );
+}
+
+/**
+ * Registers this command in the store's process registry for its duration. A store opened read-only is not
+ * registered; nor is one a reading command may not write (a PostgreSQL role with SELECT rights only: ACCESS_DENIED,
+ * CONFIG_INVALID), which keeps read-only access working. A command that writes fails as its writes would.
+ */
+async function registerCommand(ctx: CommandContext, store: KeyStore, provider: KeyProvider, access: 'read' | 'write'): Promise<ProcessRegistration | undefined> {
+  if ((store as { readOnly?: boolean }).readOnly === true) return undefined;
+  try {
+    return await store.registerProcess(provider, { label: `keyfold ${ctx.name}` });
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (access === 'read' && (code === 'ACCESS_DENIED' || code === 'CONFIG_INVALID')) return undefined;
+    throw err;
+  }
 }
 
 /** An integer option within [min, max], or undefined when absent. @throws UsageError. */
