@@ -41,7 +41,8 @@ export type CliErrorCode =
   | 'NO_STORE'
   | 'KEY_DESTROYED'
   | 'EDIT_FAILED'
-  | 'THRESHOLD_NOT_MET';
+  | 'THRESHOLD_NOT_MET'
+  | 'NOT_READY';
 
 /** Every code the CLI may print in `[CODE]` / `{"error":{"code"}}`. */
 export type ErrorCode = KeyfoldErrorCode | CliErrorCode;
@@ -96,6 +97,9 @@ const CLI_EXIT: Readonly<Record<CliErrorCode, ExitCode>> = {
   // `secrets`: a key-group file whose available providers cover fewer groups than its threshold: like a wrong key,
   // the file cannot be opened here (decided from its public metadata, never from a cryptographic check).
   THRESHOLD_NOT_MET: ExitCode.INTEGRITY,
+  // `kek verify --target` / `kek rotate`: the target KEK version does not work here, or a live registered process
+  // has not loaded it yet (listed); roll it out and try again, or `kek rotate --force`.
+  NOT_READY: ExitCode.FAILURE,
 };
 
 /** An error raised by the CLI itself, with its own code (and so its own exit status). */

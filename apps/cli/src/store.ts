@@ -15,7 +15,7 @@ import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { ConfigError, KeyfoldError, PolicyError, ProviderError, writeUnderVersion, type Envelope, type KeyProvider } from '@keyfold/envelope-core';
-import type { KeyStore } from '@keyfold/keystore';
+import type { KeyStore, ProcessRegistration } from '@keyfold/keystore';
 import type { CommandContext } from './command.js';
 import { loadConfig, openProvider, type LoadedConfig } from './config.js';
 import { CliError, UsageError } from './exit-codes.js';
@@ -239,6 +239,11 @@ export interface StoreSession {
 
 export interface ProviderSession extends StoreSession {
   readonly provider: KeyProvider;
+  /**
+   * This command's record in the store's process registry (host, pid, the KEK versions its provider loaded), kept
+   * for the command's duration; `undefined` on a store opened read-only (nothing is written to it).
+   */
+  readonly registration: ProcessRegistration | undefined;
 }
 
 /**
@@ -263,7 +268,10 @@ export async function withStore<T>(ctx: CommandContext, fn: (s: StoreSession) =>
 
 /**
  * Like {@link withStore}, with the configured provider open too and checked against the store's install lock; the
- * provider writes under the store's active KEK version ({@link openStoreProvider}).
+ * provider writes under the store's active KEK version ({@link openStoreProvider}). The
+ * command registers itself in the store's process registry (label `keyfold <command>`) for its duration, so a
+ * readiness check elsewhere (`kek verify --target`) sees it; the record is removed when the command ends (or
+ * expires if it is killed). A store opened read-only is not registered.
  * @throws PolicyError PROVIDER_MISMATCH (exit 3) naming both providers.
  */
 export async function withStoreAndProvider<T>(
@@ -293,13 +301,34 @@ export async function withStoreAndProvider<T>(
           }
         }
         await s.store.ensureInstallLock(provider, s.actor);
-        return await fn({ ...s, provider });
+        const registration = await registerCommand(ctx, s.store, provider, access);
+        try {
+          return await fn({ ...s, provider, registration });
+        } finally {
+          await registration?.close();
+        }
       } finally {
         await provider.close();
       }
     },
     access,
   );
+}
+
+/**
+ * Registers this command in the store's process registry for its duration. A store opened read-only is not
+ * registered; nor is one a reading command may not write (a PostgreSQL role with SELECT rights only: ACCESS_DENIED,
+ * CONFIG_INVALID), which keeps read-only access working. A command that writes fails as its writes would.
+ */
+async function registerCommand(ctx: CommandContext, store: KeyStore, provider: KeyProvider, access: 'read' | 'write'): Promise<ProcessRegistration | undefined> {
+  if ((store as { readOnly?: boolean }).readOnly === true) return undefined;
+  try {
+    return await store.registerProcess(provider, { label: `keyfold ${ctx.name}` });
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (access === 'read' && (code === 'ACCESS_DENIED' || code === 'CONFIG_INVALID')) return undefined;
+    throw err;
+  }
 }
 
 /** An integer option within [min, max], or undefined when absent. @throws UsageError. */

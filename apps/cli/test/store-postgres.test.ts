@@ -85,7 +85,7 @@ describe('a file KEK on PostgreSQL', () => {
   it('init creates the store in its own schema and records the URL (no SQLite file)', () => {
     const r = keyfold(['init', '--dir', dir(), '--kdf', 'scrypt', '--store', superUrl(), '--store-schema', 'kf_file', '--json'], { env });
     expect(r.status, r.stderr).toBe(0);
-    expect(JSON.parse(r.out).store).toMatchObject({ backend: 'postgres', location: superUrl(), schemaVersion: 2, kekVersion: '1' });
+    expect(JSON.parse(r.out).store).toMatchObject({ backend: 'postgres', location: superUrl(), schemaVersion: 3, kekVersion: '1' });
     expect(configOf(dir()).store).toEqual({ backend: 'postgres', url: superUrl(), schema: 'kf_file' });
     expect(existsSync(join(dir(), 'keystore.db'))).toBe(false);
     const lockKeyId = configOf(dir()).provider.keyId as string;
@@ -205,7 +205,7 @@ describe('an env KEK on PostgreSQL with a password login', () => {
   it('init takes the store from KEYFOLD_DATABASE_URL and records it without the password', () => {
     const r = keyfold(['init', '--dir', dir(), '--provider', 'env', '--json'], { env: { ...kek, KEYFOLD_DATABASE_URL: fullUrl } });
     expect(r.status, r.stderr).toBe(0);
-    expect(JSON.parse(r.out).store).toMatchObject({ backend: 'postgres', schemaVersion: 2, installLock: { kind: 'env', keyId: 'KEYFOLD_KEK' }, kekVersion: '1' });
+    expect(JSON.parse(r.out).store).toMatchObject({ backend: 'postgres', schemaVersion: 3, installLock: { kind: 'env', keyId: 'KEYFOLD_KEK' }, kekVersion: '1' });
     expect(configOf(dir()).store).toEqual({ backend: 'postgres', url });
     for (const text of [r.out, r.stderr, readFileSync(join(dir(), 'config.json'), 'utf8')]) {
       expect(text).not.toContain(password);

@@ -30,7 +30,7 @@ beforeAll(() => {
   dir = join(work, 'kf');
   const r = keyfold(['init', '--dir', dir, '--kdf', 'scrypt', '--json'], { env });
   expect(r.status, r.stderr).toBe(0);
-  expect(JSON.parse(r.out).store).toMatchObject({ backend: 'sqlite', schemaVersion: 2, kekVersion: '1' });
+  expect(JSON.parse(r.out).store).toMatchObject({ backend: 'sqlite', schemaVersion: 3, kekVersion: '1' });
 });
 afterAll(() => removeDir(work));
 

@@ -90,3 +90,31 @@ export class TenantKeyDestroyedError extends ProviderError {
     this.version = version;
   }
 }
+
+/**
+ * Another worker holds the lease of a rotation checkpoint and it has not expired: its run is respected, not taken
+ * over. Code `UNAVAILABLE` (try again once `lease.expiresAt` has passed, or once that worker finished).
+ * @example
+ * ```ts
+ * try { await store.claimCheckpoint({ name, owner, ttlMs: 30_000 }); }
+ * catch (err) { if (err instanceof CheckpointLeasedError) console.log('busy until', err.lease.expiresAt); }
+ * ```
+ */
+export class CheckpointLeasedError extends ProviderError {
+  static override readonly code = 'UNAVAILABLE' as const;
+  /** The checkpoint's name. */
+  readonly checkpoint: string;
+  /** The live lease (owner id, expiry). */
+  readonly lease: { readonly owner: string; readonly expiresAt: string };
+  constructor(checkpoint: string, lease: { readonly owner: string; readonly expiresAt: string }, options: KeyfoldErrorOptions = {}) {
+    super(
+      'UNAVAILABLE',
+      `the checkpoint ${checkpoint} is held by another worker (${lease.owner}) until ${lease.expiresAt}: that run is still ` +
+        'going; it is taken over (and resumed from its cursor) only once the lease expires',
+      options,
+    );
+    this.name = 'CheckpointLeasedError';
+    this.checkpoint = checkpoint;
+    this.lease = lease;
+  }
+}

@@ -15,6 +15,9 @@ export type {
   AuditQuery,
   AuditVerification,
   Checkpoint,
+  CheckpointClaim,
+  CheckpointClaimResult,
+  CheckpointLease,
   CheckpointUpdate,
   DataKeyChange,
   DataKeyFilter,
@@ -31,12 +34,17 @@ export type {
   KeyStoreBackend,
   LeaseRequest,
   NewDataKey,
+  ProcessRecord,
+  ProcessRegistration,
+  ProcessRegistrationOptions,
+  ProcessUpsert,
   ProviderRef,
   RewrapLease,
   RewrapUpdate,
   StoreRecords,
 } from './types.js';
-export { IntegrityError, StoreAccessError, StoreUpgradeRequiredError, TenantKeyDestroyedError } from './errors.js';
+export { CheckpointLeasedError, IntegrityError, StoreAccessError, StoreUpgradeRequiredError, TenantKeyDestroyedError } from './errors.js';
+export { checkpointLeaseOwner, leaseOwnerIsDead } from './process-identity.js';
 export type { StoreAccessReason } from './errors.js';
 export { GENESIS_HASH, auditHash, verifyAuditChain } from './audit.js';
 export { AUDIT_KEY_LENGTH, auditKeyContext } from './audit-key.js';

@@ -187,7 +187,10 @@ export function assertLease(request: LeaseRequest): void {
   }
   if (request.from !== undefined) {
     if (!isArray(request.from)) throw new TypeError('request.from must be an array');
-    request.from.forEach((f, i) => assertProviderRef(f, `request.from[${i}]`));
+    request.from.forEach((f, i) => {
+      assertProviderRef(f, `request.from[${i}]`);
+      if ((f as { version?: unknown }).version !== undefined) assertName((f as { version?: unknown }).version, `request.from[${i}].version`, 256);
+    });
   }
 }
 
@@ -213,4 +216,25 @@ export function assertCheckpoint(update: CheckpointUpdate & { readonly processed
   if (update.processed !== undefined && (!Number.isSafeInteger(update.processed) || update.processed < 0)) {
     throw new TypeError('checkpoint.processed must be a non-negative integer');
   }
+  if (update.lease !== undefined) {
+    if (update.lease === null || typeof update.lease !== 'object') throw new TypeError('checkpoint.lease must be an object with owner and ttlMs');
+    assertName(update.lease.owner, 'checkpoint.lease.owner', 512);
+    assertLeaseTtl(update.lease.ttlMs, 'checkpoint.lease.ttlMs');
+  }
+}
+
+/** Shortest and longest checkpoint lease, in ms. */
+export const LEASE_TTL_MIN_MS = 100;
+export const LEASE_TTL_MAX_MS = 86_400_000;
+
+/** Asserts a lease duration in ms. @throws RangeError naming it. */
+export function assertLeaseTtl(ttlMs: unknown, name: string): asserts ttlMs is number {
+  if (!Number.isSafeInteger(ttlMs) || (ttlMs as number) < LEASE_TTL_MIN_MS || (ttlMs as number) > LEASE_TTL_MAX_MS) {
+    throw new RangeError(`${name} must be an integer from ${LEASE_TTL_MIN_MS} to ${LEASE_TTL_MAX_MS} (ms); got ${JSON.stringify(ttlMs)}`);
+  }
+}
+
+/** The time `ms` milliseconds from now (ISO 8601 UTC, the format every stored time has, so strings compare as times). */
+export function later(ms: number): string {
+  return new Date(Date.now() + ms).toISOString();
 }

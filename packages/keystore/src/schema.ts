@@ -13,7 +13,7 @@ import { UnsupportedFormatError } from '@keyfold/envelope-core';
  * console.log(`key store schema v${SCHEMA_VERSION}`);
  * ```
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** SQLite `application_id` of a Keyfold store ("KFKS"). */
 export const SQLITE_APPLICATION_ID = 0x4b464b53;
@@ -100,6 +100,26 @@ export const MIGRATIONS: readonly Migration[] = [
          id INTEGER PRIMARY KEY CHECK (id = 1), installation TEXT NOT NULL, keyed_from BIGINT NOT NULL,
          kek_kind TEXT NOT NULL, kek_key_id TEXT NOT NULL, kek_version TEXT NOT NULL, wrapped BYTEA NOT NULL,
          created_at TEXT NOT NULL, updated_at TEXT NOT NULL)`,
+    ],
+  },
+  {
+    version: 3,
+    description: 'process registry (who has the store open, with which KEK versions), rotation checkpoint leases',
+    sqlite: [
+      `CREATE TABLE keyfold_processes (
+         id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, started_at TEXT NOT NULL,
+         kind TEXT NOT NULL, key_id TEXT NOT NULL, versions TEXT NOT NULL, label TEXT NOT NULL,
+         registered_at TEXT NOT NULL, refreshed_at TEXT NOT NULL, expires_at TEXT NOT NULL) WITHOUT ROWID`,
+      `ALTER TABLE keyfold_checkpoints ADD COLUMN lease_owner TEXT`,
+      `ALTER TABLE keyfold_checkpoints ADD COLUMN lease_expires_at TEXT`,
+    ],
+    postgres: [
+      `CREATE TABLE \${s}.keyfold_processes (
+         id TEXT PRIMARY KEY, host TEXT NOT NULL, pid BIGINT NOT NULL, started_at TEXT NOT NULL,
+         kind TEXT NOT NULL, key_id TEXT NOT NULL, versions TEXT NOT NULL, label TEXT NOT NULL,
+         registered_at TEXT NOT NULL, refreshed_at TEXT NOT NULL, expires_at TEXT NOT NULL)`,
+      `ALTER TABLE \${s}.keyfold_checkpoints ADD COLUMN lease_owner TEXT`,
+      `ALTER TABLE \${s}.keyfold_checkpoints ADD COLUMN lease_expires_at TEXT`,
     ],
   },
 ];

@@ -47,7 +47,7 @@ import { IntegrityError, TenantKeyDestroyedError } from './errors.js';
 import { KeyCache, type KeyCacheOptions } from './key-cache.js';
 import { bindProviderToStore, type StoreBoundProvider } from './store-pointer.js';
 import { assertName, dataKeyContext, kekName, keyCheckValue } from './records.js';
-import type { DataKeyRecord, KeyStore } from './types.js';
+import type { DataKeyRecord, KeyStore, ProcessRegistration, ProcessRegistrationOptions } from './types.js';
 
 /** Tenant ids: short, printable, stored in clear in every envelope. */
 const TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -148,6 +148,13 @@ export interface TenantKeysOptions {
    * {@link bindProviderToStore}). Default 30 000.
    */
   pointerRefreshMs?: number;
+  /**
+   * The process registry: by default this process registers itself in the store with the KEK versions `provider`
+   * loaded, keeps the record fresh while the tenant keys are open, and removes it on `close()`, so `keyfold kek
+   * verify --target N` sees it before a rotation. Options tune it (`label`, `refreshIntervalMs`, `ttlMs`); `false`
+   * does not register. A store opened read-only is never registered.
+   */
+  register?: ProcessRegistrationOptions | false;
 }
 
 interface Acquired {
@@ -179,14 +186,22 @@ export class TenantKeys {
   readonly #generation = new Map<string, number>();
   readonly #knownKek = new Set<string>();
   #closed = false;
+  /** This process's record in the store's process registry (removed on close). */
+  readonly #registration: ProcessRegistration | undefined;
 
   /** @internal Use {@link openTenantKeys}. */
-  constructor(options: TenantKeysOptions & { provider: StoreBoundProvider }, actor: string) {
+  constructor(options: TenantKeysOptions & { provider: StoreBoundProvider }, actor: string, registration?: ProcessRegistration) {
     this.store = options.store;
     this.provider = options.provider;
     this.actor = actor;
     this.createTenantKey = options.createTenantKey ?? 'explicit';
     this.#cache = new KeyCache(options.cache);
+    this.#registration = registration;
+  }
+
+  /** The process registry record of these tenant keys (see {@link TenantKeysOptions.register}), if registered. */
+  get registration(): ProcessRegistration | undefined {
+    return this.#registration;
   }
 
   #assertOpen(): void {
@@ -511,6 +526,7 @@ export class TenantKeys {
     const providers = [...this.#providers.values()];
     this.#providers.clear();
     await Promise.all(providers.map((p) => p.close()));
+    await this.#registration?.close();
   }
 
   /** Cached key count (for tests and `status`). */
@@ -644,7 +660,14 @@ export async function openTenantKeys(options: TenantKeysOptions): Promise<Tenant
     options.pointerRefreshMs === undefined ? {} : { refreshMs: options.pointerRefreshMs },
   );
   await options.store.ensureInstallLock(provider, actor);
-  return new TenantKeys({ ...options, provider }, actor);
+  const register = options.register ?? {};
+  if (register !== false && (register === null || typeof register !== 'object')) throw new TypeError('register must be registry options or false');
+  const readOnly = (options.store as { readOnly?: unknown }).readOnly === true;
+  const registration =
+    register === false || readOnly || typeof options.store.registerProcess !== 'function'
+      ? undefined
+      : await options.store.registerProcess(options.provider, { label: 'tenant-keys', ...register });
+  return new TenantKeys({ ...options, provider }, actor, registration);
 }
 
 /** @deprecated Use {@link openTenantKeys} (same function; renamed so "keyring" no longer names three things). */

@@ -110,6 +110,17 @@ export interface KekUsage {
 /** A JSON value stored in checkpoints and audit details. */
 export type JsonValue = string | number | boolean | null | readonly JsonValue[] | { readonly [k: string]: JsonValue };
 
+/**
+ * Who works on a checkpoint, and until when: a worker renews its lease while it works; once `expiresAt` has passed
+ * (the worker died or hung), another worker may take the checkpoint over and resume from its cursor.
+ */
+export interface CheckpointLease {
+  /** The lease owner's id (see `checkpointLeaseOwner`: host, pid and a random part). */
+  readonly owner: string;
+  /** ISO 8601 UTC: the lease is live until then. */
+  readonly expiresAt: string;
+}
+
 /** A rotation checkpoint: where a run got to, so a killed run resumes. */
 export interface Checkpoint {
   readonly name: string;
@@ -120,6 +131,8 @@ export interface Checkpoint {
   readonly data: { readonly [k: string]: JsonValue };
   readonly createdAt: string;
   readonly updatedAt: string;
+  /** The worker's lease, `undefined` when no worker holds it (released, or never leased). */
+  readonly lease: CheckpointLease | undefined;
 }
 
 /** What a checkpoint update inside a lease commit sets. */
@@ -129,6 +142,107 @@ export interface CheckpointUpdate {
   /** Added to `processed`. */
   readonly processedDelta: number;
   readonly data?: { readonly [k: string]: JsonValue };
+  /**
+   * The lease this update is made under: applied only while `owner` still holds the checkpoint's lease (which is
+   * renewed for `ttlMs`); otherwise the whole transaction is rolled back with `UNAVAILABLE` (another worker took the
+   * checkpoint over after this one's lease expired).
+   */
+  readonly lease?: { readonly owner: string; readonly ttlMs: number };
+}
+
+/** What `claimCheckpoint` takes. */
+export interface CheckpointClaim {
+  readonly name: string;
+  /** The claiming worker (see `checkpointLeaseOwner`). */
+  readonly owner: string;
+  /** How long the lease lasts unless renewed, in ms (1 000 to 86 400 000). */
+  readonly ttlMs: number;
+  /** `data` of a checkpoint created by this claim. */
+  readonly data?: { readonly [k: string]: JsonValue };
+  /**
+   * Tells whether the owner of a live lease is known to be dead (a process of this machine that no longer runs);
+   * such a lease is taken over at once instead of after it expires. Default: none is.
+   */
+  readonly isDead?: (owner: string) => boolean;
+}
+
+/** What `claimCheckpoint` did. */
+export interface CheckpointClaimResult {
+  readonly checkpoint: Checkpoint;
+  /** False when the claim created the checkpoint (a new run), true when it existed (a run to resume). */
+  readonly existed: boolean;
+  /** The lease taken over (expired, or its owner dead), if any. */
+  readonly takenOver: CheckpointLease | undefined;
+}
+
+/**
+ * A process that has the store open with a KEK provider, as the process registry records it: which host and pid,
+ * since when, and the KEK versions its provider loaded. Refreshed while the process runs; a record whose
+ * `expiresAt` has passed belongs to a process that stopped (or hangs) and is ignored.
+ */
+export interface ProcessRecord {
+  /** Random id of the registration (32 hex digits). */
+  readonly id: string;
+  readonly host: string;
+  readonly pid: number;
+  /** When the process started (ISO 8601 UTC). */
+  readonly startedAt: string;
+  /** The KEK provider it opened the store with. */
+  readonly kind: string;
+  readonly keyId: string;
+  /** The versions of that KEK its provider loaded (`provider.describe().versions` at the last refresh). */
+  readonly versions: readonly string[];
+  /** What the process is (`keyfold kek rotate`, `tenant-keys`, a name the application gave). */
+  readonly label: string;
+  readonly registeredAt: string;
+  readonly refreshedAt: string;
+  readonly expiresAt: string;
+}
+
+/** What a registration writes (the store sets the times). */
+export interface ProcessUpsert {
+  readonly id: string;
+  readonly host: string;
+  readonly pid: number;
+  readonly startedAt: string;
+  readonly kind: string;
+  readonly keyId: string;
+  readonly versions: readonly string[];
+  readonly label: string;
+  /** The record expires this long after the write, in ms. */
+  readonly ttlMs: number;
+}
+
+/**
+ * Options of `KeyStore.registerProcess`.
+ * @example
+ * ```ts
+ * const options: ProcessRegistrationOptions = { label: 'billing-api', refreshIntervalMs: 10_000, ttlMs: 30_000 };
+ * ```
+ */
+export interface ProcessRegistrationOptions {
+  /** What the process is, shown in listings (1-128 printable characters). Default `keyfold`. */
+  readonly label?: string;
+  /** How often the record is refreshed, in ms (100 to 3 600 000). Default 10 000. */
+  readonly refreshIntervalMs?: number;
+  /** How long a record lives without a refresh, in ms; more than `refreshIntervalMs`. Default 3 refresh intervals. */
+  readonly ttlMs?: number;
+  /** Called with an error of a background refresh (the registration keeps trying). Default: ignored. */
+  readonly onError?: (err: unknown) => void;
+}
+
+/**
+ * A live registration: refreshed in the background (an unref'd timer: it never keeps the process alive) until
+ * `close()` removes the record. The store closes its registrations when it is closed.
+ */
+export interface ProcessRegistration {
+  readonly id: string;
+  /** The record as last written. */
+  readonly record: ProcessRecord;
+  /** Re-reads the provider's versions and refreshes the record now. */
+  refresh(): Promise<ProcessRecord>;
+  /** Stops refreshing and removes the record (when no other handle shares it). Idempotent. */
+  close(): Promise<void>;
 }
 
 /** What a caller gives to append an audit entry. Never key material. */
@@ -267,8 +381,8 @@ export interface LeaseRequest {
   /** Only ids greater than this (keyset pagination). */
   readonly after?: string | undefined;
   readonly limit: number;
-  /** Only keys under these KEKs (any version); default any. */
-  readonly from?: readonly ProviderRef[];
+  /** Only keys under these KEKs (any version, or the one `version` given); default any. */
+  readonly from?: readonly (ProviderRef & { readonly version?: string })[];
   /**
    * Only keys of one shard: a stable hash of the id, modulo `count`, equals `index`. Lets several processes share
    * one rotation on SQLite (which has no row locks) without doing the same work twice.
@@ -386,9 +500,41 @@ export interface KeyStore {
 
   getCheckpoint(name: string): Promise<Checkpoint | undefined>;
   listCheckpoints(prefix?: string): Promise<Checkpoint[]>;
-  /** Creates or replaces a checkpoint. */
+  /**
+   * Creates or replaces a checkpoint. With `update.lease`, applied only while that owner holds the lease.
+   * @throws ProviderError `UNAVAILABLE` when `update.lease` is given and its owner no longer holds the lease.
+   */
   saveCheckpoint(update: CheckpointUpdate & { readonly processed?: number }): Promise<Checkpoint>;
-  deleteCheckpoint(name: string): Promise<void>;
+  /** Deletes a checkpoint; with `owner`, only while that owner holds its lease (or nobody does). */
+  deleteCheckpoint(name: string, owner?: string): Promise<void>;
+  /**
+   * Takes the lease of a checkpoint, creating the checkpoint when there is none: granted when nobody holds it, when
+   * `owner` already does, or when the holder's lease has expired (or `isDead` says its owner is dead: taken over).
+   * A live lease of another owner is respected. Atomic across processes.
+   * @throws CheckpointLeasedError (`UNAVAILABLE`) naming the holder and when its lease expires; TypeError / RangeError.
+   */
+  claimCheckpoint(claim: CheckpointClaim): Promise<CheckpointClaimResult>;
+  /**
+   * Extends `owner`'s lease to `ttlMs` from now.
+   * @returns false when `owner` no longer holds it (taken over after it expired, or the checkpoint was deleted).
+   */
+  renewCheckpointLease(name: string, owner: string, ttlMs: number): Promise<boolean>;
+  /** Gives up `owner`'s lease (the checkpoint stays, for the next run to resume). Idempotent. */
+  releaseCheckpointLease(name: string, owner: string): Promise<void>;
+
+  /**
+   * Registers this process in the store's process registry with the KEK versions `provider` loaded, and keeps the
+   * record fresh until the returned registration (or the store) is closed. Registrations of one store object for
+   * the same KEK share one record. When the provider cannot describe itself (a key service out of reach), the
+   * record lists no version (never ready) until a refresh succeeds. See {@link ProcessRegistrationOptions}.
+   * @throws KeyfoldError `CONFIG_INVALID` on a read-only store; store errors; TypeError / RangeError for bad options.
+   */
+  registerProcess(provider: KeyProvider, options?: ProcessRegistrationOptions): Promise<ProcessRegistration>;
+  /**
+   * The processes registered in the store, newest first: the live ones (not expired), or every record with
+   * `includeExpired`.
+   */
+  listProcesses(options?: { readonly includeExpired?: boolean }): Promise<ProcessRecord[]>;
 
   /**
    * Appends one audit entry (hash-chained, serialised across processes; MAC'd when the log is keyed).

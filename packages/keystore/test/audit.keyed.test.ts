@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createEnvProvider } from '@keyfold/provider-local';
-import { auditHash, openKeyring, type AuditEntry, type KeyStore } from '../src/index.js';
+import { SCHEMA_VERSION, auditHash, openKeyring, type AuditEntry, type KeyStore } from '../src/index.js';
 import { executeRaw, freshPath, freshSchema, hexKey, pgStore, sqliteStore } from './helpers.js';
 
 interface Opener {
@@ -134,7 +134,7 @@ describe.each(backends)('%s: keyed audit log across store objects', (_name, make
     await store.close();
     store = await opener.reopen();
     try {
-      expect(store.schemaVersion).toBe(2);
+      expect(store.schemaVersion).toBe(SCHEMA_VERSION);
       expect(await store.getAuditKey()).toBeUndefined();
       expect(await store.verifyAudit()).toMatchObject({ ok: true, keyed: false, entries: 5 });
       await store.ensureInstallLock(provider, 'new');
@@ -204,8 +204,11 @@ function pgSchemaOf(store: KeyStore): string | undefined {
   return schemas.get(store);
 }
 
-/** Drops what schema 2 added, as a store written by the previous version looks. */
+/** Drops what schemas 2 and 3 added, as a store written by schema 1 looks. */
 async function downgradeToSchema1(store: KeyStore): Promise<void> {
+  await rawOn(store, 'DROP TABLE keyfold_processes');
+  await rawOn(store, 'ALTER TABLE keyfold_checkpoints DROP COLUMN lease_owner');
+  await rawOn(store, 'ALTER TABLE keyfold_checkpoints DROP COLUMN lease_expires_at');
   await rawOn(store, 'DROP TABLE keyfold_audit_key');
   await rawOn(store, 'ALTER TABLE keyfold_audit DROP COLUMN mac');
   await rawOn(store, 'ALTER TABLE keyfold_audit_head DROP COLUMN mac');

@@ -8,6 +8,8 @@
  */
 export { checkpointName, rotateKek } from './rotate.js';
 export type { RotateKekOptions, RotationFailure, RotationProgress, RotationReport } from './rotate.js';
+export { RotationNotReadyError, checkReadiness, notReadyReason } from './readiness.js';
+export type { ReadinessOptions, ReadinessProbeMethod, ReadinessReport } from './readiness.js';
 export { verifyKek } from './verify.js';
 export type { VerifyKekOptions, VerifyKekReport } from './verify.js';
 export { retireKekVersion } from './retire.js';

@@ -23,6 +23,7 @@ import {
   ConfigError,
   KeyfoldError,
   PolicyError,
+  ProviderError,
   constantTimeEqual,
   wipe,
   type KeyProvider,
@@ -30,15 +31,19 @@ import {
   assertKeyProvider,
 } from '@keyfold/envelope-core';
 import {
+  checkpointLeaseOwner,
   dataKeyContext,
   kekName,
   keyCheckValue,
+  leaseOwnerIsDead,
+  type CheckpointLease,
   type DataKeyRecord,
   type KekRef,
   type KeyStore,
   type ProviderRef,
   type RewrapUpdate,
 } from '@keyfold/keystore';
+import { RotationNotReadyError, checkReadiness, type ReadinessReport } from './readiness.js';
 
 /**
  * Progress of a run, passed to `onProgress` after every batch.
@@ -92,6 +97,12 @@ export interface RotationReport {
   readonly aborted: boolean;
   /** True when the run resumed from a checkpoint a killed or aborted run left. */
   readonly resumed: boolean;
+  /** The lease this run took over from a worker that stopped renewing it (died, hung), if any. */
+  readonly takenOver?: CheckpointLease;
+  /** Only keys under this version of the target's KEK were re-wrapped (`fromVersion`); absent: every other version. */
+  readonly fromVersion?: string;
+  /** The readiness check made before writing (`readiness` option), with whether it was overridden (`force`). */
+  readonly readiness?: ReadinessReport & { readonly forced: boolean };
   readonly durationMs: number;
 }
 
@@ -137,6 +148,30 @@ export interface RotateKekOptions {
    * A dry run never waits.
    */
   lockWaitMs?: number;
+  /**
+   * Only keys wrapped under this version of `to`'s KEK (same kind and key id) are re-wrapped; keys under other
+   * versions stay as they are. Default: every key not under the target.
+   */
+  fromVersion?: string;
+  /**
+   * The version to rotate to. Refused unless it is the store's active version of `to`'s KEK (its registry; see
+   * `kek activate`) and the version `to` writes with (its active version). Default: `to`'s active version, which the
+   * run records as the store's active version.
+   */
+  toVersion?: string;
+  /**
+   * Checks the target is ready before writing anything ({@link checkReadiness}: it works here and every live
+   * registered process has loaded it) and refuses with {@link RotationNotReadyError} when it is not. `exclude`: this
+   * process's own registration ids. `force`: rotate anyway; the processes not ready are recorded on the `kek.rotate`
+   * audit entry. Not given: no check (a dry run never checks).
+   */
+  readiness?: { readonly exclude?: readonly string[]; readonly force?: boolean };
+  /**
+   * How long this worker's lease on its checkpoint lasts without renewal, in ms (renewed every third of it while the
+   * run works). Another worker takes the checkpoint over (and resumes from its cursor) only once the lease expired,
+   * or at once when its owner is a process of this machine that no longer runs. Default 30 000.
+   */
+  leaseTtlMs?: number;
   /** @internal Set by `migrateProvider`: `to` may differ from the install lock. */
   allowProviderChange?: boolean;
 }
@@ -147,6 +182,7 @@ export const AUDIT_KEY_ID = 'keyfold:audit-key';
 const DEFAULT_BATCH = 500;
 const DEFAULT_CONCURRENCY = 16;
 const DEFAULT_LOCK_WAIT_MS = 30_000;
+const DEFAULT_LEASE_TTL_MS = 30_000;
 /** First and longest pause between passes that come back for locked keys. */
 const LOCK_RETRY_MIN_MS = 20;
 const LOCK_RETRY_MAX_MS = 1000;
@@ -298,9 +334,42 @@ export async function rotateKek(options: RotateKekOptions): Promise<RotationRepo
     throw new TypeError('workerId must be 1-64 characters of A-Z a-z 0-9 . _ -');
   }
   if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError('onProgress must be a function');
+  const { fromVersion, toVersion, readiness } = options;
+  for (const [name, v] of [['fromVersion', fromVersion], ['toVersion', toVersion]] as const) {
+    if (v !== undefined && (typeof v !== 'string' || !/^[A-Za-z0-9._:/-]{1,256}$/.test(v))) throw new TypeError(`${name} must be a KEK version (1-256 of A-Z a-z 0-9 . _ : / -)`);
+  }
+  if (readiness !== undefined && (readiness === null || typeof readiness !== 'object')) throw new TypeError('readiness must be an object');
+  const leaseTtlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
+  if (!Number.isSafeInteger(leaseTtlMs) || leaseTtlMs < 300 || leaseTtlMs > 86_400_000) {
+    throw new RangeError(`leaseTtlMs must be an integer from 300 to 86400000; got ${JSON.stringify(leaseTtlMs)}`);
+  }
   const started = performance.now();
 
   const target = await targetOf(to);
+  if (fromVersion !== undefined && fromVersion === target.version) {
+    throw new PolicyError('POLICY_VIOLATION', `fromVersion ${fromVersion} is the target version itself: keys under it are already on ${kekName(target)}`);
+  }
+  if (toVersion !== undefined) {
+    const active = (await store.listKekVersions({ kind: to.kind, keyId: to.keyId })).find((v) => v.state === 'active');
+    if (active !== undefined && active.version !== toVersion) {
+      throw new PolicyError(
+        'POLICY_VIOLATION',
+        `KEK version ${kekName({ ...target, version: toVersion })} is not the store's active version (${active.version}): activate it first, ` +
+          'then rotate to it. Nothing was written.',
+      );
+    }
+    if (target.version !== toVersion) {
+      throw new ConfigError(
+        `this ${to.kind} provider writes with version ${target.version}, not ${toVersion}: a rotation can only wrap under the version the provider writes with. Nothing was written.`,
+      );
+    }
+  }
+  let ready: (ReadinessReport & { forced: boolean }) | undefined;
+  if (readiness !== undefined && !dryRun) {
+    const report = await checkReadiness({ store, provider: to, version: target.version, ...(readiness.exclude ? { exclude: readiness.exclude } : {}) });
+    if (!report.ready && readiness.force !== true) throw new RotationNotReadyError(report);
+    ready = { ...report, forced: !report.ready };
+  }
   const lock = await store.getInstallLock();
   if (!options.allowProviderChange) {
     if (lock && (lock.kind !== to.kind || lock.keyId !== to.keyId)) {
@@ -318,11 +387,16 @@ export async function rotateKek(options: RotateKekOptions): Promise<RotationRepo
   if (!dryRun) await store.recordKekVersion(target, { activate: true, actor: workerId === undefined ? actor : `${actor}:${workerId}` });
 
   const sources = new Map<string, KeyProvider>(from.map((p) => [`${p.kind}\u0000${p.keyId}`, p]));
-  const fromRefs: ProviderRef[] | undefined = options.from === undefined ? undefined : from.map((p) => ({ kind: p.kind, keyId: p.keyId }));
+  const fromRefs: (ProviderRef & { version?: string })[] | undefined =
+    fromVersion !== undefined
+      ? [{ kind: to.kind, keyId: to.keyId, version: fromVersion }]
+      : options.from === undefined
+        ? undefined
+        : from.map((p) => ({ kind: p.kind, keyId: p.keyId }));
   const live = ['active', 'retired'] as const;
-  const all = await store.countDataKeys({ states: [...live] });
-  const onTarget = await store.countDataKeys({ states: [...live], kek: target });
-  const total = all - onTarget;
+  const all = fromVersion === undefined ? await store.countDataKeys({ states: [...live] }) : 0;
+  const onTarget = fromVersion === undefined ? await store.countDataKeys({ states: [...live], kek: target }) : 0;
+  const total = fromVersion === undefined ? all - onTarget : await store.countDataKeys({ states: [...live], kek: { kind: to.kind, keyId: to.keyId, version: fromVersion } });
   let skipped = onTarget;
   let leased = 0;
   let rewrapped = 0;
@@ -330,153 +404,247 @@ export async function rotateKek(options: RotateKekOptions): Promise<RotationRepo
   const failedIds = new Set<string>();
 
   const name = checkpointName(target, workerId);
-  const checkpoint = dryRun ? undefined : await store.getCheckpoint(name);
+  // The checkpoint is this worker's under a lease it renews while it works: a live lease of another worker is
+  // respected (CheckpointLeasedError), an expired one (or one whose owner died on this machine) is taken over.
+  const owner = checkpointLeaseOwner();
+  const claim = dryRun
+    ? undefined
+    : await store.claimCheckpoint({
+        name,
+        owner,
+        ttlMs: leaseTtlMs,
+        data: { target: kekName(target), startedAt: new Date().toISOString(), worker: workerId ?? null },
+        isDead: leaseOwnerIsDead,
+      });
+  const checkpoint = claim?.existed === true ? claim.checkpoint : undefined;
   const resumed = checkpoint !== undefined;
-  if (!dryRun && !checkpoint) {
-    await store.saveCheckpoint({ name, cursor: undefined, processedDelta: 0, data: { target: kekName(target), startedAt: new Date().toISOString(), worker: workerId ?? null } });
+  const lease = claim === undefined ? undefined : new LeaseKeeper(store, name, owner, leaseTtlMs);
+  try {
+    return await rotateBatches();
+  } finally {
+    await lease?.stop();
   }
-  const auditActor = workerId === undefined ? actor : `${actor}:${workerId}`;
-  const progress = (): void => {
-    if (!onProgress) return;
-    const elapsedMs = performance.now() - started;
-    const done = rewrapped + failed.length + (skipped - onTarget);
-    onProgress({ target, total, done, rewrapped, failed: failed.length, elapsedMs, ratePerSecond: elapsedMs > 0 ? (done * 1000) / elapsedMs : 0 });
-  };
 
-  let cursor = checkpoint?.cursor;
-  let passFromStart = cursor === undefined;
-  let passDidWork = false;
-  // Keys this pass found locked by another transaction (not leased, so still under their old version).
-  let lockedInPass = new Set<string>();
-  let lockDeadline: number | undefined;
-  let lockRetryMs = LOCK_RETRY_MIN_MS;
-  let aborted = false;
-  for (;;) {
-    await yieldToEventLoop();
-    if (signal?.aborted) {
-      aborted = true;
-      break;
-    }
-    const lease = await store.leaseForRewrap({
-      target,
-      limit: batchSize,
-      ...(cursor === undefined ? {} : { after: cursor }),
-      ...(fromRefs ? { from: fromRefs } : {}),
-      ...(shard ? { shard } : {}),
-    });
-    for (const id of lease.locked ?? []) if (!failedIds.has(id)) lockedInPass.add(id);
-    if (lease.keys.length === 0) {
-      await lease.release();
-      // End of a pass. Another pass from the start catches keys behind the cursor (a resumed run, a worker that
-      // died holding a lease) unless this pass already started there and found nothing new.
-      // A dry run writes nothing, so a second pass would see the same keys again: one pass is the whole run.
-      const last = (passFromStart && !passDidWork) || dryRun;
-      if (last && lockedInPass.size > 0 && !dryRun) {
-        // Only keys locked by another transaction are left: come back for them once they may be free.
-        lockDeadline ??= performance.now() + lockWaitMs;
-        const left = lockDeadline - performance.now();
-        if (left > 0) {
-          await pause(Math.min(lockRetryMs, left), signal);
-          lockRetryMs = Math.min(lockRetryMs * 2, LOCK_RETRY_MAX_MS);
-          cursor = undefined;
-          passFromStart = true;
-          passDidWork = false;
-          lockedInPass = new Set();
-          continue;
-        }
-      }
-      if (last) {
-        // Still locked: not re-wrapped, so reported as not done. Never counted as finished.
-        for (const id of lockedInPass) {
-          failed.push({ id, code: 'LOCKED' });
-          failedIds.add(id);
-        }
-        if (lockedInPass.size > 0) progress();
+  async function rotateBatches(): Promise<RotationReport> {
+    const auditActor = workerId === undefined ? actor : `${actor}:${workerId}`;
+    const progress = (): void => {
+      if (!onProgress) return;
+      const elapsedMs = performance.now() - started;
+      const done = rewrapped + failed.length + (skipped - onTarget);
+      onProgress({ target, total, done, rewrapped, failed: failed.length, elapsedMs, ratePerSecond: elapsedMs > 0 ? (done * 1000) / elapsedMs : 0 });
+    };
+
+    let cursor = checkpoint?.cursor;
+    let passFromStart = cursor === undefined;
+    let passDidWork = false;
+    // Keys this pass found locked by another transaction (not leased, so still under their old version).
+    let lockedInPass = new Set<string>();
+    let lockDeadline: number | undefined;
+    let lockRetryMs = LOCK_RETRY_MIN_MS;
+    let aborted = false;
+    for (;;) {
+      await yieldToEventLoop();
+      if (signal?.aborted) {
+        aborted = true;
         break;
       }
-      cursor = undefined;
-      passFromStart = true;
-      passDidWork = false;
-      lockedInPass = new Set();
-      continue;
-    }
-    const updates: RewrapUpdate[] = [];
-    try {
-      const work = lease.keys.filter((k) => !failedIds.has(k.id));
-      if (work.length > 0) passDidWork = true;
-      leased += work.length;
-      await mapLimit(work, concurrency, async (key) => {
-        const w = key.wrapped as WrappedKey;
-        const source = sources.get(`${w.kind}\u0000${w.keyId}`);
-        try {
-          if (!source) throw new KeyfoldError('NO_PROVIDER', `no provider given for ${w.kind}:${w.keyId}`);
-          const next = await rewrapOne(key, source, to, target, dryRun);
-          if (next) updates.push({ id: key.id, revision: key.revision, wrapped: next });
-          else rewrapped++; // dry run: verified, would be re-wrapped
-        } catch (err) {
-          if (err instanceof ConfigError) throw err;
-          failed.push({ id: key.id, code: codeOf(err) });
-          failedIds.add(key.id);
-        }
+      await lease?.assertHeld();
+      const batch = await store.leaseForRewrap({
+        target,
+        limit: batchSize,
+        ...(cursor === undefined ? {} : { after: cursor }),
+        ...(fromRefs ? { from: fromRefs } : {}),
+        ...(shard ? { shard } : {}),
       });
-      const last = (lease.keys[lease.keys.length - 1] as DataKeyRecord).id;
-      if (dryRun) {
-        await lease.release();
-      } else {
-        const result = await lease.commit(updates, {
-          checkpoint: { name, cursor: last, processedDelta: updates.length },
-          audit: (applied) =>
-            applied.length === 0
-              ? undefined
-              : {
-                  actor: auditActor,
-                  event: 'kek.rewrap',
-                  subject: kekName(target),
-                  details: { count: applied.length, ids: [...applied], ...(workerId === undefined ? {} : { worker: workerId }) },
-                },
-        });
-        rewrapped += result.applied.length;
-        skipped += result.conflicts.length;
+      for (const id of batch.locked ?? []) if (!failedIds.has(id)) lockedInPass.add(id);
+      if (batch.keys.length === 0) {
+        await batch.release();
+        // End of a pass. Another pass from the start catches keys behind the cursor (a resumed run, a worker that
+        // died holding a lease) unless this pass already started there and found nothing new.
+        // A dry run writes nothing, so a second pass would see the same keys again: one pass is the whole run.
+        const last = (passFromStart && !passDidWork) || dryRun;
+        if (last && lockedInPass.size > 0 && !dryRun) {
+          // Only keys locked by another transaction are left: come back for them once they may be free.
+          lockDeadline ??= performance.now() + lockWaitMs;
+          const left = lockDeadline - performance.now();
+          if (left > 0) {
+            await pause(Math.min(lockRetryMs, left), signal);
+            lockRetryMs = Math.min(lockRetryMs * 2, LOCK_RETRY_MAX_MS);
+            cursor = undefined;
+            passFromStart = true;
+            passDidWork = false;
+            lockedInPass = new Set();
+            continue;
+          }
+        }
+        if (last) {
+          // Still locked: not re-wrapped, so reported as not done. Never counted as finished.
+          for (const id of lockedInPass) {
+            failed.push({ id, code: 'LOCKED' });
+            failedIds.add(id);
+          }
+          if (lockedInPass.size > 0) progress();
+          break;
+        }
+        cursor = undefined;
+        passFromStart = true;
+        passDidWork = false;
+        lockedInPass = new Set();
+        continue;
       }
-      cursor = last;
-    } catch (err) {
-      await lease.release();
-      throw err;
+      const updates: RewrapUpdate[] = [];
+      try {
+        const work = batch.keys.filter((k) => !failedIds.has(k.id));
+        if (work.length > 0) passDidWork = true;
+        leased += work.length;
+        await mapLimit(work, concurrency, async (key) => {
+          const w = key.wrapped as WrappedKey;
+          const source = sources.get(`${w.kind}\u0000${w.keyId}`);
+          try {
+            if (!source) throw new KeyfoldError('NO_PROVIDER', `no provider given for ${w.kind}:${w.keyId}`);
+            const next = await rewrapOne(key, source, to, target, dryRun);
+            if (next) updates.push({ id: key.id, revision: key.revision, wrapped: next });
+            else rewrapped++; // dry run: verified, would be re-wrapped
+          } catch (err) {
+            if (err instanceof ConfigError) throw err;
+            failed.push({ id: key.id, code: codeOf(err) });
+            failedIds.add(key.id);
+          }
+        });
+        const last = (batch.keys[batch.keys.length - 1] as DataKeyRecord).id;
+        if (dryRun) {
+          await batch.release();
+        } else {
+          const result = await batch.commit(updates, {
+            checkpoint: { name, cursor: last, processedDelta: updates.length, lease: { owner, ttlMs: leaseTtlMs } },
+            audit: (applied) =>
+              applied.length === 0
+                ? undefined
+                : {
+                    actor: auditActor,
+                    event: 'kek.rewrap',
+                    subject: kekName(target),
+                    details: { count: applied.length, ids: [...applied], ...(workerId === undefined ? {} : { worker: workerId }) },
+                  },
+          });
+          rewrapped += result.applied.length;
+          skipped += result.conflicts.length;
+        }
+        cursor = last;
+      } catch (err) {
+        await batch.release();
+        throw err;
+      }
+      progress();
     }
-    progress();
+
+    if (!dryRun && !aborted && !options.allowProviderChange) {
+      // The audit key follows the data keys to the target version (a migration moves it with the install lock).
+      try {
+        await store.rewrapAuditKey(to, auditActor);
+      } catch (err) {
+        if (err instanceof ConfigError) throw err;
+        // Another worker may have re-wrapped it first; only a key still off the target is a failure.
+        const now = (await store.getAuditKey())?.wrapped;
+        if (!now || now.kind !== target.kind || now.keyId !== target.keyId || now.keyVersion !== target.version) {
+          failed.push({ id: AUDIT_KEY_ID, code: codeOf(err) });
+        }
+      }
+    }
+    if (!dryRun && !aborted) {
+      await lease?.assertHeld();
+      await store.deleteCheckpoint(name, owner);
+      await store.appendAudit({
+        actor: auditActor,
+        event: 'kek.rotate',
+        subject: kekName(target),
+        details: {
+          rewrapped,
+          skipped,
+          failed: failed.length,
+          resumed,
+          from: fromVersion ?? null,
+          to: target.version,
+          ...(claim?.takenOver ? { takenOver: claim.takenOver.owner } : {}),
+          ...(ready === undefined
+            ? {}
+            : {
+                readiness: ready.forced ? 'forced' : 'ready',
+                ...(ready.forced
+                  ? {
+                      notReady: ready.processes.notReady.map((p) => `${p.host}:${p.pid}`),
+                      ...(ready.probe.ok ? {} : { probe: `${ready.probe.method}:${ready.probe.code ?? 'failed'}` }),
+                    }
+                  : {}),
+              }),
+          ...(workerId === undefined ? {} : { worker: workerId }),
+        },
+      });
+    }
+    return {
+      target,
+      scanned: onTarget + leased,
+      rewrapped,
+      skipped,
+      failed,
+      dryRun,
+      aborted,
+      resumed,
+      ...(claim?.takenOver ? { takenOver: claim.takenOver } : {}),
+      ...(fromVersion === undefined ? {} : { fromVersion }),
+      ...(ready === undefined ? {} : { readiness: ready }),
+      durationMs: performance.now() - started,
+    };
+  }
+}
+
+/**
+ * Keeps a worker's checkpoint lease: renewed every third of its TTL by an unref'd timer, and checked before each
+ * batch, so a worker that was stopped (SIGSTOP, a paused VM) past its TTL finds out before it writes anything more.
+ */
+class LeaseKeeper {
+  readonly #store: KeyStore;
+  readonly #name: string;
+  readonly #owner: string;
+  readonly #ttlMs: number;
+  #renewedAt = Date.now();
+  #lost = false;
+  #done = false;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(store: KeyStore, name: string, owner: string, ttlMs: number) {
+    this.#store = store;
+    this.#name = name;
+    this.#owner = owner;
+    this.#ttlMs = ttlMs;
+    this.#timer = setInterval(() => void this.#renew().catch(() => undefined), Math.max(100, Math.floor(ttlMs / 3)));
+    this.#timer.unref();
   }
 
-  if (!dryRun && !aborted && !options.allowProviderChange) {
-    // The audit key follows the data keys to the target version (a migration moves it with the install lock).
-    try {
-      await store.rewrapAuditKey(to, auditActor);
-    } catch (err) {
-      if (err instanceof ConfigError) throw err;
-      // Another worker may have re-wrapped it first; only a key still off the target is a failure.
-      const now = (await store.getAuditKey())?.wrapped;
-      if (!now || now.kind !== target.kind || now.keyId !== target.keyId || now.keyVersion !== target.version) {
-        failed.push({ id: AUDIT_KEY_ID, code: codeOf(err) });
-      }
+  async #renew(): Promise<void> {
+    if (this.#lost || this.#done) return;
+    const at = Date.now();
+    if (await this.#store.renewCheckpointLease(this.#name, this.#owner, this.#ttlMs)) {
+      if (at > this.#renewedAt) this.#renewedAt = at;
+    } else this.#lost = true;
+  }
+
+  /** @throws ProviderError UNAVAILABLE when the lease was lost (taken over after it expired). */
+  async assertHeld(): Promise<void> {
+    // Not renewed for half a TTL (the timer could not run): renew now, and find out whether it is still ours.
+    if (!this.#lost && Date.now() - this.#renewedAt > this.#ttlMs / 2) await this.#renew();
+    if (this.#lost) {
+      throw new ProviderError(
+        'UNAVAILABLE',
+        `this worker lost its lease on the checkpoint ${this.#name} (it was not renewed in time and another worker took the rotation over); it stopped without writing more`,
+      );
     }
   }
-  if (!dryRun && !aborted) {
-    await store.deleteCheckpoint(name);
-    await store.appendAudit({
-      actor: auditActor,
-      event: 'kek.rotate',
-      subject: kekName(target),
-      details: { rewrapped, skipped, failed: failed.length, resumed, ...(workerId === undefined ? {} : { worker: workerId }) },
-    });
+
+  /** Stops renewing and gives the lease up (the checkpoint stays when the run did not finish). */
+  async stop(): Promise<void> {
+    this.#done = true;
+    clearInterval(this.#timer);
+    if (!this.#lost) await this.#store.releaseCheckpointLease(this.#name, this.#owner).catch(() => undefined);
   }
-  return {
-    target,
-    scanned: onTarget + leased,
-    rewrapped,
-    skipped,
-    failed,
-    dryRun,
-    aborted,
-    resumed,
-    durationMs: performance.now() - started,
-  };
 }

@@ -27,38 +27,66 @@ export const kekList: CommandSpec = {
 
 export const kekVerify: CommandSpec = {
   name: 'kek verify',
-  summary: 'prove every stored key still unwraps, to the key it was created with',
-  usage: 'keyfold kek verify [--kek-version V] [--dir DIR] [--json]',
+  summary: 'prove every stored key still unwraps; with --target, that a KEK version is ready for a rotation',
+  usage: 'keyfold kek verify [--kek-version V | --target N] [--dir DIR] [--json]',
   description: [
     'Unwraps every live data key with the configured provider and compares its key check value. Exit 3 ' +
-      '(INTEGRITY_FAILED) when any key fails, listing the ids and error codes. A progress bar is shown on a terminal.',
+      '(INTEGRITY_FAILED) when any key fails, listing the ids and error codes. A progress bar is shown on a terminal. ' +
+      'With --kek-version V only the keys under V are checked; when none is, the result says 0 keys were checked and ' +
+      'that nothing about V was verified.',
+    '--target N is the check before a rotation to N: N must work here (a throwaway key wrapped under N and unwrapped ' +
+      "when N is the version this provider writes with; otherwise N must be among the provider's loaded versions and a " +
+      'stored key under N, if any, must unwrap) and every live process registered in the key store must have loaded ' +
+      'N. Otherwise the processes that have not (host, pid, start time, versions loaded) are listed and it exits 1 ' +
+      '(NOT_READY). Processes register themselves while they have the store open with the provider (every keyfold ' +
+      "command that uses the KEK, and applications through openTenantKeys); 'keyfold status' lists them.",
   ],
   options: {
     'kek-version': { type: 'string', valueName: 'V', description: 'only keys under this KEK version' },
+    target: { type: 'string', valueName: 'N', description: 'readiness of version N for a rotation (probe here + every live process has loaded it)' },
     concurrency: CONCURRENCY,
   },
-  examples: ['keyfold kek verify', 'keyfold kek verify --kek-version 1 --json'],
+  examples: ['keyfold kek verify', 'keyfold kek verify --kek-version 1 --json', 'keyfold kek verify --target 2'],
   load: () => import('../commands/kek-verify.js'),
 };
 
 export const kekRotate: CommandSpec = {
   name: 'kek rotate',
-  summary: "re-wrap every stored key under the provider's active KEK version",
-  usage: 'keyfold kek rotate [--dry-run] [--batch-size N] [--concurrency N] [--lock-wait S] [--dir DIR] [--json]',
+  summary: "re-wrap stored keys under the provider's active KEK version",
+  usage:
+    'keyfold kek rotate [--from-version N] [--to-version M] [--force] [--dry-run] [--batch-size N] [--concurrency N] [--lock-wait S] [--dir DIR] [--json]',
   description: [
     "Run 'keyfold kek add' (or add the version in your key service) first. Only data keys are re-wrapped, never " +
       'data. Each key is verified to unwrap to the same key before it is written; batches commit with a checkpoint, ' +
       'so Ctrl-C (or a crash) stops cleanly and the next run resumes. A second run re-wraps nothing. Exit 3 when ' +
       'some keys failed (they are left as they were and listed). On PostgreSQL, keys another transaction holds ' +
       'locked are waited for (--lock-wait) and, if still locked, listed as LOCKED with exit 1: run it again.',
+    "Before writing anything the target must be ready, as 'keyfold kek verify --target' checks: when a live " +
+      'registered process has not loaded it (or it does not work here) the processes are listed and it exits 1 ' +
+      '(NOT_READY) with nothing written. --force rotates anyway; the kek.rotate audit entry records it, with the ' +
+      'processes that were not ready. The audit entry records --from-version and the target version too.',
+    'A run holds its checkpoint under a lease it renews while it works (30 s): a second run of the same rotation ' +
+      'is refused (UNAVAILABLE) while the lease lives, and takes the rotation over from its checkpoint once it ' +
+      'expired (at once when the first run was a process of this machine that no longer runs).',
   ],
   options: {
+    'from-version': { type: 'string', valueName: 'N', description: 'only the keys under version N (default: every version but the target)' },
+    'to-version': {
+      type: 'string',
+      valueName: 'M',
+      description: "the target: must be the key store's active version and the one the provider writes with (default: that one)",
+    },
+    force: { type: 'boolean', description: 'rotate even when the target is not ready (recorded in the audit entry)' },
     'dry-run': { type: 'boolean', description: 'check every key unwraps and count what would change; write nothing' },
     'batch-size': BATCH,
     concurrency: CONCURRENCY,
     'lock-wait': { type: 'string', valueName: 'S', description: 'seconds to wait for keys locked by another transaction (PostgreSQL; default 30, 0: do not wait)' },
   },
-  examples: ['keyfold kek add && keyfold kek rotate', 'keyfold kek rotate --json | jq .rewrapped'],
+  examples: [
+    'keyfold kek add && keyfold kek verify --target 2 && keyfold kek rotate',
+    'keyfold kek rotate --from-version 1 --to-version 2',
+    'keyfold kek rotate --json | jq .rewrapped',
+  ],
   load: () => import('../commands/kek-rotate.js'),
 };
 

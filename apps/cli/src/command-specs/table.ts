@@ -184,9 +184,12 @@ const status: CommandSpec = {
   description: [
     'Opens the provider and asks it to describe its key: kind, key id, protection, active and known versions, ' +
       'capabilities and the latency of that call.',
+    'With a key store: its data key counts (in total, and active / retired per KEK version; destroyed keys have no ' +
+      'version left), interrupted rotations, and the live processes registered in it (host, pid, start time, the ' +
+      'KEK versions each loaded). Reads the store only.',
   ],
   options: {},
-  examples: ['keyfold status', 'keyfold status --json | jq .provider.activeVersion'],
+  examples: ['keyfold status', 'keyfold status --json | jq .provider.activeVersion', 'keyfold status --json | jq ".store.processes[] | {host, pid, versions}"'],
   load: () => import('../commands/status.js'),
 };
 

@@ -1,12 +1,15 @@
 /**
  * `keyfold status`: where the configuration is, which provider and key it uses, the key versions, capabilities,
- * the latency of the describe call and the security mode. Prints nothing secret.
+ * the latency of the describe call and the security mode; with a key store, its key counts in total and per KEK
+ * version, and the live processes registered in it (host, pid, start time, the KEK versions each loaded). Prints
+ * nothing secret, and writes nothing (the store is opened read-only; this command does not register itself).
  * @module
  */
+import type { KekUsage, KekVersionRecord } from '@keyfold/keystore';
 import type { CommandContext } from '../command.js';
 import { withProvider } from '../config.js';
 import { openStoreAt } from '../store.js';
-import { formatFields, printable } from '../output.js';
+import { formatCount, formatFields, formatTable, printable } from '../output.js';
 import { formatProviderCalls, providerCallCounters } from '../provider-calls.js';
 
 function yesNo(v: boolean): string {
@@ -67,8 +70,45 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
       if (st.interruptedRotations.length > 0) {
         rows.push(['rotation', `interrupted: ${st.interruptedRotations.map((c) => `${printable(c.name)} (${c.processed} done)`).join(', ')}; run 'keyfold kek rotate' to resume`]);
       }
+      rows.push(['processes', `${formatCount(st.processes.length)} live registered`]);
     }
-    return formatFields(rows, ctx.out.out);
+    const parts = [formatFields(rows, ctx.out.out)];
+    if (st !== undefined && st.kekVersions.length > 0) {
+      parts.push(
+        '',
+        formatTable(
+          [
+            ['KEK version', 'state', 'active keys', 'retired keys'],
+            ...st.kekVersions.map((v) => [printable(`${v.kind}:${v.keyId} v${v.version}`), v.state, formatCount(v.keys.active), formatCount(v.keys.retired)]),
+          ],
+          ctx.out.out,
+          [2, 3],
+        ),
+      );
+      if (st.dataKeys.destroyed > 0) parts.push(`(${formatCount(st.dataKeys.destroyed)} destroyed key(s) are under no KEK version: their wrapped material was deleted)`);
+    }
+    if (st !== undefined && st.processes.length > 0) {
+      parts.push(
+        '',
+        formatTable(
+          [
+            ['host', 'pid', 'started', 'process', 'KEK', 'versions loaded', 'refreshed'],
+            ...st.processes.map((p) => [
+              printable(p.host),
+              String(p.pid),
+              p.startedAt,
+              printable(p.label),
+              printable(`${p.kind}:${p.keyId}`),
+              printable(p.versions.join(', ')) || '-',
+              p.refreshedAt,
+            ]),
+          ],
+          ctx.out.out,
+          [1],
+        ),
+      );
+    }
+    return parts.join('\n');
   });
   return undefined;
 }
@@ -85,10 +125,45 @@ async function storeStatus(ctx: CommandContext, loaded: Parameters<Parameters<ty
       schemaVersion: store.schemaVersion,
       installLock: lock === undefined ? null : { kind: lock.kind, keyId: lock.keyId },
       dataKeys: { active: await count('active'), retired: await count('retired'), destroyed: await count('destroyed') },
+      kekVersions: keysByVersion(await store.listKekVersions(), await store.kekUsage()),
+      processes: (await store.listProcesses()).map((p) => ({
+        host: p.host,
+        pid: p.pid,
+        startedAt: p.startedAt,
+        label: p.label,
+        kind: p.kind,
+        keyId: p.keyId,
+        versions: [...p.versions],
+        refreshedAt: p.refreshedAt,
+        expiresAt: p.expiresAt,
+      })),
       auditHead: await store.auditHead(),
       interruptedRotations: (await store.listCheckpoints('rotate:')).map((c) => ({ name: c.name, processed: c.processed, updatedAt: c.updatedAt })),
     };
   } finally {
     await store.close();
   }
+}
+
+/**
+ * Key counts per KEK version: every version of the registry (with its state) and every version keys are wrapped
+ * under that the registry does not know (`unregistered`). Destroyed keys have no version (their wrapped material is
+ * deleted): they are counted in `dataKeys.destroyed` only.
+ */
+function keysByVersion(
+  versions: readonly KekVersionRecord[],
+  usage: readonly KekUsage[],
+): { kind: string; keyId: string; version: string; state: string; keys: { active: number; retired: number } }[] {
+  const name = (k: { kind: string; keyId: string; version: string }): string => `${k.kind}\u0000${k.keyId}\u0000${k.version}`;
+  type Row = { kind: string; keyId: string; version: string; state: string; keys: { active: number; retired: number } };
+  const out = new Map<string, Row>(versions.map((v) => [name(v), { kind: v.kind, keyId: v.keyId, version: v.version, state: v.state, keys: { active: 0, retired: 0 } }]));
+  for (const u of usage) {
+    let row = out.get(name(u.kek));
+    if (row === undefined) {
+      row = { kind: u.kek.kind, keyId: u.kek.keyId, version: u.kek.version, state: 'unregistered', keys: { active: 0, retired: 0 } };
+      out.set(name(u.kek), row);
+    }
+    if (u.state === 'active' || u.state === 'retired') row.keys[u.state] += u.count;
+  }
+  return [...out.values()];
 }

@@ -14,12 +14,15 @@
  * - Argument checks run before anything touches the database; caller mistakes are TypeError / RangeError.
  * @module
  */
-import { PolicyError, ProviderError, type KeyProvider, type WrappedKey } from '@keyfold/envelope-core';
+import { PolicyError, ProviderError, assertKeyProvider, type KeyProvider, type WrappedKey } from '@keyfold/envelope-core';
 import { assertAuditInput, nextAuditEntry, parseAuditRow, parseHeadRow, verifyAuditRows } from '../audit.js';
 import { AuditKeyHolder, anchorEntry, auditKeyRowChanged, isKeyProvider, parseAuditKeyRow, type AuditKey, type AuditKeyStorage } from '../audit-key.js';
+import { CheckpointLeasedError } from '../errors.js';
+import { SharedRegistration, registrationOptions } from '../process-registry.js';
 import {
   assertChange,
   assertCheckpoint,
+  assertLeaseTtl,
   assertFilter,
   assertKekRef,
   assertLease,
@@ -32,6 +35,7 @@ import {
   installLockMismatch,
   isArray,
   kekName,
+  later,
   now,
   sameProvider,
   storeError,
@@ -45,6 +49,8 @@ import type {
   AuditQuery,
   AuditVerification,
   Checkpoint,
+  CheckpointClaim,
+  CheckpointClaimResult,
   CheckpointUpdate,
   DataKeyChange,
   DataKeyFilter,
@@ -58,13 +64,17 @@ import type {
   KeyStoreBackend,
   LeaseRequest,
   NewDataKey,
+  ProcessRecord,
+  ProcessRegistration,
+  ProcessRegistrationOptions,
+  ProcessUpsert,
   ProviderRef,
   RewrapLease,
   RewrapUpdate,
   StoreRecords,
 } from '../types.js';
 import { DuplicateRowError, type DataKeyRow, type Dialect, type DialectLease, type Row, type SqlRunner, type Transaction } from './dialect.js';
-import { buf, rowToCheckpoint, rowToDataKey, rowToInstallLock, rowToKek } from './rows.js';
+import { buf, rowToCheckpoint, rowToDataKey, rowToInstallLock, rowToKek, rowToProcess } from './rows.js';
 
 type CommitOptions = Parameters<RewrapLease['commit']>[1];
 type CommitResult = { applied: string[]; conflicts: string[] };
@@ -147,6 +157,8 @@ export abstract class SqlKeyStore implements KeyStore {
   readonly #d: Dialect;
   /** The unwrapped audit key, once opened (wiped on close). */
   readonly #audit = new AuditKeyHolder();
+  /** This store object's process registrations, by KEK (`kind\u0000keyId`), each started once. */
+  readonly #registrations = new Map<string, Promise<SharedRegistration>>();
 
   /** @internal */
   protected constructor(dialect: Dialect) {
@@ -650,8 +662,8 @@ export abstract class SqlKeyStore implements KeyStore {
     let where = "state <> 'destroyed' AND wrapped IS NOT NULL AND id > ? AND NOT (kek_kind = ? AND kek_key_id = ? AND kek_version = ?)";
     const params: unknown[] = [request.after ?? '', target.kind, target.keyId, target.version];
     if (from.length > 0) {
-      where += ` AND (${from.map(() => '(kek_kind = ? AND kek_key_id = ?)').join(' OR ')})`;
-      params.push(...from.flatMap((f) => [f.kind, f.keyId]));
+      where += ` AND (${from.map((f) => `(kek_kind = ? AND kek_key_id = ?${f.version === undefined ? '' : ' AND kek_version = ?'})`).join(' OR ')})`;
+      params.push(...from.flatMap((f) => (f.version === undefined ? [f.kind, f.keyId] : [f.kind, f.keyId, f.version])));
     }
     if (shard !== undefined) {
       where += ` AND ${this.#d.shardCondition}`;
@@ -682,6 +694,29 @@ export abstract class SqlKeyStore implements KeyStore {
 
   async #saveCheckpointIn(tx: Transaction, update: CheckpointUpdate, processed: number | undefined): Promise<Checkpoint> {
     const t = now();
+    if (update.lease !== undefined) {
+      // Under a lease: only while its owner still holds it (renewed by this write), else nothing of the transaction.
+      const row = await tx.get(
+        `UPDATE keyfold_checkpoints SET cursor = ?, processed = ${processed === undefined ? 'processed + ?' : '?'}, ` +
+          `${update.data === undefined ? '' : 'data = ?, '}updated_at = ?, lease_expires_at = ? WHERE name = ? AND lease_owner = ? RETURNING *`,
+        [
+          update.cursor ?? null,
+          processed ?? update.processedDelta,
+          ...(update.data === undefined ? [] : [JSON.stringify(update.data)]),
+          t,
+          later(update.lease.ttlMs),
+          update.name,
+          update.lease.owner,
+        ],
+      );
+      if (!row) {
+        throw new ProviderError(
+          'UNAVAILABLE',
+          `the lease of checkpoint ${update.name} was lost (it expired and another worker took it over, or the checkpoint was deleted); nothing of this batch was written`,
+        );
+      }
+      return rowToCheckpoint(row);
+    }
     const row = await tx.get(
       'INSERT INTO keyfold_checkpoints AS k (name, cursor, processed, data, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) ' +
         'ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor, ' +
@@ -708,9 +743,100 @@ export abstract class SqlKeyStore implements KeyStore {
     return this.#d.transaction((tx) => this.#saveCheckpointIn(tx, update, update.processed));
   }
 
-  deleteCheckpoint(name: string): Promise<void> {
+  deleteCheckpoint(name: string, owner?: string): Promise<void> {
     assertName(name, 'name');
-    return this.#d.run('DELETE FROM keyfold_checkpoints WHERE name = ?', [name]).then(() => undefined);
+    if (owner === undefined) return this.#d.run('DELETE FROM keyfold_checkpoints WHERE name = ?', [name]).then(() => undefined);
+    assertName(owner, 'owner', 512);
+    return this.#d.run('DELETE FROM keyfold_checkpoints WHERE name = ? AND (lease_owner IS NULL OR lease_owner = ?)', [name, owner]).then(() => undefined);
+  }
+
+  claimCheckpoint(claim: CheckpointClaim): Promise<CheckpointClaimResult> {
+    if (claim === null || typeof claim !== 'object') throw new TypeError('claim must be an object');
+    assertName(claim.name, 'claim.name');
+    assertName(claim.owner, 'claim.owner', 512);
+    assertLeaseTtl(claim.ttlMs, 'claim.ttlMs');
+    if (claim.isDead !== undefined && typeof claim.isDead !== 'function') throw new TypeError('claim.isDead must be a function');
+    const data = JSON.stringify(claim.data ?? {});
+    return this.#d.transaction(async (tx) => {
+      const t = now();
+      const expires = later(claim.ttlMs);
+      const inserted =
+        (await tx.run(
+          'INSERT INTO keyfold_checkpoints (name, cursor, processed, data, created_at, updated_at, lease_owner, lease_expires_at) ' +
+            'VALUES (?, NULL, 0, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING',
+          [claim.name, data, t, t, claim.owner, expires],
+        )) === 1;
+      const row = await tx.get(`SELECT * FROM keyfold_checkpoints WHERE name = ?${this.#d.forUpdate}`, [claim.name]);
+      const current = rowToCheckpoint(row!);
+      if (inserted) return { checkpoint: current, existed: false, takenOver: undefined };
+      const held = current.lease;
+      const foreign = held !== undefined && held.owner !== claim.owner;
+      if (foreign && held.expiresAt > t && !(claim.isDead?.(held.owner) ?? false)) throw new CheckpointLeasedError(claim.name, held);
+      const taken = await tx.get('UPDATE keyfold_checkpoints SET lease_owner = ?, lease_expires_at = ? WHERE name = ? RETURNING *', [claim.owner, expires, claim.name]);
+      return { checkpoint: rowToCheckpoint(taken!), existed: true, takenOver: foreign ? held : undefined };
+    });
+  }
+
+  renewCheckpointLease(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    assertName(name, 'name');
+    assertName(owner, 'owner', 512);
+    assertLeaseTtl(ttlMs, 'ttlMs');
+    return this.#d.run('UPDATE keyfold_checkpoints SET lease_expires_at = ? WHERE name = ? AND lease_owner = ?', [later(ttlMs), name, owner]).then((n) => n === 1);
+  }
+
+  releaseCheckpointLease(name: string, owner: string): Promise<void> {
+    assertName(name, 'name');
+    assertName(owner, 'owner', 512);
+    return this.#d
+      .run('UPDATE keyfold_checkpoints SET lease_owner = NULL, lease_expires_at = NULL WHERE name = ? AND lease_owner = ?', [name, owner])
+      .then(() => undefined);
+  }
+
+  async registerProcess(provider: KeyProvider, options?: ProcessRegistrationOptions): Promise<ProcessRegistration> {
+    assertKeyProvider(provider, 'provider');
+    const opts = registrationOptions(options);
+    const key = `${provider.kind}\u0000${provider.keyId}`;
+    let shared = this.#registrations.get(key);
+    if (shared === undefined) {
+      const reg = new SharedRegistration(this.#processStorage, provider, opts, () => {
+        if (this.#registrations.get(key) === shared) this.#registrations.delete(key);
+      });
+      shared = reg.start().then(() => reg);
+      this.#registrations.set(key, shared);
+      shared.catch(() => {
+        if (this.#registrations.get(key) === shared) this.#registrations.delete(key);
+      });
+    }
+    return (await shared).handle();
+  }
+
+  /** The registry's writes for {@link SharedRegistration}. */
+  get #processStorage(): { upsertProcess(r: ProcessUpsert): Promise<ProcessRecord>; removeProcess(id: string): Promise<void> } {
+    return {
+      upsertProcess: (r) =>
+        this.#d.transaction(async (tx) => {
+          const at = Date.now();
+          const t = new Date(at).toISOString();
+          // Records that expired are gone for good: whoever registers next clears them.
+          await tx.run('DELETE FROM keyfold_processes WHERE expires_at < ? AND id <> ?', [t, r.id]);
+          const row = await tx.get(
+            'INSERT INTO keyfold_processes (id, host, pid, started_at, kind, key_id, versions, label, registered_at, refreshed_at, expires_at) ' +
+              'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET versions = excluded.versions, ' +
+              'refreshed_at = excluded.refreshed_at, expires_at = excluded.expires_at RETURNING *',
+            [r.id, r.host, r.pid, r.startedAt, r.kind, r.keyId, JSON.stringify(r.versions), r.label, t, t, new Date(at + r.ttlMs).toISOString()],
+          );
+          return rowToProcess(row!);
+        }),
+      removeProcess: (id) => this.#d.run('DELETE FROM keyfold_processes WHERE id = ?', [id]).then(() => undefined),
+    };
+  }
+
+  listProcesses(options: { readonly includeExpired?: boolean } = {}): Promise<ProcessRecord[]> {
+    if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
+    const all = options.includeExpired === true;
+    return this.#d
+      .all(`SELECT * FROM keyfold_processes${all ? '' : ' WHERE expires_at > ?'} ORDER BY started_at DESC, id`, all ? [] : [now()])
+      .then((rows) => rows.map(rowToProcess));
   }
 
   appendAudit(input: AuditInput): Promise<AuditEntry> {
@@ -785,7 +911,11 @@ export abstract class SqlKeyStore implements KeyStore {
     });
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    // Registrations first: their records are removed while the connection is still open.
+    const registrations = [...this.#registrations.values()];
+    this.#registrations.clear();
+    await Promise.all(registrations.map((r) => r.then((reg) => reg.close()).catch(() => undefined)));
     this.#audit.close();
     return this.#d.close();
   }

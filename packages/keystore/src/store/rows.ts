@@ -11,7 +11,7 @@
  */
 import type { WrappedKey } from '@keyfold/envelope-core';
 import { ownBytes } from '../records.js';
-import type { Checkpoint, DataKeyRecord, KekVersionRecord } from '../types.js';
+import type { Checkpoint, DataKeyRecord, KekVersionRecord, ProcessRecord } from '../types.js';
 import type { Row } from './dialect.js';
 
 function str(v: unknown): string {
@@ -80,6 +80,33 @@ export function rowToCheckpoint(row: Row): Checkpoint {
     data: JSON.parse(str(row.data)) as Checkpoint['data'],
     createdAt: str(row.created_at),
     updatedAt: str(row.updated_at),
+    lease:
+      row.lease_owner === null || row.lease_owner === undefined
+        ? undefined
+        : { owner: str(row.lease_owner), expiresAt: str(row.lease_expires_at) },
+  };
+}
+
+/** A `keyfold_processes` row as a record. */
+export function rowToProcess(row: Row): ProcessRecord {
+  let versions: unknown;
+  try {
+    versions = JSON.parse(str(row.versions));
+  } catch {
+    versions = [];
+  }
+  return {
+    id: str(row.id),
+    host: str(row.host),
+    pid: Number(row.pid),
+    startedAt: str(row.started_at),
+    kind: str(row.kind),
+    keyId: str(row.key_id),
+    versions: Array.isArray(versions) ? versions.filter((v): v is string => typeof v === 'string') : [],
+    label: str(row.label),
+    registeredAt: str(row.registered_at),
+    refreshedAt: str(row.refreshed_at),
+    expiresAt: str(row.expires_at),
   };
 }
 
