@@ -55,7 +55,7 @@ export {
 export { Resilience } from './resilience.js';
 export { networkErrorCode } from './network-errors.js';
 export { parseRetryAfter, retryAfterFromHeaders } from './retry-after.js';
-export type { CircuitBreakerOptions, CircuitState, ResilienceOptions, ResilienceStats, RetryOptions } from './resilience.js';
+export type { CircuitBreakerOptions, CircuitState, RateLimitOptions, ResilienceOptions, ResilienceStats, RetryOptions } from './resilience.js';
 export { BaseKeyProvider, assertWrappedKey } from './provider-base.js';
 export { assertKeyProvider } from './provider-shape.js';
 export type { BaseProviderOptions } from './provider-base.js';
