@@ -69,6 +69,7 @@ export type {
   EnvelopeOptions,
   EnvelopePolicy,
   EnvelopeStats,
+  ProviderResilienceStats,
   OpenOptions,
   RewrapOptions,
 } from './envelope-types.js';

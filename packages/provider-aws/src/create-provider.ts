@@ -5,8 +5,8 @@
  * must not be stacked, so the provider picks one:
  * - a client the provider creates gets `maxAttempts: 1`, and Keyfold's policy retries (full-jitter backoff, one
  *   deadline over all attempts, a circuit breaker that sees every attempt), as for every other provider;
- * - a client you pass keeps its own retry strategy, and the provider's policy defaults to one attempt (deadline and
- *   breaker still apply) unless you pass `resilience.retry` yourself.
+ * - a client you pass keeps its own retry strategy, and the provider's policy defaults to one attempt, throttled or
+ *   not (deadline, breaker and the adaptive rate limit still apply) unless you pass `resilience.retry` yourself.
  * @module
  */
 import { KMSClient, type KeyMetadata } from '@aws-sdk/client-kms';
@@ -42,7 +42,7 @@ function assertOptions(o: unknown): asserts o is AwsKmsProviderOptions {
 
 function resilienceFor(options: AwsKmsProviderOptions): BaseProviderOptions['resilience'] {
   if (options.resilience !== undefined) return options.resilience;
-  if (options.client !== undefined) return { retry: { maxAttempts: 1 } } satisfies ResilienceOptions;
+  if (options.client !== undefined) return { retry: { maxAttempts: 1, maxThrottledAttempts: 1 } } satisfies ResilienceOptions;
   return undefined;
 }
 
