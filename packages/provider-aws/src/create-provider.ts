@@ -10,7 +10,7 @@
  * @module
  */
 import { KMSClient, type KeyMetadata } from '@aws-sdk/client-kms';
-import { ConfigError, KeyfoldError, ProviderError, type BaseProviderOptions, type ResilienceOptions } from '@keyfold/envelope-core';
+import { ConfigError, KeyfoldError, ProviderError, Resilience, type BaseProviderOptions, type ResilienceOptions } from '@keyfold/envelope-core';
 import type { AwsKmsProvider, AwsKmsProviderInit, AwsKmsProviderOptions } from './aws-kms-provider.js';
 import { KmsCalls } from './kms-client.js';
 import { mapKmsError } from './kms-errors.js';
@@ -91,7 +91,19 @@ export async function createAwsKmsProvider(options: AwsKmsProviderOptions): Prom
   const deadline = deadlineOf(resilience);
   try {
     const grants = options.grantTokens && options.grantTokens.length > 0 ? { GrantTokens: [...options.grantTokens] } : {};
-    metadata = (await calls.describeKey({ KeyId: options.keyId, ...grants }, deadline === undefined ? undefined : AbortSignal.timeout(deadline))).KeyMetadata;
+    // The first read runs under the same policy (retries, deadline) the provider will use, so a throttled or
+    // flaky service does not fail the provider's creation on its first answer.
+    const describeOnce = async (signal: AbortSignal | undefined): Promise<KeyMetadata | undefined> => {
+      try {
+        return (await calls.describeKey({ KeyId: options.keyId, ...grants }, signal)).KeyMetadata;
+      } catch (err) {
+        throw (err instanceof KeyfoldError ? err : mapKmsError(err, options.keyId)) ?? err;
+      }
+    };
+    const policy = resilience === false ? undefined : new Resilience(resilience);
+    metadata = policy
+      ? await policy.run(`aws-kms DescribeKey of ${options.keyId}`, describeOnce)
+      : await describeOnce(deadline === undefined ? undefined : AbortSignal.timeout(deadline));
   } catch (err) {
     ownedClient?.destroy();
     if (err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError') && !(err as { code?: unknown }).code) {

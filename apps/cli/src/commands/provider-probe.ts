@@ -14,6 +14,7 @@ import type { CommandContext } from '../command.js';
 import { loadConfig, openProvider } from '../config.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 import { formatFields, formatTable, printable } from '../output.js';
+import { formatProviderCalls, providerCallCounters, type ProviderCallCounters } from '../provider-calls.js';
 import { checkStoreLock } from '../store.js';
 import type { Pkcs11ProviderConfig } from '../provider-config.js';
 
@@ -69,6 +70,12 @@ function renderToken(ctx: CommandContext, token: TokenReport | { error: { code: 
   return `${fields}\n\n${token.mechanisms.length} mechanisms found:\n${table}`;
 }
 
+/** `2 throttled, 1 waited for the rate limit; client rate 12.5 calls/s` (or unlimited while the limit is idle). */
+function formatThrottling(c: ProviderCallCounters): string {
+  const rate = c.ratePerSecond === undefined ? 'unlimited (no throttle seen)' : `${c.ratePerSecond.toFixed(1)} calls/s`;
+  return `${c.throttled} throttled, ${c.rateLimited} waited for the rate limit; client rate ${rate}`;
+}
+
 export async function run(ctx: CommandContext): Promise<number | undefined> {
   const loaded = await loadConfig(ctx);
   const cfg = loaded.config.provider;
@@ -77,10 +84,12 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   await checkStoreLock(ctx, loaded);
   const start = performance.now();
   let result: ProbeResult;
+  let calls: ProviderCallCounters | null = null;
   try {
     const provider = await openProvider(ctx, loaded, { storeLockChecked: true });
     try {
       result = await provider.probe();
+      calls = providerCallCounters(provider);
     } finally {
       await provider.close();
     }
@@ -92,7 +101,10 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   const token = cfg.kind === 'pkcs11' ? await tokenReport(cfg) : undefined;
 
   const s = ctx.out.out;
-  ctx.out.result(token === undefined ? result : { ...result, token }, () => {
+  // The probe's own calls under the shared resilience: how often the service throttled them, the retries, and the
+  // client-side rate limit now (null while it is idle; `calls` is null for a provider without resilience).
+  const json = { ...result, calls: calls === null ? null : { ...calls, ratePerSecond: calls.ratePerSecond ?? null } };
+  ctx.out.result(token === undefined ? json : { ...json, token }, () => {
     const rows: [string, string][] = [
       ['status', result.ok ? s.green('ok') : s.red('FAILED')],
       ['provider', printable(result.kind)],
@@ -107,6 +119,8 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
     }
     if (result.error !== undefined) rows.push(['error', `${printable(result.error.message)} [${printable(result.error.code)}]`]);
     for (const [k, v] of Object.entries(result.details ?? {})) rows.push([printable(k), printable(String(v))]);
+    rows.push(['provider calls', formatProviderCalls(calls)]);
+    if (calls !== null) rows.push(['throttling', formatThrottling(calls)]);
     const text = formatFields(rows, s);
     return token === undefined ? text : `${text}\n\n${renderToken(ctx, token)}`;
   });
