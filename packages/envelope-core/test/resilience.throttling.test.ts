@@ -212,7 +212,7 @@ describe('adaptive rate limit (the shared token bucket)', () => {
     const results = await Promise.allSettled(Array.from({ length: 5 }, () => r.run('op', backend)));
     const refused = results.filter((x) => x.status === 'rejected');
     expect(refused.length).toBeGreaterThan(0);
-    for (const x of refused) expect((x as PromiseRejectedResult).reason).toMatchObject({ code: 'THROTTLED' });
+    for (const x of refused) expect(x.reason).toMatchObject({ code: 'THROTTLED' });
     expect(reached).toBe(results.length - refused.length);
     const after = r.stats();
     expect(after.rateLimited).toBeGreaterThan(before.rateLimited);
