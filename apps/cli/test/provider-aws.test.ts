@@ -82,6 +82,33 @@ describe('keyfold with --provider aws-kms', () => {
     expect(JSON.parse(probe.out)).toMatchObject({ ok: false, kind: 'aws-kms', keyId: key.Arn, error: { code: 'ACCESS_DENIED' } });
   });
 
+  it('provider probe --json and text report throttles, retries and the client rate', async () => {
+    // Every other KMS call throttled (seeded), no Retry-After wait: the probe still succeeds, and says so.
+    emu.faults.set({ throttleRatio: 0.5, retryAfterSeconds: { min: 0, max: 0 }, seed: 7 });
+    emu.resetCounters();
+    try {
+      const r = await keyfoldAsync(['provider', 'probe', '--dir', dir, '--json'], { env: env() });
+      expect(r.status, r.stderr + r.out).toBe(0);
+      const j = JSON.parse(r.out) as { ok: boolean; calls: Record<string, unknown> };
+      expect(j.ok).toBe(true);
+      const throttled = emu.counters.throttled;
+      expect(throttled).toBeGreaterThan(0);
+      expect(j.calls).toMatchObject({ failures: 0, circuit: 'closed', rejectedByBreaker: 0 });
+      expect(j.calls.throttled).toBeGreaterThan(0);
+      expect(j.calls.throttled).toBeLessThanOrEqual(throttled);
+      expect(j.calls.retries).toBe(j.calls.throttled);
+      expect(typeof j.calls.ratePerSecond).toBe('number'); // the rate limit switched on at the first throttle
+      const text = await keyfoldAsync(['provider', 'probe', '--dir', dir], { env: env() });
+      expect(text.status, text.stderr).toBe(0);
+      expect(text.out).toMatch(/provider calls\s+\d+ calls?, \d+ attempts? \(\d+ retr(y|ies)\)/);
+      expect(text.out).toMatch(/throttling\s+\d+ throttled, \d+ waited for the rate limit; client rate /);
+    } finally {
+      emu.faults.clear();
+    }
+    const calm = await keyfoldAsync(['provider', 'probe', '--dir', dir, '--json'], { env: env() });
+    expect(JSON.parse(calm.out).calls).toMatchObject({ throttled: 0, retries: 0, ratePerSecond: null });
+  });
+
   it('with the service down, probe reports ok:false UNAVAILABLE and exits 1', async () => {
     emu.faults.set({ outage: true });
     try {

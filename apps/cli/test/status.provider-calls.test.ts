@@ -39,7 +39,10 @@ describe('keyfold status: provider call counters', () => {
       const r = await keyfoldAsync(['status', '--dir', dir, '--json'], { env });
       expect(r.status, r.stderr).toBe(0);
       const calls = (JSON.parse(r.out) as { provider: { calls: unknown } }).provider.calls;
-      expect(calls).toEqual({ calls: 1, attempts: 3, retries: 2, failures: 0, timeouts: 0, rejectedByBreaker: 0, circuit: 'closed' });
+      expect(calls).toMatchObject({ calls: 1, attempts: 3, retries: 2, failures: 0, timeouts: 0, rejectedByBreaker: 0, circuit: 'closed' });
+      // 5xx only: nothing throttled, so the client-side rate limit stayed idle (no ratePerSecond).
+      expect(calls).toMatchObject({ throttled: 0, rateLimited: 0 });
+      expect(calls).not.toHaveProperty('ratePerSecond');
       // Server side: one DescribeKey when the provider opened, then one DescribeKey + ListKeyRotations per attempt.
       expect(emu.counters.byOperation.ListKeyRotations).toBe(3);
       expect(emu.counters.byOperation.DescribeKey).toBe(4);

@@ -7,6 +7,7 @@ import type { Transform } from 'node:stream';
 import type { CacheCounters, CacheOptions } from './cache.js';
 import type { FormatLimits } from './format.js';
 import type { SecurityMode } from './policy.js';
+import type { ResilienceStats } from './resilience.js';
 import type { EncryptionContext, KeyProvider } from './types.js';
 
 export interface EnvelopePolicy {
@@ -55,6 +56,19 @@ export interface EnvelopeStats {
   rewrapped: number;
   providerCalls: { generateDataKey: number; wrap: number; unwrap: number; total: number };
   cache: (CacheCounters & { encryptEntries: number; decryptEntries: number }) | undefined;
+  /**
+   * Retry, throttling and rate-limit counters of each of the envelope's providers that runs under the shared
+   * resilience (`BaseKeyProvider`; local providers without it are left out): throttled attempts, retries, the
+   * current client-side rate (`ratePerSecond`), the circuit state. The counters are the provider's own, so a provider
+   * shared by several envelopes reports all their calls.
+   */
+  resilience: ProviderResilienceStats[];
+}
+
+/** {@link ResilienceStats} of one provider, named by its kind and keyId. */
+export interface ProviderResilienceStats extends ResilienceStats {
+  kind: string;
+  keyId: string;
 }
 
 /** The object `createEnvelope` returns. */

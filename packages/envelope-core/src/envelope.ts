@@ -9,7 +9,8 @@ import type { Transform } from 'node:stream';
 import { assertBytes, wipe } from './bytes.js';
 import { DataKeyCache } from './cache.js';
 import { contextsEqual, encodeContext } from './context.js';
-import type { Envelope, EnvelopeInfo, EnvelopeOptions, EnvelopeStats, OpenOptions, RewrapOptions } from './envelope-types.js';
+import type { Envelope, EnvelopeInfo, EnvelopeOptions, EnvelopeStats, OpenOptions, ProviderResilienceStats, RewrapOptions } from './envelope-types.js';
+import type { ResilienceStats } from './resilience.js';
 import { ContextMismatchError, KeyfoldError } from './errors.js';
 import {
   SALT_LENGTH,
@@ -233,6 +234,7 @@ class EnvelopeImpl implements Envelope {
       rewrapped: this.#rewrapped,
       providerCalls: { generateDataKey, wrap, unwrap, total: generateDataKey + wrap + unwrap },
       cache: c ? { ...c.counters, encryptEntries: c.size.encrypt, decryptEntries: c.size.decrypt } : undefined,
+      resilience: resilienceOf(this.#providers.providers),
     };
   }
 
@@ -241,6 +243,18 @@ class EnvelopeImpl implements Envelope {
     this.#cache?.clear();
     return Promise.resolve();
   }
+}
+
+/** The resilience counters of the providers that keep them (duck-typed: any KeyProvider may be passed in). */
+function resilienceOf(providers: readonly KeyProvider[]): ProviderResilienceStats[] {
+  const out: ProviderResilienceStats[] = [];
+  for (const p of providers) {
+    const read = (p as { resilienceStats?: unknown }).resilienceStats;
+    if (typeof read !== 'function') continue;
+    const s = (read as () => ResilienceStats | undefined).call(p);
+    if (s) out.push({ kind: p.kind, keyId: p.keyId, ...s });
+  }
+  return out;
 }
 
 /**

@@ -55,7 +55,7 @@ export {
 export { Resilience } from './resilience.js';
 export { networkErrorCode } from './network-errors.js';
 export { parseRetryAfter, retryAfterFromHeaders } from './retry-after.js';
-export type { CircuitBreakerOptions, CircuitState, ResilienceOptions, ResilienceStats, RetryOptions } from './resilience.js';
+export type { CircuitBreakerOptions, CircuitState, RateLimitOptions, ResilienceOptions, ResilienceStats, RetryOptions } from './resilience.js';
 export { BaseKeyProvider, assertWrappedKey } from './provider-base.js';
 export { assertKeyProvider, isKeyProvider } from './provider-shape.js';
 export { WriteVersionView, writeUnderVersion } from './write-version.js';
@@ -70,6 +70,7 @@ export type {
   EnvelopeOptions,
   EnvelopePolicy,
   EnvelopeStats,
+  ProviderResilienceStats,
   OpenOptions,
   RewrapOptions,
 } from './envelope-types.js';

@@ -26,13 +26,13 @@ function recordingSleep(): { sleeps: number[]; sleep: NonNullable<ResilienceOpti
 describe('retries', () => {
   it('THROTTLED twice, then success: 3 attempts, 2 backoffs of floor(random * min(max, base * 2^n))', async () => {
     const { sleeps, sleep } = recordingSleep();
-    const p = new FlakyProvider('k', { resilience: { sleep, random: () => 0.5, retry: { baseDelayMs: 100, maxDelayMs: 10_000 } } });
+    const p = new FlakyProvider('k', { resilience: { sleep, random: () => 0.5, retry: { baseDelayMs: 100, maxDelayMs: 10_000 }, rateLimit: false } });
     p.script = ['throttled', 'throttled'];
     const wrapped = await p.wrapKey(DATA_KEY, {});
     expect(wrapped.keyId).toBe('k');
     expect(p.backendCalls).toBe(3);
     expect(sleeps).toEqual([50, 100]);
-    expect(p.resilienceStats()).toMatchObject({ calls: 1, attempts: 3, retries: 2, failures: 0, circuit: 'closed' });
+    expect(p.resilienceStats()).toMatchObject({ calls: 1, attempts: 3, retries: 2, throttled: 2, failures: 0, circuit: 'closed' });
   });
 
   it('UNAVAILABLE is retried too, on unwrap as well as wrap', async () => {
@@ -45,12 +45,12 @@ describe('retries', () => {
     expect(p.ops).toEqual(['wrap', 'unwrap', 'unwrap', 'unwrap', 'unwrap']);
   });
 
-  it('gives up after maxAttempts with the last error', async () => {
+  it('gives up after maxAttempts outage-like failures with the last error', async () => {
     const { sleeps, sleep } = recordingSleep();
     const p = new FlakyProvider('k', { resilience: { sleep, retry: { maxAttempts: 4 } } });
-    p.fallback = 'throttled';
-    const err = await expectKeyfold(() => p.wrapKey(DATA_KEY, {}), 'THROTTLED');
-    expect(err.message).toBe('slow down');
+    p.fallback = 'unavailable';
+    const err = await expectKeyfold(() => p.wrapKey(DATA_KEY, {}), 'UNAVAILABLE');
+    expect(err.message).toBe('backend down');
     expect(p.backendCalls).toBe(4);
     expect(sleeps).toHaveLength(3);
     expect(p.resilienceStats()).toMatchObject({ attempts: 4, retries: 3, failures: 1 });
@@ -75,7 +75,7 @@ describe('retries', () => {
 
   it('a backend error that mapBackendError maps to THROTTLED is retried like a thrown THROTTLED', async () => {
     const { sleeps, sleep } = recordingSleep();
-    const p = new FlakyProvider('k', { resilience: { sleep } });
+    const p = new FlakyProvider('k', { resilience: { sleep, rateLimit: false } });
     p.script = ['raw-throttle', 'raw-throttle'];
     // BUG (src/provider-base.ts): the base maps backend errors only after Resilience.run has given up, so raw SDK
     // errors are never seen as THROTTLED / UNAVAILABLE by the retry loop or the circuit breaker.
@@ -134,11 +134,12 @@ describe('deadline', () => {
     await expectKeyfold(() => p.unwrapKey(wrapped, {}), 'TIMEOUT');
   });
 
-  it('the deadline covers the retries and their backoff', async () => {
+  it('the deadline covers the retries and their backoff: a backoff that would outlast it is not started', async () => {
     const p = new FlakyProvider('k', { resilience: { deadlineMs: 50, retry: { maxAttempts: 100, baseDelayMs: 1000 }, random: () => 0.9 } });
-    p.fallback = 'throttled';
-    await expectKeyfold(() => p.wrapKey(DATA_KEY, {}), 'TIMEOUT');
-    expect(p.backendCalls).toBe(1); // the first backoff (900 ms) was cut short by the deadline
+    p.fallback = 'unavailable';
+    await expectKeyfold(() => p.wrapKey(DATA_KEY, {}), 'UNAVAILABLE');
+    expect(p.backendCalls).toBe(1); // the first backoff (900 ms) could not end before the deadline
+    expect(p.resilienceStats()).toMatchObject({ attempts: 1, retries: 0, failures: 1 });
   });
 
   it('the backend receives an AbortSignal that fires at the deadline', async () => {

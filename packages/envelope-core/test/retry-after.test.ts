@@ -54,6 +54,7 @@ function policy(options: ResilienceOptions = {}): { resilience: Resilience; slee
   let clock = 0;
   const resilience = new Resilience({
     random: () => 0.5,
+    rateLimit: false, // these tests look at the retry waits alone; resilience.throttling.test.ts covers the limit
     now: () => clock,
     sleep: (ms) => {
       sleeps.push(ms);

@@ -34,7 +34,7 @@ export interface AwsKmsProviderOptions extends BaseProviderOptions {
   /**
    * A client to use instead of one the provider creates (a configured `KMSClient`, or anything with its `send`).
    * The provider does not destroy a client it was given. Because such a client retries on its own (3 attempts in the
-   * SDK's standard mode), the provider then defaults to `resilience: { retry: { maxAttempts: 1 } }`.
+   * SDK's standard mode), the provider then defaults to `resilience: { retry: { maxAttempts: 1, maxThrottledAttempts: 1 } }`.
    */
   client?: KmsClientLike;
   /** Grant tokens sent with every call (for grants that are not yet eventually consistent). */

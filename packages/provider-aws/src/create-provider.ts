@@ -5,12 +5,12 @@
  * must not be stacked, so the provider picks one:
  * - a client the provider creates gets `maxAttempts: 1`, and Keyfold's policy retries (full-jitter backoff, one
  *   deadline over all attempts, a circuit breaker that sees every attempt), as for every other provider;
- * - a client you pass keeps its own retry strategy, and the provider's policy defaults to one attempt (deadline and
- *   breaker still apply) unless you pass `resilience.retry` yourself.
+ * - a client you pass keeps its own retry strategy, and the provider's policy defaults to one attempt, throttled or
+ *   not (deadline, breaker and the adaptive rate limit still apply) unless you pass `resilience.retry` yourself.
  * @module
  */
 import { KMSClient, type KeyMetadata } from '@aws-sdk/client-kms';
-import { ConfigError, KeyfoldError, ProviderError, type BaseProviderOptions, type ResilienceOptions } from '@keyfold/envelope-core';
+import { ConfigError, KeyfoldError, ProviderError, Resilience, type BaseProviderOptions, type ResilienceOptions } from '@keyfold/envelope-core';
 import type { AwsKmsProvider, AwsKmsProviderInit, AwsKmsProviderOptions } from './aws-kms-provider.js';
 import { KmsCalls } from './kms-client.js';
 import { mapKmsError } from './kms-errors.js';
@@ -42,7 +42,7 @@ function assertOptions(o: unknown): asserts o is AwsKmsProviderOptions {
 
 function resilienceFor(options: AwsKmsProviderOptions): BaseProviderOptions['resilience'] {
   if (options.resilience !== undefined) return options.resilience;
-  if (options.client !== undefined) return { retry: { maxAttempts: 1 } } satisfies ResilienceOptions;
+  if (options.client !== undefined) return { retry: { maxAttempts: 1, maxThrottledAttempts: 1 } } satisfies ResilienceOptions;
   return undefined;
 }
 
@@ -91,7 +91,19 @@ export async function createAwsKmsProvider(options: AwsKmsProviderOptions): Prom
   const deadline = deadlineOf(resilience);
   try {
     const grants = options.grantTokens && options.grantTokens.length > 0 ? { GrantTokens: [...options.grantTokens] } : {};
-    metadata = (await calls.describeKey({ KeyId: options.keyId, ...grants }, deadline === undefined ? undefined : AbortSignal.timeout(deadline))).KeyMetadata;
+    // The first read runs under the same policy (retries, deadline) the provider will use, so a throttled or
+    // flaky service does not fail the provider's creation on its first answer.
+    const describeOnce = async (signal: AbortSignal | undefined): Promise<KeyMetadata | undefined> => {
+      try {
+        return (await calls.describeKey({ KeyId: options.keyId, ...grants }, signal)).KeyMetadata;
+      } catch (err) {
+        throw (err instanceof KeyfoldError ? err : mapKmsError(err, options.keyId)) ?? err;
+      }
+    };
+    const policy = resilience === false ? undefined : new Resilience(resilience);
+    metadata = policy
+      ? await policy.run(`aws-kms DescribeKey of ${options.keyId}`, describeOnce)
+      : await describeOnce(deadline === undefined ? undefined : AbortSignal.timeout(deadline));
   } catch (err) {
     ownedClient?.destroy();
     if (err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError') && !(err as { code?: unknown }).code) {

@@ -20,7 +20,7 @@ describe('aws-kms: Retry-After', () => {
   it('each retry waits the Retry-After the throttling answer named (varied values), not the shorter backoff', async () => {
     const { sleeps, sleep } = recordingSleep();
     const provider = await freshProvider(emu, 'SYMMETRIC_DEFAULT', {
-      resilience: { sleep, retry: { maxAttempts: 5, baseDelayMs: 1, maxDelayMs: 2 }, deadlineMs: 60_000, circuitBreaker: false },
+      resilience: { sleep, retry: { maxThrottledAttempts: 5, baseDelayMs: 1, maxDelayMs: 2 }, deadlineMs: 60_000, circuitBreaker: false, rateLimit: false },
     });
     emu.faults.set({ throttleRatio: 1, operations: ['Encrypt'], retryAfterSeconds: { min: 1, max: 9 }, seed: 7 });
     const err = await keyfoldRejectionOf(provider.wrapKey(randomKey(), { a: '1' }));
@@ -36,7 +36,7 @@ describe('aws-kms: Retry-After', () => {
 
   it('a Retry-After longer than what is left of the deadline: THROTTLED after one attempt, no wait, no TIMEOUT', async () => {
     const { sleeps, sleep } = recordingSleep();
-    const provider = await freshProvider(emu, 'SYMMETRIC_DEFAULT', { resilience: { sleep, retry: { maxAttempts: 5 }, deadlineMs: 3000 } });
+    const provider = await freshProvider(emu, 'SYMMETRIC_DEFAULT', { resilience: { sleep, retry: { maxThrottledAttempts: 5 }, deadlineMs: 3000, rateLimit: false } });
     emu.faults.set({ throttleRatio: 1, operations: ['Encrypt'], retryAfterSeconds: { min: 5, max: 5 } });
     emu.resetCounters();
     const err = await keyfoldRejectionOf(provider.wrapKey(randomKey(), {}));

@@ -75,7 +75,8 @@ describe('Key Vault: faults', () => {
   }, 120_000);
 
   it('makes exactly as many requests as the shared policy allows (SDK retries are off)', async () => {
-    const provider = await make({ retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 2 }, circuitBreaker: false });
+    // Outages and throttles have separate budgets (throttles are otherwise retried until the deadline): 3 each.
+    const provider = await make({ retry: { maxAttempts: 3, maxThrottledAttempts: 3, baseDelayMs: 1, maxDelayMs: 2 }, circuitBreaker: false, rateLimit: false });
     emu.resetCounters();
     for (const fault of [{ serverErrorRatio: 1 }, { throttleRatio: 1 }, { resetRatio: 1 }]) {
       emu.faults.set({ ...fault, retryAfterSeconds: { min: 0, max: 0 }, operations: ['wrapKey'] });

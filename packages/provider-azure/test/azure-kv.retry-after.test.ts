@@ -53,7 +53,7 @@ async function make(resilience: ResilienceOptions): Promise<AzureKeyVaultProvide
 describe('Key Vault: Retry-After', () => {
   it('each retry waits the Retry-After of the 429 (varied values), not the shorter backoff', async () => {
     const { sleeps, sleep } = recordingSleep();
-    const provider = await make({ sleep, retry: { maxAttempts: 4, baseDelayMs: 1, maxDelayMs: 2 }, deadlineMs: 60_000, circuitBreaker: false });
+    const provider = await make({ sleep, retry: { maxThrottledAttempts: 4, baseDelayMs: 1, maxDelayMs: 2 }, deadlineMs: 60_000, circuitBreaker: false, rateLimit: false });
     emu.faults.set({ throttleRatio: 1, operations: ['wrapKey'], retryAfterSeconds: { min: 1, max: 9 }, seed: 3 });
     const err = await keyfoldRejectionOf(provider.wrapKey(KEY, { t: '1' }));
     expect(err.code).toBe('THROTTLED');
@@ -67,7 +67,7 @@ describe('Key Vault: Retry-After', () => {
 
   it('a Retry-After longer than what is left of the deadline: THROTTLED after one request, no wait', async () => {
     const { sleeps, sleep } = recordingSleep();
-    const provider = await make({ sleep, retry: { maxAttempts: 4 }, deadlineMs: 2000 });
+    const provider = await make({ sleep, retry: { maxThrottledAttempts: 4 }, deadlineMs: 2000, rateLimit: false });
     emu.faults.set({ throttleRatio: 1, operations: ['wrapKey'], retryAfterSeconds: { min: 3, max: 3 } });
     emu.resetCounters();
     const err = await keyfoldRejectionOf(provider.wrapKey(KEY, {}));
@@ -80,7 +80,7 @@ describe('Key Vault: Retry-After', () => {
 
   it('retryAfterSeconds: false sends no header; the policy falls back to its backoff', async () => {
     const { sleeps, sleep } = recordingSleep();
-    const provider = await make({ sleep, random: () => 0.5, retry: { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 1000 }, circuitBreaker: false });
+    const provider = await make({ sleep, random: () => 0.5, retry: { maxThrottledAttempts: 3, baseDelayMs: 100, maxDelayMs: 1000 }, circuitBreaker: false, rateLimit: false });
     emu.faults.set({ throttleRatio: 1, operations: ['wrapKey'], retryAfterSeconds: false });
     const err = await keyfoldRejectionOf(provider.wrapKey(KEY, {}));
     expect(err.code).toBe('THROTTLED');

@@ -38,7 +38,7 @@ for (const transport of ['grpc', 'rest'] as const) {
       const provider = await createGcpKmsProvider({
         keyName: emu.createKey(freshKeyId()),
         client: asProviderClient(clients[transport]!),
-        resilience: { sleep, retry: { maxAttempts: 4, baseDelayMs: 1, maxDelayMs: 2 }, deadlineMs: 60_000, circuitBreaker: false },
+        resilience: { sleep, retry: { maxThrottledAttempts: 4, baseDelayMs: 1, maxDelayMs: 2 }, deadlineMs: 60_000, circuitBreaker: false, rateLimit: false },
       });
       emu.faults.set({ throttleRatio: 1, operations: ['Encrypt'], retryAfterSeconds: { min: 1, max: 9 }, seed: 5 });
       const err = await keyfoldRejectionOf(provider.wrapKey(KEY, { t: '1' }));
@@ -56,7 +56,7 @@ for (const transport of ['grpc', 'rest'] as const) {
       const provider = await createGcpKmsProvider({
         keyName: emu.createKey(freshKeyId()),
         client: asProviderClient(clients[transport]!),
-        resilience: { sleep, retry: { maxAttempts: 4 }, deadlineMs: 2000 },
+        resilience: { sleep, retry: { maxThrottledAttempts: 4 }, deadlineMs: 2000, rateLimit: false },
       });
       emu.faults.set({ throttleRatio: 1, operations: ['Encrypt'], retryAfterSeconds: { min: 4, max: 4 } });
       emu.resetCounters();

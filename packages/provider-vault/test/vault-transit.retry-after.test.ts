@@ -19,7 +19,7 @@ function recordingSleep(): { sleeps: number[]; sleep: NonNullable<ResilienceOpti
 describe('vault-transit: Retry-After', () => {
   it('each retry waits the Retry-After of the 429 (varied values), not the shorter backoff', async () => {
     const { sleeps, sleep } = recordingSleep();
-    const provider = await freshProvider(emu, { resilience: { sleep, retry: { maxAttempts: 4, baseDelayMs: 1, maxDelayMs: 2 }, deadlineMs: 60_000, circuitBreaker: false } });
+    const provider = await freshProvider(emu, { resilience: { sleep, retry: { maxThrottledAttempts: 4, baseDelayMs: 1, maxDelayMs: 2 }, deadlineMs: 60_000, circuitBreaker: false, rateLimit: false } });
     emu.faults.set({ throttleRatio: 1, operations: ['encrypt'], retryAfterSeconds: { min: 1, max: 9 }, seed: 9 });
     const err = await keyfoldRejectionOf(provider.wrapKey(randomKey(), { a: '1' }));
     expect(err.code).toBe('THROTTLED');
@@ -33,7 +33,7 @@ describe('vault-transit: Retry-After', () => {
 
   it('a Retry-After longer than what is left of the deadline: THROTTLED after one request, no wait', async () => {
     const { sleeps, sleep } = recordingSleep();
-    const provider = await freshProvider(emu, { resilience: { sleep, retry: { maxAttempts: 4 }, deadlineMs: 2000 } });
+    const provider = await freshProvider(emu, { resilience: { sleep, retry: { maxThrottledAttempts: 4 }, deadlineMs: 2000, rateLimit: false } });
     emu.faults.set({ throttleRatio: 1, operations: ['encrypt'], retryAfterSeconds: { min: 2, max: 2 } });
     emu.resetCounters();
     const err = await keyfoldRejectionOf(provider.wrapKey(randomKey(), {}));

@@ -32,8 +32,26 @@ export interface FaultSettings {
    * The values sent are kept in {@link FaultController.retryAfterSent}.
    */
   readonly retryAfterSeconds?: { readonly min: number; readonly max: number } | false | undefined;
+  /**
+   * Request quota, as KMS and Cloud KMS enforce theirs: at most `requestsPerSecond` requests per second per
+   * operation group, the excess answered with the service's throttling error. AWS KMS shares one quota between the
+   * cryptographic operations of a key type ("Request quotas" in the AWS KMS Developer Guide: Encrypt, Decrypt,
+   * GenerateDataKey, ReEncrypt, ... count together); Cloud KMS has per-minute "cryptographic requests" and "read
+   * requests" quotas (Cloud KMS docs, "Quotas"). `groups` names the operations of each group; every operation in no
+   * group shares the group `*`. Each group is a token bucket holding one second of requests, refilled continuously.
+   * Applies to every operation (not only `operations`), before the ratios are drawn. Default none.
+   */
+  readonly quota?: QuotaSettings | undefined;
   /** Seed of the PRNG that draws the faults, for reproducible runs. Default: a fixed seed. */
   readonly seed?: number | undefined;
+}
+
+/** A request quota (see {@link FaultSettings.quota}). */
+export interface QuotaSettings {
+  /** Requests accepted per second in each group, > 0. */
+  readonly requestsPerSecond: number;
+  /** Operation groups by name: `{ crypto: ['Encrypt', 'Decrypt', 'GenerateDataKey'] }`. Others share `*`. */
+  readonly groups?: Readonly<Record<string, readonly string[]>> | undefined;
 }
 
 /** Default range of {@link FaultSettings.retryAfterSeconds}. */
@@ -60,6 +78,19 @@ export interface CallCounters {
 function checkRatio(value: number | undefined, name: string): void {
   if (value === undefined) return;
   if (typeof value !== 'number' || !(value >= 0 && value <= 1)) throw new RangeError(`${name} must be a number in [0, 1]; got ${String(value)}`);
+}
+
+function checkQuota(q: QuotaSettings | undefined): void {
+  if (q === undefined) return;
+  if (q === null || typeof q !== 'object') throw new TypeError('quota must be { requestsPerSecond, groups? }');
+  if (typeof q.requestsPerSecond !== 'number' || !Number.isFinite(q.requestsPerSecond) || !(q.requestsPerSecond > 0)) {
+    throw new RangeError(`quota.requestsPerSecond must be a finite number > 0; got ${String(q.requestsPerSecond)}`);
+  }
+  if (q.groups === undefined) return;
+  if (q.groups === null || typeof q.groups !== 'object') throw new TypeError('quota.groups must map group names to operation names');
+  for (const [name, ops] of Object.entries(q.groups)) {
+    if (!Array.isArray(ops) || ops.some((o) => typeof o !== 'string')) throw new TypeError(`quota.groups.${name} must be an array of operation names`);
+  }
 }
 
 function checkLatency(l: LatencySpec | undefined): void {
@@ -108,6 +139,18 @@ function prng(seed: number): () => number {
 export class FaultController {
   #settings: FaultSettings = {};
   #random: () => number = prng(0x6b66);
+  readonly #now: () => number;
+  /** Token buckets of the quota's groups: tokens left and when they were last refilled. */
+  #buckets = new Map<string, { tokens: number; at: number }>();
+  /** Requests the quota throttled since the last `set` / `clear` (also counted as `throttled` by the emulator). */
+  quotaThrottled = 0;
+  /** Requests the quota let through since the last `set` / `clear`, by group. */
+  quotaAccepted: Record<string, number> = {};
+
+  /** @param now the clock for the quota, in ms (injected by tests). */
+  constructor(now: () => number = () => performance.now()) {
+    this.#now = now;
+  }
 
   /** The current settings. */
   get settings(): FaultSettings {
@@ -124,6 +167,7 @@ export class FaultController {
     checkRatio(settings.serverErrorRatio, 'serverErrorRatio');
     checkRatio(settings.resetRatio, 'resetRatio');
     checkLatency(settings.latency);
+    checkQuota(settings.quota);
     if (settings.operations !== undefined && !Array.isArray(settings.operations)) throw new TypeError('operations must be an array of names');
     const ra = settings.retryAfterSeconds;
     if (ra !== undefined && ra !== false) {
@@ -136,6 +180,9 @@ export class FaultController {
     this.#settings = { ...settings };
     this.#random = prng(settings.seed ?? 0x6b66);
     this.retryAfterSent.length = 0;
+    this.#buckets = new Map();
+    this.quotaThrottled = 0;
+    this.quotaAccepted = {};
   }
 
   /**
@@ -171,6 +218,10 @@ export class FaultController {
   decide(operation: string): FaultDecision {
     const s = this.#settings;
     if (s.outage) return 'outage';
+    if (s.quota && !this.#withinQuota(s.quota, operation)) {
+      this.quotaThrottled++;
+      return 'throttle';
+    }
     if (!this.#applies(operation)) return 'serve';
     if (s.resetRatio && this.#random() < s.resetRatio) return 'reset';
     const r = this.#random();
@@ -178,6 +229,27 @@ export class FaultController {
     if (r < throttle) return 'throttle';
     if (r < throttle + (s.serverErrorRatio ?? 0)) return 'server-error';
     return 'serve';
+  }
+
+  /** Takes one request of `operation` from its group's bucket; false when the group is over its quota. */
+  #withinQuota(q: QuotaSettings, operation: string): boolean {
+    let group = '*';
+    for (const [name, ops] of Object.entries(q.groups ?? {})) {
+      if (ops.includes(operation)) {
+        group = name;
+        break;
+      }
+    }
+    const now = this.#now();
+    const rate = q.requestsPerSecond;
+    const b = this.#buckets.get(group) ?? { tokens: rate, at: now };
+    b.tokens = Math.min(rate, b.tokens + ((now - b.at) / 1000) * rate);
+    b.at = now;
+    this.#buckets.set(group, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    this.quotaAccepted[group] = (this.quotaAccepted[group] ?? 0) + 1;
+    return true;
   }
 
   /** Delay for one request of `operation`, in ms (0 without a latency setting). */

@@ -9,7 +9,7 @@ export type { KeySpec, KeyState } from './aws-kms/kms-keys.js';
 export { startVaultTransitEmulator } from './vault/emulator.js';
 export type { VaultTransitEmulator, VaultTransitEmulatorOptions } from './vault/emulator.js';
 export { FaultController } from './faults.js';
-export type { CallCounters, FaultDecision, FaultSettings, LatencySpec } from './faults.js';
+export type { CallCounters, FaultDecision, FaultSettings, LatencySpec, QuotaSettings } from './faults.js';
 export type { EmulatorServer } from './http-server.js';
 export { startGcpKmsEmulator, CorruptionController, KmsError, KmsState } from './gcp-kms/index.js';
 export type { GcpKmsEmulator, GcpKmsEmulatorOptions, GcpKmsCounters, CorruptionSettings, CorruptionMode } from './gcp-kms/index.js';

@@ -13,6 +13,7 @@ import type { CommandContext } from '../command.js';
 import { loadConfig, openProvider } from '../config.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 import { formatFields, printable } from '../output.js';
+import { formatProviderCalls, providerCallCounters, type ProviderCallCounters } from '../provider-calls.js';
 import { checkStoreLock, underPointer } from '../store.js';
 import type { ProviderConfig } from '../provider-config.js';
 
@@ -44,6 +45,12 @@ async function extraSection(cfg: ProviderConfig): Promise<{ field: string; json:
   }
 }
 
+/** `2 throttled, 1 waited for the rate limit; client rate 12.5 calls/s` (or unlimited while the limit is idle). */
+function formatThrottling(c: ProviderCallCounters): string {
+  const rate = c.ratePerSecond === undefined ? 'unlimited (no throttle seen)' : `${c.ratePerSecond.toFixed(1)} calls/s`;
+  return `${c.throttled} throttled, ${c.rateLimited} waited for the rate limit; client rate ${rate}`;
+}
+
 export async function run(ctx: CommandContext): Promise<number | undefined> {
   const loaded = await loadConfig(ctx);
   const cfg = loaded.config.provider;
@@ -53,10 +60,12 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   const pointer = await checkStoreLock(ctx, loaded);
   const start = performance.now();
   let result: ProbeResult;
+  let calls: ProviderCallCounters | null = null;
   try {
     const provider = underPointer(await openProvider(ctx, loaded, { storeLockChecked: true }), pointer);
     try {
       result = await provider.probe();
+      calls = providerCallCounters(provider);
     } finally {
       await provider.close();
     }
@@ -68,7 +77,10 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
   const extra = await extraSection(cfg);
 
   const s = ctx.out.out;
-  ctx.out.result(extra === undefined ? result : { ...result, [extra.field]: extra.json }, () => {
+  // The probe's own calls under the shared resilience: how often the service throttled them, the retries, and the
+  // client-side rate limit now (null while it is idle; `calls` is null for a provider without resilience).
+  const json = { ...result, calls: calls === null ? null : { ...calls, ratePerSecond: calls.ratePerSecond ?? null } };
+  ctx.out.result(extra === undefined ? json : { ...json, [extra.field]: extra.json }, () => {
     const rows: [string, string][] = [
       ['status', result.ok ? s.green('ok') : s.red('FAILED')],
       ['provider', printable(result.kind)],
@@ -83,6 +95,8 @@ export async function run(ctx: CommandContext): Promise<number | undefined> {
     }
     if (result.error !== undefined) rows.push(['error', `${printable(result.error.message)} [${printable(result.error.code)}]`]);
     for (const [k, v] of Object.entries(result.details ?? {})) rows.push([printable(k), printable(String(v))]);
+    rows.push(['provider calls', formatProviderCalls(calls)]);
+    if (calls !== null) rows.push(['throttling', formatThrottling(calls)]);
     const text = formatFields(rows, s);
     return extra === undefined ? text : `${text}\n\n${extra.render(ctx)}`;
   });

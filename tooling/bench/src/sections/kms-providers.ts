@@ -16,7 +16,8 @@ import { startAwsKmsEmulator, startVaultTransitEmulator, type EmulatorServer } f
 import { createAwsKmsProvider } from '@keyfold/provider-aws';
 import { createVaultTransitProvider } from '@keyfold/provider-vault';
 import { CACHE_LIMITS } from '../contenders/esdk.js';
-import { fmtMs, fmtNum, fmtRate, type SectionResult, type Table } from '../report.js';
+import { evaluateTarget, fmtMs, fmtNum, fmtRate, type SectionResult, type Table, type TargetResult } from '../report.js';
+import { QUOTA_TARGET, runKmsQuota, type QuotaRun } from './kms-quota.js';
 
 export const PER = 100_000;
 
@@ -31,6 +32,10 @@ export interface KmsProvidersOptions {
   readonly concurrency?: number;
   /** Seals per provider and cache setting for the call counts. Default 100,000 (quick 10,000). */
   readonly seals?: number;
+  /** Length of each quota run, ms. Default 10,000 (quick 3,000). */
+  readonly quotaMs?: number;
+  /** Quotas to run, calls/s. Default 200 (the issue's target) and 50. */
+  readonly quotas?: readonly number[];
 }
 
 /** The section's result; `id` joins `SectionId` once run.ts and report.ts list it. */
@@ -210,6 +215,8 @@ export async function runKmsProviders(opts: KmsProvidersOptions): Promise<KmsPro
     { id: 'vault-transit-derived', label: 'Vault transit, derived key', emulator: vault, make: () => vaultProvider(true) },
   ];
   const runs: ProviderRun[] = [];
+  let quota: { table: Table; target: TargetResult; runs: QuotaRun[]; notes: string[] } | undefined;
+  let quotaError: string | undefined;
   try {
     for (const c of contenders) {
       let provider: KeyProvider | undefined;
@@ -236,6 +243,15 @@ export async function runKmsProviders(opts: KmsProvidersOptions): Promise<KmsPro
       } finally {
         await provider?.close();
       }
+    }
+    try {
+      quota = await runKmsQuota(aws, {
+        quick: opts.quick,
+        ...(opts.quotaMs === undefined ? {} : { durationMs: opts.quotaMs }),
+        ...(opts.quotas === undefined ? {} : { quotas: opts.quotas }),
+      });
+    } catch (err) {
+      quotaError = err instanceof Error ? err.message : String(err);
     }
   } finally {
     await aws.close();
@@ -289,9 +305,11 @@ export async function runKmsProviders(opts: KmsProvidersOptions): Promise<KmsPro
       'Vault plain keys seal through encrypt (datakey takes no associated data); derived keys through datakey/plaintext',
       'circuit breaker off and a 60 s deadline for the measurement; retries never happened (no faults injected)',
       ...runs.filter((r) => r.error).map((r) => `NOT MEASURED: ${r.label}: ${r.error ?? ''}`),
+      ...(quota?.notes ?? []),
+      ...(quotaError === undefined ? [] : [`NOT MEASURED: quota runs: ${quotaError}`]),
     ],
-    tables: [latencyTable, callsTable],
-    targets: [],
-    data: { quick: opts.quick, pairs, throughputMs: tputMs, concurrency: width, seals, per: PER, runs },
+    tables: quota ? [latencyTable, callsTable, quota.table] : [latencyTable, callsTable],
+    targets: [quota?.target ?? evaluateTarget(QUOTA_TARGET, null, quotaError)],
+    data: { quick: opts.quick, pairs, throughputMs: tputMs, concurrency: width, seals, per: PER, runs, quota: quota?.runs ?? null },
   };
 }
