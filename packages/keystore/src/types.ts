@@ -200,15 +200,7 @@ export interface ProcessRecord {
 }
 
 /** What a registration writes (the store sets the times). */
-export interface ProcessUpsert {
-  readonly id: string;
-  readonly host: string;
-  readonly pid: number;
-  readonly startedAt: string;
-  readonly kind: string;
-  readonly keyId: string;
-  readonly versions: readonly string[];
-  readonly label: string;
+export interface ProcessUpsert extends Omit<ProcessRecord, 'registeredAt' | 'refreshedAt' | 'expiresAt'> {
   /** The record expires this long after the write, in ms. */
   readonly ttlMs: number;
 }

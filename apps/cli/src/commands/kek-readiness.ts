@@ -4,6 +4,7 @@
  * Rendering only: the check itself is `checkReadiness` of `@keyfold/rotation`.
  * @module
  */
+import type { ProcessRecord } from '@keyfold/keystore';
 import type { ReadinessReport } from '@keyfold/rotation';
 import type { CommandContext } from '../command.js';
 import { CliError, ExitCode, UsageError } from '../exit-codes.js';
@@ -26,6 +27,21 @@ const PROBE_TEXT: Record<ReadinessReport['probe']['method'], string> = {
   'not-loaded': "this host's provider has not loaded it",
 };
 
+/** A process registry record as `--json` prints it (`kek verify --target`, `kek rotate`, `status`). */
+export function processJson(p: ProcessRecord): Record<string, unknown> {
+  return {
+    host: p.host,
+    pid: p.pid,
+    startedAt: p.startedAt,
+    label: p.label,
+    kind: p.kind,
+    keyId: p.keyId,
+    versions: [...p.versions],
+    refreshedAt: p.refreshedAt,
+    expiresAt: p.expiresAt,
+  };
+}
+
 /** The readiness report as JSON fields (no key material: ids, hosts, pids, versions). */
 export function readinessJson(r: ReadinessReport): Record<string, unknown> {
   return {
@@ -34,17 +50,7 @@ export function readinessJson(r: ReadinessReport): Record<string, unknown> {
     probe: r.probe,
     processes: {
       live: r.processes.live,
-      notReady: r.processes.notReady.map((p) => ({
-        host: p.host,
-        pid: p.pid,
-        startedAt: p.startedAt,
-        label: p.label,
-        kind: p.kind,
-        keyId: p.keyId,
-        versions: [...p.versions],
-        refreshedAt: p.refreshedAt,
-        expiresAt: p.expiresAt,
-      })),
+      notReady: r.processes.notReady.map(processJson),
     },
   };
 }

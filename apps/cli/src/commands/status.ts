@@ -11,6 +11,7 @@ import { withProvider } from '../config.js';
 import { openStoreAt } from '../store.js';
 import { formatCount, formatFields, formatTable, printable } from '../output.js';
 import { formatProviderCalls, providerCallCounters } from '../provider-calls.js';
+import { processJson } from './kek-readiness.js';
 
 function yesNo(v: boolean): string {
   return v ? 'yes' : 'no';
@@ -126,17 +127,7 @@ async function storeStatus(ctx: CommandContext, loaded: Parameters<Parameters<ty
       installLock: lock === undefined ? null : { kind: lock.kind, keyId: lock.keyId },
       dataKeys: { active: await count('active'), retired: await count('retired'), destroyed: await count('destroyed') },
       kekVersions: keysByVersion(await store.listKekVersions(), await store.kekUsage()),
-      processes: (await store.listProcesses()).map((p) => ({
-        host: p.host,
-        pid: p.pid,
-        startedAt: p.startedAt,
-        label: p.label,
-        kind: p.kind,
-        keyId: p.keyId,
-        versions: [...p.versions],
-        refreshedAt: p.refreshedAt,
-        expiresAt: p.expiresAt,
-      })),
+      processes: (await store.listProcesses()).map(processJson),
       auditHead: await store.auditHead(),
       interruptedRotations: (await store.listCheckpoints('rotate:')).map((c) => ({ name: c.name, processed: c.processed, updatedAt: c.updatedAt })),
     };
