@@ -86,8 +86,73 @@ export interface KeyfoldErrorOptions {
   retryAfterMs?: number | undefined;
 }
 
-/** Base class of every coded Keyfold error. `code` is the stable identifier; `message` is for humans. */
+/**
+ * The key under which every Keyfold error class carries its brand (the class's stable name). `Symbol.for` gives the
+ * same symbol to every copy of this package loaded in one process — the ESM and the CJS build side by side, or two
+ * versions installed by two dependants — so an error thrown by one copy is recognised by another, where the
+ * prototype chain (`instanceof`) alone would say no. The brand is an explicit string, not `constructor.name`, so a
+ * bundler that renames classes does not change it.
+ */
+const ERROR_CLASS_BRAND = Symbol.for('@keyfold/envelope-core/error-class');
+
+/** Marks `cls` as the Keyfold error class called `name` in every copy of this package. */
+function brandErrorClass(cls: object, name: string): void {
+  Object.defineProperty(cls, ERROR_CLASS_BRAND, { value: name, enumerable: false, writable: false, configurable: false });
+}
+
+/** The brand `cls` declares itself (not one inherited from a parent class), if any. */
+function ownErrorClassBrand(cls: unknown): string | undefined {
+  if (typeof cls !== 'function') return undefined;
+  const brand: unknown = Object.getOwnPropertyDescriptor(cls, ERROR_CLASS_BRAND)?.value;
+  return typeof brand === 'string' ? brand : undefined;
+}
+
+/**
+ * True when `value` was made by a class, from any copy of this package, whose class chain includes the class branded
+ * `name`. Walks the prototype chain by own `constructor` properties only; never calls user getters (a Proxy whose
+ * traps throw is simply not an error of ours).
+ */
+function hasErrorClassBrand(value: unknown, name: string): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  try {
+    for (let proto: unknown = Object.getPrototypeOf(value); proto !== null; proto = Object.getPrototypeOf(proto)) {
+      const ctor: unknown = Object.getOwnPropertyDescriptor(proto, 'constructor')?.value;
+      if (ownErrorClassBrand(ctor) === name) return true;
+    }
+  } catch {
+    return false;
+  }
+  return false;
+}
+
+/**
+ * Base class of every coded Keyfold error. `code` is the stable identifier; `message` is for humans.
+ *
+ * `err instanceof KeyfoldError` (and `instanceof` any subclass below) also holds for an error made by another copy
+ * of `@keyfold/envelope-core` in the same process (ESM next to CJS, two installed versions): the classes carry a
+ * `Symbol.for` brand that `Symbol.hasInstance` checks when the prototype chain does not match. A subclass you define
+ * yourself is matched by its prototype chain only.
+ */
 export class KeyfoldError extends Error {
+  static {
+    brandErrorClass(this, 'KeyfoldError');
+  }
+
+  /**
+   * `instanceof` that also recognises instances of the same class from another copy of this package (see the class
+   * comment). Classes without their own brand (yours) use the ordinary prototype check.
+   * @throws never
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    try {
+      if (Function.prototype[Symbol.hasInstance].call(this, value)) return true;
+    } catch {
+      return false; // a Proxy whose getPrototypeOf trap throws: not one of ours
+    }
+    const brand = ownErrorClassBrand(this);
+    return brand !== undefined && hasErrorClassBrand(value, brand);
+  }
+
   static readonly code: KeyfoldErrorCode = 'INTERNAL';
   readonly code: KeyfoldErrorCode;
   /** The delay the backend asked for before a retry, in ms (`Retry-After`), when it named one. */
@@ -109,6 +174,9 @@ export class KeyfoldError extends Error {
 
 /** The one error for every failure to open an envelope. Its message never says which check failed. */
 export class DecryptFailedError extends KeyfoldError {
+  static {
+    brandErrorClass(this, 'DecryptFailedError');
+  }
   static override readonly code = 'DECRYPT_FAILED' as const;
   static readonly MESSAGE = 'decryption failed';
   constructor(options: KeyfoldErrorOptions = {}) {
@@ -119,6 +187,9 @@ export class DecryptFailedError extends KeyfoldError {
 
 /** The one error for every failure to unwrap a data key. Its message never says which check failed. */
 export class UnwrapFailedError extends KeyfoldError {
+  static {
+    brandErrorClass(this, 'UnwrapFailedError');
+  }
   static override readonly code = 'UNWRAP_FAILED' as const;
   static readonly MESSAGE = 'unwrapping the data key failed';
   constructor(options: KeyfoldErrorOptions = {}) {
@@ -129,6 +200,9 @@ export class UnwrapFailedError extends KeyfoldError {
 
 /** The envelope's stored encryption context differs from the one the caller expected. */
 export class ContextMismatchError extends KeyfoldError {
+  static {
+    brandErrorClass(this, 'ContextMismatchError');
+  }
   static override readonly code = 'CONTEXT_MISMATCH' as const;
   constructor(message: string, options: KeyfoldErrorOptions = {}) {
     super('CONTEXT_MISMATCH', message, options);
@@ -138,6 +212,9 @@ export class ContextMismatchError extends KeyfoldError {
 
 /** The bytes are not a well-formed Keyfold envelope (bad magic, truncated, malformed header). */
 export class FormatError extends KeyfoldError {
+  static {
+    brandErrorClass(this, 'FormatError');
+  }
   static override readonly code = 'FORMAT_INVALID' as const;
   constructor(message: string, options: KeyfoldErrorOptions = {}) {
     super('FORMAT_INVALID', message, options);
@@ -147,6 +224,9 @@ export class FormatError extends KeyfoldError {
 
 /** A well-formed envelope of a format version or algorithm suite this build does not support. */
 export class UnsupportedFormatError extends KeyfoldError {
+  static {
+    brandErrorClass(this, 'UnsupportedFormatError');
+  }
   static override readonly code = 'FORMAT_UNSUPPORTED' as const;
   constructor(message: string, options: KeyfoldErrorOptions = {}) {
     super('FORMAT_UNSUPPORTED', message, options);
@@ -156,6 +236,9 @@ export class UnsupportedFormatError extends KeyfoldError {
 
 /** A count or size in the input exceeds a configured limit; refused before anything is allocated for it. */
 export class LimitExceededError extends KeyfoldError {
+  static {
+    brandErrorClass(this, 'LimitExceededError');
+  }
   static override readonly code = 'LIMIT_EXCEEDED' as const;
   constructor(message: string, options: KeyfoldErrorOptions = {}) {
     super('LIMIT_EXCEEDED', message, options);
@@ -165,6 +248,9 @@ export class LimitExceededError extends KeyfoldError {
 
 /** A backend failure mapped to a code (`KEY_NOT_FOUND`, `ACCESS_DENIED`, `THROTTLED`, `UNAVAILABLE`, ...). */
 export class ProviderError extends KeyfoldError {
+  static {
+    brandErrorClass(this, 'ProviderError');
+  }
   constructor(code: KeyfoldErrorCode, message: string, options: KeyfoldErrorOptions = {}) {
     super(code, message, options);
     this.name = 'ProviderError';
@@ -173,6 +259,9 @@ export class ProviderError extends KeyfoldError {
 
 /** A call did not finish within its deadline. Retryable as UNAVAILABLE is not: the deadline covers retries. */
 export class TimeoutError extends KeyfoldError {
+  static {
+    brandErrorClass(this, 'TimeoutError');
+  }
   static override readonly code = 'TIMEOUT' as const;
   constructor(message: string, options: KeyfoldErrorOptions = {}) {
     super('TIMEOUT', message, options);
@@ -185,6 +274,9 @@ export class TimeoutError extends KeyfoldError {
  * backend. Its code is `UNAVAILABLE` (to a caller the backend is unavailable), but it is not retried.
  */
 export class CircuitOpenError extends KeyfoldError {
+  static {
+    brandErrorClass(this, 'CircuitOpenError');
+  }
   static override readonly code = 'UNAVAILABLE' as const;
   readonly circuitOpen = true;
   constructor(message: string, options: KeyfoldErrorOptions = {}) {
@@ -199,6 +291,9 @@ export class CircuitOpenError extends KeyfoldError {
 
 /** Configuration is invalid (bad environment key, missing passphrase variable, unknown option value). */
 export class ConfigError extends KeyfoldError {
+  static {
+    brandErrorClass(this, 'ConfigError');
+  }
   static override readonly code = 'CONFIG_INVALID' as const;
   constructor(message: string, options: KeyfoldErrorOptions = {}) {
     super('CONFIG_INVALID', message, options);
@@ -208,15 +303,29 @@ export class ConfigError extends KeyfoldError {
 
 /** The security policy refused something (memory provider in production, loose file permissions, ...). */
 export class PolicyError extends KeyfoldError {
+  static {
+    brandErrorClass(this, 'PolicyError');
+  }
   constructor(code: 'POLICY_VIOLATION' | 'INSECURE_PERMISSIONS' | 'PROVIDER_MISMATCH', message: string, options: KeyfoldErrorOptions = {}) {
     super(code, message, options);
     this.name = 'PolicyError';
   }
 }
 
-/** True when `err` is a {@link KeyfoldError}, optionally with the given code. */
+/**
+ * True when `err` is a {@link KeyfoldError}, optionally with the given code. Recognises errors from any copy of
+ * `@keyfold/envelope-core` in the process (ESM and CJS builds, other versions), by the class brand, not by identity.
+ * @throws never
+ * @example
+ * ```ts
+ * try { await envelope.open(sealed); } catch (err) {
+ *   if (isKeyfoldError(err, 'THROTTLED')) scheduleRetry();
+ *   else throw err;
+ * }
+ * ```
+ */
 export function isKeyfoldError(err: unknown, code?: KeyfoldErrorCode): err is KeyfoldError {
-  return err instanceof KeyfoldError && (code === undefined || err.code === code);
+  return err instanceof KeyfoldError && typeof err.code === 'string' && (code === undefined || err.code === code);
 }
 
 /**

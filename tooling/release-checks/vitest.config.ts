@@ -1,0 +1,3 @@
+import { vitestPreset } from '../../tooling/vitest.preset.js';
+
+export default vitestPreset({ testTimeout: 120_000 });
