@@ -60,7 +60,7 @@ async function startApp(extra: Record<string, string | undefined>): Promise<{ ch
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const versions = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
       const m = /^registered \S+ (\S*)$/.exec(line);
       if (m) resolve(m[1]!);
     });

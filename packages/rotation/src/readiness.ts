@@ -5,16 +5,19 @@
  *
  * Rules, and why they hold:
  * - The probe here: when N is this provider's active (write) version, a throwaway random key is wrapped under it,
- *   unwrapped again and compared in constant time (the wrapped key must name N). A `KeyProvider` wraps only with its
- *   active version, so for another version N the probe checks N is among the versions the provider loaded and
- *   unwraps one existing data key under N (comparing its key check value) when the store holds one; with none, it
- *   reports `loaded-only` (listed, not exercised). The throwaway key and every unwrapped key are wiped.
+ *   unwrapped again and compared in constant time (the wrapped key must name N). For another version N the probe
+ *   checks N is among the versions the provider loaded, then unwraps one existing data key under N (comparing its
+ *   key check value: this proves this host's N is the fleet's N) when the store holds one; with none, and a provider
+ *   that can write under a chosen version (`describe().capabilities.writeVersion`: env, KEK file, PKCS#11, Vault,
+ *   Cloud KMS, Key Vault), the throwaway key is wrapped under N through `writeUnderVersion` and unwrapped; only a
+ *   provider that cannot address versions (AWS KMS) reports `loaded-only` (listed, not exercised). The throwaway key
+ *   and every unwrapped key are wiped.
  * - A process counts as ready only when its record is live (not expired), names the same KEK (kind and key id) and
  *   lists N among its loaded versions. A process of another KEK is not ready: it could not open keys under N.
  * - Nothing is written: no audit entry, no registration.
  * @module
  */
-import { PolicyError, constantTimeEqual, randomOwnedBytes, wipe, type KeyProvider } from '@keyfold/envelope-core';
+import { PolicyError, constantTimeEqual, randomOwnedBytes, wipe, writeUnderVersion, type KeyProvider } from '@keyfold/envelope-core';
 import { dataKeyContext, kekName, keyCheckValue, type KekRef, type KeyStore, type ProcessRecord } from '@keyfold/keystore';
 import { codeOf } from './rotate.js';
 
@@ -118,11 +121,12 @@ function isReadyProcess(p: ProcessRecord, target: KekRef): boolean {
 async function probe(store: KeyStore, provider: KeyProvider, target: KekRef): Promise<ReadinessReport['probe']> {
   const d = await provider.describe();
   if (!d.versions.map(String).includes(target.version)) return { method: 'not-loaded', ok: false, code: 'KEY_NOT_FOUND' };
-  if (d.activeVersion === target.version) {
+  const [existing] = d.activeVersion === target.version ? [] : await store.listDataKeys({ states: ['active', 'retired'], kek: target, limit: 1 });
+  if (existing?.wrapped === undefined && (d.activeVersion === target.version || d.capabilities.writeVersion === true)) {
     const key = randomOwnedBytes(32);
     let back: Uint8Array | undefined;
     try {
-      const wrapped = await provider.wrapKey(key, PROBE_CONTEXT);
+      const wrapped = await writeUnderVersion(provider, target.version).wrapKey(key, PROBE_CONTEXT);
       if (wrapped.kind !== target.kind || wrapped.keyId !== target.keyId || wrapped.keyVersion !== target.version) {
         return { method: 'wrap-unwrap', ok: false, code: 'KEY_NOT_FOUND' };
       }
@@ -135,7 +139,6 @@ async function probe(store: KeyStore, provider: KeyProvider, target: KekRef): Pr
       wipe(back);
     }
   }
-  const [existing] = await store.listDataKeys({ states: ['active', 'retired'], kek: target, limit: 1 });
   if (existing?.wrapped === undefined) return { method: 'loaded-only', ok: true };
   let key: Uint8Array | undefined;
   try {

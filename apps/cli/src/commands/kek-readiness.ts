@@ -28,7 +28,7 @@ const PROBE_TEXT: Record<ReadinessReport['probe']['method'], string> = {
 };
 
 /** A process registry record as `--json` prints it (`kek verify --target`, `kek rotate`, `status`). */
-export function processJson(p: ProcessRecord): Record<string, unknown> {
+export function processJson(p: ProcessRecord): Omit<ProcessRecord, 'id' | 'registeredAt'> {
   return {
     host: p.host,
     pid: p.pid,
