@@ -4,6 +4,7 @@
  * exactly the same envelope as it did then. Together with the reference cross-checks this shows that speed-ups
  * left the format untouched.
  */
+import type * as nodeCrypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it, vi } from 'vitest';
@@ -12,7 +13,7 @@ import { describe, expect, it, vi } from 'vitest';
 // seal deterministic.
 let counter = 0;
 vi.mock('node:crypto', async (importOriginal) => {
-  const real = await importOriginal<typeof import('node:crypto')>();
+  const real = await importOriginal<typeof nodeCrypto>();
   return {
     ...real,
     randomFillSync: <T extends NodeJS.ArrayBufferView>(buf: T): T => {
