@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadReport, renderComparison } from './compare.js';
 import { getGc } from './measure.js';
-import { buildReport, renderReport, SECTION_IDS, writeJson, type SectionId, type SectionResult } from './report.js';
+import { buildReport, machineInfo, renderReport, SECTION_IDS, writeJson, type SectionId, type SectionResult } from './report.js';
 import { runCliStart } from './sections/cli-start.js';
 import { runGcpAzure } from './sections/gcp-azure.js';
 import { runKmsProviders } from './sections/kms-providers.js';
@@ -102,6 +102,8 @@ async function main(): Promise<void> {
   }
   const { quick } = args;
   const startedAt = new Date();
+  // The machine (and its load average) as the run starts, not as it ends.
+  const machine = machineInfo();
   const childEntry = join(here, 'stream-child.js');
   const gc = await getGc();
   const runners: Record<SectionId, () => Promise<SectionResult>> = {
@@ -135,7 +137,7 @@ async function main(): Promise<void> {
     sections.push(await runners[id]());
     process.stderr.write(` ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
   }
-  const report = buildReport(quick ? 'quick' : 'full', startedAt, sections);
+  const report = buildReport(quick ? 'quick' : 'full', startedAt, sections, machine);
   process.stdout.write(`\n${renderReport(report)}`);
   await writeJson(args.json, report);
   process.stdout.write(`JSON report: ${args.json}\n`);
