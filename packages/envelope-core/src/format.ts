@@ -403,9 +403,11 @@ export function normalizeContext(context: EncryptionContext | undefined, name = 
     adoptContext(empty);
     return empty;
   }
-  assertContext(context, name);
+  if (context === null || typeof context !== 'object' || Array.isArray(context)) assertContext(context, name); // throws
   if (isAdoptedContext(context)) return context;
-  const copy = Object.freeze({ ...context });
+  // Copy first, then validate the copy: a getter cannot show one value to the check and another to the header.
+  const copy: EncryptionContext = Object.freeze({ ...context });
+  assertContext(copy, name);
   adoptContext(copy);
   return copy;
 }

@@ -42,9 +42,11 @@ const PROBE_CONTEXT: EncryptionContext = Object.freeze({ 'keyfold:probe': '1' })
  * @throws TypeError / RangeError for an invalid context (a caller mistake).
  */
 function ownContext(context: EncryptionContext): EncryptionContext {
-  assertContext(context);
+  if (context === null || typeof context !== 'object' || Array.isArray(context)) assertContext(context); // throws
   if (isAdoptedContext(context)) return context;
+  // Copy first, then validate the copy: a getter cannot show one value to the check and another to the provider.
   const copy: EncryptionContext = Object.freeze({ ...context });
+  assertContext(copy);
   adoptContext(copy);
   return copy;
 }
