@@ -16,6 +16,28 @@ export const MAX_CONTEXT_ENTRIES = 64;
 export const MAX_CONTEXT_FIELD = 4096;
 
 /**
+ * Contexts the core itself made: frozen plain objects of string data properties (no accessors, no prototype
+ * tricks), built by `normalizeContext` from a validated caller context or by the header parser. Frozen data
+ * properties cannot change, so such a context is validated and canonically encoded once per public call and every
+ * layer below (the provider base, a local provider's AAD) reuses that work instead of repeating it. The value is
+ * the canonical encoding once computed (`null` until then); it is public data (the header stores it).
+ */
+const adopted = new WeakMap<object, Uint8Array | null>();
+
+/**
+ * Marks a frozen context made by the core as valid, with its canonical bytes when already known. Internal: only
+ * for objects the core built itself from validated or parsed data; `bytes` must not be mutated afterwards.
+ */
+export function adoptContext(context: EncryptionContext, bytes?: Uint8Array): void {
+  adopted.set(context, bytes ?? null);
+}
+
+/** True for a context made by the core (see {@link adoptContext}): already valid and immutable. */
+export function isAdoptedContext(context: EncryptionContext): boolean {
+  return adopted.has(context);
+}
+
+/**
  * Validates a context given by a caller: a plain object of string values, keys non-empty, within the limits.
  * @throws TypeError / RangeError for caller mistakes.
  */
@@ -23,6 +45,7 @@ export function assertContext(context: unknown, name = 'context'): asserts conte
   if (context === null || typeof context !== 'object' || Array.isArray(context)) {
     throw new TypeError(`${name} must be a plain object of string values`);
   }
+  if (adopted.has(context)) return;
   const entries = Object.entries(context);
   if (entries.length > MAX_CONTEXT_ENTRIES) {
     throw new RangeError(`${name} has ${entries.length} entries; at most ${MAX_CONTEXT_ENTRIES} are allowed`);
@@ -67,6 +90,26 @@ const EMPTY_CONTEXT = new Uint8Array([0, 0]);
 
 /** The canonical bytes of a context (see the module comment). The empty context encodes as `00 00`. */
 export function encodeContext(context: EncryptionContext): Uint8Array {
+  const known = adopted.get(context);
+  if (known) return known.slice();
+  const bytes = encodeFresh(context);
+  if (known === null) adopted.set(context, bytes.slice());
+  return bytes;
+}
+
+/**
+ * Like {@link encodeContext}, but for a context made by the core the bytes are computed once and the same
+ * (shared) array is returned on every call: internal callers only read it.
+ */
+export function canonicalContextBytes(context: EncryptionContext): Uint8Array {
+  const known = adopted.get(context);
+  if (known) return known;
+  const bytes = encodeFresh(context);
+  if (known === null) adopted.set(context, bytes);
+  return bytes;
+}
+
+function encodeFresh(context: EncryptionContext): Uint8Array {
   const entries = Object.entries(context).map(([k, v]) => [utf8(k), utf8(v)] as const);
   if (entries.length === 0) return EMPTY_CONTEXT.slice();
   entries.sort((x, y) => compareBytes(x[0], y[0]));

@@ -8,7 +8,7 @@
 import type { Transform } from 'node:stream';
 import { assertBytes, wipe } from './bytes.js';
 import { DataKeyCache } from './cache.js';
-import { contextsEqual, encodeContext } from './context.js';
+import { canonicalContextBytes, contextsEqual } from './context.js';
 import type { Envelope, EnvelopeInfo, EnvelopeOptions, EnvelopeStats, OpenOptions, ProviderResilienceStats, RewrapOptions } from './envelope-types.js';
 import type { ResilienceStats } from './resilience.js';
 import { ContextMismatchError, KeyfoldError } from './errors.js';
@@ -35,6 +35,11 @@ import { openWholeBody, sealSingleShot } from './whole-body.js';
 
 /** Default plaintext bytes per stream frame. */
 export const DEFAULT_FRAME_SIZE = 64 * 1024;
+
+/** The cache key of a context: its canonical bytes as a latin1 string (public data, read without a copy). */
+function latin1Key(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+}
 
 /** Checks a caller's provider list: a non-empty array of KeyProviders. @throws TypeError naming the bad entry. */
 function assertProviderList(value: unknown, name: string): asserts value is readonly KeyProvider[] {
@@ -100,8 +105,9 @@ class EnvelopeImpl implements Envelope {
     const pt = typeof plaintext === 'string' ? new TextEncoder().encode(plaintext) : plaintext;
     assertBytes(pt, undefined, 'plaintext');
     const ctx = normalizeContext(context);
-    const contextBytes = encodeContext(ctx);
-    const contextKey = Buffer.from(contextBytes).toString('latin1');
+    // Validated and encoded once here; providers below reuse both (see adoptContext).
+    const contextBytes = canonicalContextBytes(ctx);
+    const contextKey = latin1Key(contextBytes);
     const acquired = await this.#providers.acquireForSeal(ctx, contextKey, pt.length);
     let owned = acquired.owned;
     let keys: MessageKeys | undefined;
@@ -161,8 +167,9 @@ class EnvelopeImpl implements Envelope {
   sealStream(context?: EncryptionContext): Transform {
     this.#assertOpen();
     const ctx = normalizeContext(context);
-    const contextBytes = encodeContext(ctx);
-    const contextKey = Buffer.from(contextBytes).toString('latin1');
+    // Validated and encoded once here; providers below reuse both (see adoptContext).
+    const contextBytes = canonicalContextBytes(ctx);
+    const contextKey = latin1Key(contextBytes);
     const frameSize = this.#frameSize;
     return createSealStream(frameSize, async () => {
       // Stream sizes are unknown up front: count the message, not its bytes, against the cache limits.

@@ -12,7 +12,7 @@
  * ```
  * @module
  */
-import { assertContext, MAX_CONTEXT_ENTRIES, MAX_CONTEXT_FIELD } from './context.js';
+import { adoptContext, assertContext, isAdoptedContext, MAX_CONTEXT_ENTRIES, MAX_CONTEXT_FIELD } from './context.js';
 import { fromBase64Url, utf8Label } from './bytes.js';
 import { FormatError, LimitExceededError, UnsupportedFormatError } from './errors.js';
 import type { EncryptionContext, WrappedKey } from './types.js';
@@ -93,11 +93,69 @@ export class NeedMoreBytes extends Error {
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
-function readString(bytes: Uint8Array, off: number, len: number, what: string): string {
-  try {
-    return decoder.decode(bytes.subarray(off, off + len));
-  } catch (cause) {
-    throw new FormatError(`${what} is not valid UTF-8`, { cause });
+/**
+ * Reads the header's fields in order, checking each length against the input and the header limit first. One
+ * reader per parse (no closures per field); strings that are plain ASCII, as kinds, key ids, versions and most
+ * contexts are, are built without the TextDecoder (same result: ASCII decodes to itself, and a BOM is not ASCII).
+ */
+class HeaderReader {
+  off = 0;
+  /** True once a string needed the UTF-8 decoder (non-ASCII bytes). */
+  decodedNonAscii = false;
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly maxHeaderBytes: number,
+    readonly complete: boolean,
+  ) {}
+
+  need(n: number): void {
+    const end = this.off + n;
+    if (end > this.maxHeaderBytes) {
+      throw new LimitExceededError(`envelope header is longer than the limit of ${this.maxHeaderBytes} bytes`);
+    }
+    if (end > this.bytes.length) {
+      if (this.complete) throw new FormatError('envelope is truncated inside its header');
+      throw new NeedMoreBytes();
+    }
+  }
+
+  u8(): number {
+    this.need(1);
+    return this.bytes[this.off++] as number;
+  }
+
+  u16(): number {
+    this.need(2);
+    const b = this.bytes;
+    const v = ((b[this.off] as number) << 8) | (b[this.off + 1] as number);
+    this.off += 2;
+    return v;
+  }
+
+  u32(): number {
+    this.need(4);
+    const b = this.bytes;
+    const o = this.off;
+    const v = (b[o] as number) * 0x1000000 + (((b[o + 1] as number) << 16) | ((b[o + 2] as number) << 8) | (b[o + 3] as number));
+    this.off += 4;
+    return v;
+  }
+
+  /** `len` bytes (already checked with {@link need}) as a string; advances. */
+  string(len: number, what: string): string {
+    const b = this.bytes;
+    const start = this.off;
+    const end = start + len;
+    let ascii = len <= 256;
+    for (let i = start; ascii && i < end; i++) if ((b[i] as number) >= 0x80) ascii = false;
+    this.off = end;
+    if (ascii) return String.fromCharCode.apply(null, b.subarray(start, end) as unknown as number[]);
+    this.decodedNonAscii = true;
+    try {
+      return decoder.decode(b.subarray(start, end));
+    } catch (cause) {
+      throw new FormatError(`${what} is not valid UTF-8`, { cause });
+    }
   }
 }
 
@@ -107,84 +165,56 @@ function readString(bytes: Uint8Array, off: number, len: number, what: string): 
  * @throws FormatError, UnsupportedFormatError, LimitExceededError
  */
 export function parseHeader(bytes: Uint8Array, limits: FormatLimits, complete: boolean): ParsedHeader {
-  let off = 0;
-  const need = (n: number): void => {
-    if (off + n > limits.maxHeaderBytes) {
-      throw new LimitExceededError(`envelope header is longer than the limit of ${limits.maxHeaderBytes} bytes`);
-    }
-    if (off + n > bytes.length) {
-      if (complete) throw new FormatError('envelope is truncated inside its header');
-      throw new NeedMoreBytes();
-    }
-  };
-  const u8 = (): number => {
-    need(1);
-    return bytes[off++] as number;
-  };
-  const u16 = (): number => {
-    need(2);
-    const v = ((bytes[off] as number) << 8) | (bytes[off + 1] as number);
-    off += 2;
-    return v;
-  };
-  const u32 = (): number => {
-    need(4);
-    const v =
-      (bytes[off] as number) * 0x1000000 +
-      (((bytes[off + 1] as number) << 16) | ((bytes[off + 2] as number) << 8) | (bytes[off + 3] as number));
-    off += 4;
-    return v;
-  };
-
-  need(2);
+  const r = new HeaderReader(bytes, limits.maxHeaderBytes, complete);
+  r.need(2);
   if (bytes[0] !== MAGIC_0 || bytes[1] !== MAGIC_1) {
     throw new FormatError('not a Keyfold envelope (bad magic bytes)');
   }
-  off = 2;
-  const version = u8();
+  r.off = 2;
+  const version = r.u8();
   if (version !== FORMAT_VERSION) {
     throw new UnsupportedFormatError(
       `envelope format version ${version} is not supported by this version of @keyfold/envelope-core (supports ${FORMAT_VERSION}); upgrade to open it`,
     );
   }
-  const suiteId = u8();
+  const suiteId = r.u8();
   if (SUITE_NAMES[suiteId] === undefined) {
     throw new UnsupportedFormatError(`envelope algorithm suite ${suiteId} is not supported (supports ${SUITE_AES256GCM_HKDF_COMMIT})`);
   }
-  const frameSize = u32();
+  const frameSize = r.u32();
   if (frameSize > limits.maxFrameSize) {
     throw new LimitExceededError(`envelope frame size ${frameSize} exceeds the limit of ${limits.maxFrameSize} bytes`);
   }
 
-  const contextStart = off;
-  const count = u16();
+  const contextStart = r.off;
+  const count = r.u16();
   if (count > MAX_CONTEXT_ENTRIES) {
     throw new LimitExceededError(`envelope context has ${count} entries; the limit is ${MAX_CONTEXT_ENTRIES}`);
   }
   const context: Record<string, string> = Object.create(null) as Record<string, string>;
-  let prevKey: Uint8Array | undefined;
+  let prevKeyStart = -1;
+  let prevKeyLength = 0;
   for (let i = 0; i < count; i++) {
-    const klen = u16();
+    const klen = r.u16();
     if (klen === 0) throw new FormatError('envelope context has an empty key');
     if (klen > MAX_CONTEXT_FIELD) throw new LimitExceededError(`envelope context key longer than ${MAX_CONTEXT_FIELD} bytes`);
-    need(klen);
-    const kBytes = bytes.subarray(off, off + klen);
-    if (prevKey && compareBytes(prevKey, kBytes) >= 0) {
+    r.need(klen);
+    if (prevKeyStart >= 0 && compareRanges(bytes, prevKeyStart, prevKeyLength, r.off, klen) >= 0) {
       throw new FormatError('envelope context is not in canonical order (keys must be unique and ascending)');
     }
-    prevKey = kBytes;
-    const key = readString(bytes, off, klen, 'envelope context key');
-    off += klen;
-    const vlen = u16();
+    prevKeyStart = r.off;
+    prevKeyLength = klen;
+    const key = r.string(klen, 'envelope context key');
+    const vlen = r.u16();
     if (vlen > MAX_CONTEXT_FIELD) throw new LimitExceededError(`envelope context value longer than ${MAX_CONTEXT_FIELD} bytes`);
-    need(vlen);
-    context[key] = readString(bytes, off, vlen, 'envelope context value');
-    off += vlen;
+    r.need(vlen);
+    context[key] = r.string(vlen, 'envelope context value');
   }
-  const coreLength = off;
-  const contextBytes = bytes.slice(contextStart, off);
+  const coreLength = r.off;
+  const contextAscii = !r.decodedNonAscii;
+  const contextBytes = bytes.slice(contextStart, coreLength);
 
-  const wrappedCount = u8();
+  const wrappedCount = r.u8();
   if (wrappedCount === 0) throw new FormatError('envelope has no wrapped keys');
   if (wrappedCount > limits.maxWrappedKeys) {
     throw new LimitExceededError(
@@ -193,41 +223,43 @@ export function parseHeader(bytes: Uint8Array, limits: FormatLimits, complete: b
   }
   const wrappedKeys: WrappedKey[] = [];
   for (let i = 0; i < wrappedCount; i++) {
-    const kindLen = u8();
-    need(kindLen);
-    const kind = readString(bytes, off, kindLen, 'wrapped key kind');
-    off += kindLen;
-    const keyIdLen = u16();
-    need(keyIdLen);
-    const keyId = readString(bytes, off, keyIdLen, 'wrapped key id');
-    off += keyIdLen;
-    const versionLen = u8();
-    need(versionLen);
-    const keyVersion = readString(bytes, off, versionLen, 'wrapped key version');
-    off += versionLen;
-    const ctLen = u16();
+    const kindLen = r.u8();
+    r.need(kindLen);
+    const kind = r.string(kindLen, 'wrapped key kind');
+    const keyIdLen = r.u16();
+    r.need(keyIdLen);
+    const keyId = r.string(keyIdLen, 'wrapped key id');
+    const versionLen = r.u8();
+    r.need(versionLen);
+    const keyVersion = r.string(versionLen, 'wrapped key version');
+    const ctLen = r.u16();
     if (ctLen === 0) throw new FormatError('wrapped key has an empty ciphertext');
-    need(ctLen);
-    const ciphertext = bytes.slice(off, off + ctLen);
-    off += ctLen;
+    r.need(ctLen);
+    const ciphertext = bytes.slice(r.off, r.off + ctLen);
+    r.off += ctLen;
     if (kind.length === 0 || keyId.length === 0 || keyVersion.length === 0) {
       throw new FormatError('wrapped key has an empty kind, key id or version');
     }
     wrappedKeys.push(Object.freeze({ kind, keyId, keyVersion, ciphertext }));
   }
-  const saltOffset = off;
-  need(SALT_LENGTH);
-  const salt = bytes.slice(off, off + SALT_LENGTH);
-  off += SALT_LENGTH;
-  const commitmentOffset = off;
-  need(COMMITMENT_LENGTH);
-  const commitment = bytes.slice(off, off + COMMITMENT_LENGTH);
-  off += COMMITMENT_LENGTH;
+  const saltOffset = r.off;
+  r.need(SALT_LENGTH);
+  const salt = bytes.slice(saltOffset, saltOffset + SALT_LENGTH);
+  r.off += SALT_LENGTH;
+  const commitmentOffset = r.off;
+  r.need(COMMITMENT_LENGTH);
+  const commitment = bytes.slice(commitmentOffset, commitmentOffset + COMMITMENT_LENGTH);
+  r.off += COMMITMENT_LENGTH;
+  const frozenContext: EncryptionContext = Object.freeze({ ...context });
+  // Made here from parsed data (frozen data properties): providers need not validate or copy it again. Only an
+  // all-ASCII context is adopted: a decoded non-ASCII one (the decoder drops a leading BOM, which could leave an
+  // empty key) keeps being validated where it is used, exactly as before.
+  if (contextAscii) adoptContext(frozenContext);
   return Object.freeze({
     version,
     suiteId,
     frameSize,
-    context: Object.freeze({ ...context }),
+    context: frozenContext,
     contextBytes,
     wrappedKeys: Object.freeze(wrappedKeys),
     salt,
@@ -235,18 +267,20 @@ export function parseHeader(bytes: Uint8Array, limits: FormatLimits, complete: b
     coreLength,
     saltOffset,
     commitmentOffset,
-    length: off,
+    length: r.off,
   });
 }
 
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
+/** Compares `bytes[aStart, +aLength)` with `bytes[bStart, +bLength)` as unsigned byte strings. */
+function compareRanges(bytes: Uint8Array, aStart: number, aLength: number, bStart: number, bLength: number): number {
+  const n = Math.min(aLength, bLength);
   for (let i = 0; i < n; i++) {
-    const d = (a[i] as number) - (b[i] as number);
+    const d = (bytes[aStart + i] as number) - (bytes[bStart + i] as number);
     if (d !== 0) return d;
   }
-  return a.length - b.length;
+  return aLength - bLength;
 }
+
 
 
 /** Header fields needed to serialise one. */
@@ -358,9 +392,22 @@ export function dearmor(text: string): Uint8Array {
   return bytes;
 }
 
-/** Validates and freezes a context given by a caller (defaults to the empty context). */
+/**
+ * Validates and freezes a context given by a caller (defaults to the empty context). The result is adopted (see
+ * `adoptContext`): the layers below neither validate nor copy it again, and its canonical bytes are encoded once.
+ * @throws TypeError / RangeError for caller mistakes, naming `name`.
+ */
 export function normalizeContext(context: EncryptionContext | undefined, name = 'context'): EncryptionContext {
-  if (context === undefined) return Object.freeze({});
-  assertContext(context, name);
-  return Object.freeze({ ...context });
+  if (context === undefined) {
+    const empty = Object.freeze({});
+    adoptContext(empty);
+    return empty;
+  }
+  if (context === null || typeof context !== 'object' || Array.isArray(context)) assertContext(context, name); // throws
+  if (isAdoptedContext(context)) return context;
+  // Copy first, then validate the copy: a getter cannot show one value to the check and another to the header.
+  const copy: EncryptionContext = Object.freeze({ ...context });
+  assertContext(copy, name);
+  adoptContext(copy);
+  return copy;
 }

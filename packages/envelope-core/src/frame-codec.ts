@@ -16,26 +16,56 @@ import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { DecryptFailedError } from './errors.js';
 import { FINAL_FRAME_BIT, FRAME_HEADER_LENGTH, TAG_LENGTH } from './format.js';
 
-/** 12-byte GCM nonce of frame `index`. */
-export function frameNonce(index: number): Uint8Array {
-  const iv = new Uint8Array(12);
-  const view = new DataView(iv.buffer);
-  view.setUint32(4, Math.floor(index / 0x1_0000_0000));
-  view.setUint32(8, index >>> 0);
+function writeU32(out: Uint8Array, off: number, v: number): void {
+  out[off] = v >>> 24;
+  out[off + 1] = (v >>> 16) & 0xff;
+  out[off + 2] = (v >>> 8) & 0xff;
+  out[off + 3] = v & 0xff;
+}
+
+/** Writes the 12-byte GCM nonce of frame `index` into `iv` and returns it. */
+function writeFrameNonce(iv: Uint8Array, index: number): Uint8Array {
+  iv[0] = 0;
+  iv[1] = 0;
+  iv[2] = 0;
+  iv[3] = 0;
+  writeU32(iv, 4, Math.floor(index / 0x1_0000_0000));
+  writeU32(iv, 8, index >>> 0);
   return iv;
 }
 
-/** AAD of one frame (see the module comment). */
-export function frameAad(core: Uint8Array, index: number, final: boolean, length: number): Uint8Array {
-  const aad = new Uint8Array(core.length + 13);
+/** Writes the AAD of one frame (see the module comment) into `aad`, which is `core.length + 13` bytes long. */
+function writeFrameAad(aad: Uint8Array, core: Uint8Array, index: number, final: boolean, length: number): Uint8Array {
   aad.set(core, 0);
-  const view = new DataView(aad.buffer);
-  view.setUint32(core.length, Math.floor(index / 0x1_0000_0000));
-  view.setUint32(core.length + 4, index >>> 0);
+  writeU32(aad, core.length, Math.floor(index / 0x1_0000_0000));
+  writeU32(aad, core.length + 4, index >>> 0);
   aad[core.length + 8] = final ? 1 : 0;
-  view.setUint32(core.length + 9, length);
+  writeU32(aad, core.length + 9, length);
   return aad;
 }
+
+/** 12-byte GCM nonce of frame `index`, in a fresh buffer. */
+export function frameNonce(index: number): Uint8Array {
+  return writeFrameNonce(new Uint8Array(12), index);
+}
+
+/** AAD of one frame (see the module comment), in a fresh buffer. */
+export function frameAad(core: Uint8Array, index: number, final: boolean, length: number): Uint8Array {
+  return writeFrameAad(new Uint8Array(core.length + 13), core, index, final, length);
+}
+
+// Scratch for the frame nonce and AAD: both are public, and node:crypto copies them during `createCipheriv` /
+// `setAAD` (synchronous calls), so one buffer of each is reused across frames instead of two allocations per frame.
+const scratchNonce = new Uint8Array(12);
+let scratchAad = new Uint8Array(256);
+
+function scratchFrameAad(core: Uint8Array, index: number, final: boolean, length: number): Uint8Array {
+  const n = core.length + 13;
+  if (scratchAad.length < n) scratchAad = new Uint8Array(Math.max(n, scratchAad.length * 2));
+  return writeFrameAad(scratchAad.subarray(0, n), core, index, final, length);
+}
+
+const GCM_OPTIONS = Object.freeze({ authTagLength: TAG_LENGTH });
 
 /** One sealed frame: its ciphertext (as long as the plaintext) and its 16-byte tag, each a buffer of its own. */
 export interface SealedFrame {
@@ -45,8 +75,8 @@ export interface SealedFrame {
 
 /** Encrypts one frame of plaintext under the per-message key; the inverse of {@link openFrame}. */
 export function sealFrame(encKey: Uint8Array, index: number, final: boolean, core: Uint8Array, plaintext: Uint8Array): SealedFrame {
-  const cipher = createCipheriv('aes-256-gcm', encKey, frameNonce(index), { authTagLength: TAG_LENGTH });
-  cipher.setAAD(frameAad(core, index, final, plaintext.length));
+  const cipher = createCipheriv('aes-256-gcm', encKey, writeFrameNonce(scratchNonce, index), GCM_OPTIONS);
+  cipher.setAAD(scratchFrameAad(core, index, final, plaintext.length));
   const ct = cipher.update(plaintext);
   // GCM is a stream mode: final() yields no bytes; joined only if a future OpenSSL ever did.
   const rest = cipher.final();
@@ -63,8 +93,8 @@ export function openFrame(
   tag: Uint8Array,
 ): Uint8Array {
   if (tag.length !== TAG_LENGTH) throw new DecryptFailedError();
-  const decipher = createDecipheriv('aes-256-gcm', encKey, frameNonce(index), { authTagLength: TAG_LENGTH });
-  decipher.setAAD(frameAad(core, index, final, ciphertext.length));
+  const decipher = createDecipheriv('aes-256-gcm', encKey, writeFrameNonce(scratchNonce, index), GCM_OPTIONS);
+  decipher.setAAD(scratchFrameAad(core, index, final, ciphertext.length));
   decipher.setAuthTag(tag);
   // node:crypto returns output in a buffer of its own (never a view into the shared Buffer pool), so it can be
   // handed to the caller as is once the tag has verified, and wiped if it did not.

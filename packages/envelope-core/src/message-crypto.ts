@@ -14,12 +14,13 @@
  * Frame nonces, frame AAD and the frame cipher itself are the frame codec (`frame-codec.ts`).
  * @module
  */
-import { createHmac } from 'node:crypto';
 import { randomOwnedBytes } from './aead.js';
+import { hmacSha256 } from './hmac-sha256.js';
 
 const ENC_LABEL = Buffer.from('keyfold/v1/suite1/enc', 'latin1');
-const BLOCK_1 = Buffer.from([1]);
 const COMMIT_LABEL = Buffer.from('keyfold/v1/suite1/commit', 'latin1');
+/** `salt || 0x01`, the tail of the HKDF-Expand input (the salt is public; reused, so no allocation per message). */
+const saltAndBlock1 = new Uint8Array(256 + 1);
 
 export interface MessageKeys {
   readonly encKey: Uint8Array;
@@ -31,13 +32,23 @@ export interface MessageKeys {
 
 /** Derives the body key of one message. */
 export function deriveMessageKeys(dataKey: Uint8Array, salt: Uint8Array): MessageKeys {
-  const encKey = createHmac('sha256', dataKey).update(ENC_LABEL).update(salt).update(BLOCK_1).digest();
+  let tail: Uint8Array;
+  if (salt.length < saltAndBlock1.length) {
+    saltAndBlock1.set(salt, 0);
+    saltAndBlock1[salt.length] = 1;
+    tail = saltAndBlock1.subarray(0, salt.length + 1);
+  } else {
+    tail = new Uint8Array(salt.length + 1);
+    tail.set(salt, 0);
+    tail[salt.length] = 1;
+  }
+  const encKey = hmacSha256(dataKey, ENC_LABEL, tail);
   return { encKey, dataKey, wipe: () => encKey.fill(0) };
 }
 
 /** The 32-byte commitment over the header prefix. */
 export function computeCommitment(keys: MessageKeys, headerPrefix: Uint8Array): Uint8Array {
-  return createHmac('sha256', keys.dataKey).update(COMMIT_LABEL).update(headerPrefix).digest();
+  return hmacSha256(keys.dataKey, COMMIT_LABEL, headerPrefix);
 }
 
 /** A fresh random salt (not secret), from the CSPRNG-filled block of {@link randomOwnedBytes}. */

@@ -6,7 +6,7 @@
  */
 import { randomOwnedBytes } from './aead.js';
 import { assertBytes, copyBytes, wipe } from './bytes.js';
-import { assertContext } from './context.js';
+import { adoptContext, assertContext, isAdoptedContext } from './context.js';
 import { KeyfoldError, ProviderError, UnwrapFailedError, isOperationalCode } from './errors.js';
 import { Resilience, type ResilienceOptions, type ResilienceStats } from './resilience.js';
 import { WriteVersionView, assertWriteVersion } from './write-version.js';
@@ -33,6 +33,23 @@ export interface BaseProviderOptions {
 const NEVER_ABORTED: AbortSignal = new AbortController().signal;
 
 const PROBE_CONTEXT: EncryptionContext = Object.freeze({ 'keyfold:probe': '1' });
+
+/**
+ * The context a provider call works with: validated, and a frozen copy the caller cannot change while the call
+ * runs. A context the envelope already validated and froze (see `adoptContext`) is used as is: one validation per
+ * public call, not one per layer. The copy made here is adopted too, so a nested call (generate -> wrap) and a
+ * local provider's AAD encoding reuse it.
+ * @throws TypeError / RangeError for an invalid context (a caller mistake).
+ */
+function ownContext(context: EncryptionContext): EncryptionContext {
+  if (context === null || typeof context !== 'object' || Array.isArray(context)) assertContext(context); // throws
+  if (isAdoptedContext(context)) return context;
+  // Copy first, then validate the copy: a getter cannot show one value to the check and another to the provider.
+  const copy: EncryptionContext = Object.freeze({ ...context });
+  assertContext(copy);
+  adoptContext(copy);
+  return copy;
+}
 
 /** Asserts the shape of a {@link WrappedKey} given by a caller. */
 export function assertWrappedKey(wrapped: unknown, name = 'wrapped'): asserts wrapped is WrappedKey {
@@ -200,9 +217,8 @@ export abstract class BaseKeyProvider implements KeyProvider {
   async #wrapAt(version: string | undefined, dataKey: Uint8Array, context: EncryptionContext): Promise<WrappedKey> {
     this.assertOpen();
     assertBytes(dataKey, DATA_KEY_LENGTH, 'dataKey');
-    assertContext(context);
+    const ctx = ownContext(context);
     const key = copyBytes(dataKey);
-    const ctx = Object.freeze({ ...context });
     try {
       if (version !== undefined) await this.#assertWritable(version);
       const target = this.addressesVersions ? version : undefined;
@@ -218,7 +234,7 @@ export abstract class BaseKeyProvider implements KeyProvider {
   async unwrapKey(wrapped: WrappedKey, context: EncryptionContext): Promise<Uint8Array> {
     this.assertOpen();
     assertWrappedKey(wrapped);
-    assertContext(context);
+    const ctx = ownContext(context);
     if (wrapped.kind !== this.kind || wrapped.keyId !== this.keyId) throw new UnwrapFailedError();
     const copy: WrappedKey = {
       kind: wrapped.kind,
@@ -226,7 +242,6 @@ export abstract class BaseKeyProvider implements KeyProvider {
       keyVersion: wrapped.keyVersion,
       ciphertext: copyBytes(wrapped.ciphertext),
     };
-    const ctx = Object.freeze({ ...context });
     let key: Uint8Array | undefined;
     try {
       key = await this.runBackend('unwrapKey', (signal) => this._unwrapKey(copy, ctx, signal));
@@ -247,8 +262,7 @@ export abstract class BaseKeyProvider implements KeyProvider {
 
   async #generateAt(version: string | undefined, context: EncryptionContext): Promise<{ dataKey: Uint8Array; wrapped: WrappedKey }> {
     this.assertOpen();
-    assertContext(context);
-    const ctx = Object.freeze({ ...context });
+    const ctx = ownContext(context);
     // A native generate cannot be pointed at a version: a provider that addresses versions generates locally and
     // wraps under the pinned one.
     const native = version !== undefined && this.addressesVersions ? undefined : this._generateDataKey?.bind(this);
@@ -287,12 +301,11 @@ export abstract class BaseKeyProvider implements KeyProvider {
   async #rewrapAt(version: string | undefined, wrapped: WrappedKey, context: EncryptionContext): Promise<WrappedKey> {
     this.assertOpen();
     assertWrappedKey(wrapped);
-    assertContext(context);
+    const ctx = ownContext(context);
     const native = this._rewrapKey?.bind(this);
     if (native) {
       if (wrapped.kind !== this.kind || wrapped.keyId !== this.keyId) throw new UnwrapFailedError();
       const copy = { ...wrapped, ciphertext: copyBytes(wrapped.ciphertext) };
-      const ctx = Object.freeze({ ...context });
       if (version !== undefined) {
         // A version this provider cannot write under is the operator's to fix (KEY_NOT_FOUND), not an unwrap failure.
         try {
@@ -317,9 +330,9 @@ export abstract class BaseKeyProvider implements KeyProvider {
         throw this.#map(err);
       }
     }
-    const dataKey = await this.unwrapKey(wrapped, context);
+    const dataKey = await this.unwrapKey(wrapped, ctx);
     try {
-      return await this.#wrapAt(version, dataKey, context);
+      return await this.#wrapAt(version, dataKey, ctx);
     } finally {
       wipe(dataKey);
     }

@@ -8,8 +8,9 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { loadReport, renderComparison } from './compare.js';
 import { getGc } from './measure.js';
-import { buildReport, renderReport, SECTION_IDS, writeJson, type SectionId, type SectionResult } from './report.js';
+import { buildReport, machineInfo, renderReport, SECTION_IDS, writeJson, type SectionId, type SectionResult } from './report.js';
 import { runCliStart } from './sections/cli-start.js';
 import { runGcpAzure } from './sections/gcp-azure.js';
 import { runKmsProviders } from './sections/kms-providers.js';
@@ -24,11 +25,15 @@ const here = dirname(fileURLToPath(import.meta.url));
 const benchDir = resolve(here, '..');
 const root = resolve(benchDir, '..', '..');
 
-const USAGE = `usage: node tooling/bench/dist/run.js [--quick] [--only SECTION[,SECTION...]] [--json PATH]
+const USAGE = `usage: node tooling/bench/dist/run.js [--quick] [--only SECTION[,SECTION...]] [--json PATH] [--compare BASE.json [--with NEW.json]]
 
   --quick        short time budgets, 64 MiB streams, 10,000 seals scaled (finishes in under a minute)
   --only LIST    run only these sections: ${SECTION_IDS.join(', ')}
   --json PATH    where to write the JSON report (default: tooling/bench/results/latest.json)
+  --compare BASE.json
+                 after the run, print its ratios beside those of a saved run (base, this, this / base)
+  --with NEW.json
+                 with --compare: run nothing, compare two saved runs (BASE.json and NEW.json)
   --contenders LIST
                  roundtrip and streaming: only these contender ids (e.g. raw,keyfold to profile them);
                  roundtrip ids: ${ROUNDTRIP_CONTENDERS.map((c) => c.id).join(', ')}
@@ -40,6 +45,8 @@ interface Args {
   only: SectionId[];
   json: string;
   contenders?: string[];
+  compare?: string;
+  with?: string;
 }
 
 function parse(argv: string[]): Args {
@@ -50,6 +57,8 @@ function parse(argv: string[]): Args {
       only: { type: 'string', multiple: true },
       json: { type: 'string' },
       contenders: { type: 'string', multiple: true },
+      compare: { type: 'string' },
+      with: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -67,7 +76,10 @@ function parse(argv: string[]): Args {
   for (const c of contenders) {
     if (!known.has(c)) throw new RangeError(`--contenders: unknown contender "${c}"; one of ${[...known].join(', ')}`);
   }
+  if (values.with !== undefined && values.compare === undefined) throw new RangeError('--with needs --compare BASE.json');
   return {
+    ...(values.compare !== undefined ? { compare: resolve(values.compare) } : {}),
+    ...(values.with !== undefined ? { with: resolve(values.with) } : {}),
     quick: values.quick,
     only: only.length > 0 ? (only as SectionId[]) : [...SECTION_IDS],
     json: values.json ? resolve(values.json) : join(benchDir, 'results', 'latest.json'),
@@ -83,8 +95,15 @@ async function main(): Promise<void> {
     process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
     process.exit(2);
   }
+  const base = args.compare !== undefined ? loadReport(args.compare) : undefined;
+  if (base && args.with !== undefined) {
+    process.stdout.write(renderComparison(base, loadReport(args.with), args.compare!, args.with));
+    return;
+  }
   const { quick } = args;
   const startedAt = new Date();
+  // The machine (and its load average) as the run starts, not as it ends.
+  const machine = machineInfo();
   const childEntry = join(here, 'stream-child.js');
   const gc = await getGc();
   const runners: Record<SectionId, () => Promise<SectionResult>> = {
@@ -118,10 +137,11 @@ async function main(): Promise<void> {
     sections.push(await runners[id]());
     process.stderr.write(` ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
   }
-  const report = buildReport(quick ? 'quick' : 'full', startedAt, sections);
+  const report = buildReport(quick ? 'quick' : 'full', startedAt, sections, machine);
   process.stdout.write(`\n${renderReport(report)}`);
   await writeJson(args.json, report);
   process.stdout.write(`JSON report: ${args.json}\n`);
+  if (base) process.stdout.write(`\n${renderComparison(base, report, args.compare!, args.json)}`);
 }
 
 main().catch((err: unknown) => {

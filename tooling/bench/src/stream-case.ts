@@ -4,6 +4,7 @@
  * @module
  */
 import { performance } from 'node:perf_hooks';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createEsdkStreamPair, type EsdkSuite } from './contenders/esdk.js';
 import { createKeyfoldStreamPair } from './contenders/keyfold.js';
@@ -107,6 +108,92 @@ export async function runStreamCase(spec: StreamSpec, bytes: number, warmupBytes
       peakRss,
       rssGrowth: peakRss - baselineRss,
       verified: true,
+    };
+  } finally {
+    await pair.close();
+  }
+}
+
+/** Seal-only and open-only figures of one contender (each direction alone on the thread). */
+export interface StreamPhaseResult {
+  readonly id: string;
+  readonly label: string;
+  /** Plaintext bytes sealed in the timed seal-only run. */
+  readonly sealBytes: number;
+  readonly sealMbPerSec: number;
+  readonly sealMbPerCpuSec: number;
+  /** Plaintext bytes opened in the timed open-only run (the sealed message is held in memory, so capped). */
+  readonly openBytes: number;
+  readonly openMbPerSec: number;
+  readonly openMbPerCpuSec: number;
+  /** The open-only output was compared byte for byte with the input and matched. */
+  readonly verified: boolean;
+}
+
+/** The open-only message is sealed into memory first; at most this many plaintext bytes. */
+export const OPEN_ONLY_MAX_BYTES = 256 * 2 ** 20;
+
+/** A sink that only counts (the seal-only run's output goes nowhere). */
+function countingSink(): Writable & { readonly count: () => number } {
+  let n = 0;
+  const w = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      n += chunk.length;
+      cb();
+    },
+  });
+  return Object.assign(w, { count: () => n });
+}
+
+async function timed(fn: () => Promise<void>): Promise<{ ms: number; cpuMs: number }> {
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await fn();
+  const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  return { ms, cpuMs: (cpu.user + cpu.system) / 1000 };
+}
+
+/**
+ * Seal-only: pattern source -> seal -> counting sink, `bytes` of plaintext. Open-only: a message of
+ * min(bytes, {@link OPEN_ONLY_MAX_BYTES}) sealed (untimed) into memory, then fed to the open side -> verifying sink.
+ * A warm-up message of `warmupBytes` through both first.
+ */
+export async function runStreamPhases(spec: StreamSpec, bytes: number, warmupBytes: number): Promise<StreamPhaseResult> {
+  const pair = await makeStreamPair(spec);
+  const pattern = makePattern();
+  try {
+    if (warmupBytes > 0) await once(pair, pattern, warmupBytes);
+    await settle();
+    const sealSink = countingSink();
+    const seal = await timed(() => pipeline(patternSource(bytes, pattern), pair.pair().seal, sealSink));
+    await settle();
+    const openBytes = Math.min(bytes, OPEN_ONLY_MAX_BYTES);
+    const { seal: sealer, open } = pair.pair();
+    const sealed: Buffer[] = [];
+    await pipeline(
+      patternSource(openBytes, pattern),
+      sealer,
+      new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          sealed.push(chunk);
+          cb();
+        },
+      }),
+    );
+    await settle();
+    const sink = verifyingSink(pattern, openBytes);
+    const opened = await timed(() => pipeline(Readable.from(sealed), open, sink));
+    return {
+      id: pair.id,
+      label: pair.label,
+      sealBytes: bytes,
+      sealMbPerSec: bytes / 1e6 / (seal.ms / 1000),
+      sealMbPerCpuSec: bytes / 1e6 / (seal.cpuMs / 1000),
+      openBytes,
+      openMbPerSec: openBytes / 1e6 / (opened.ms / 1000),
+      openMbPerCpuSec: openBytes / 1e6 / (opened.cpuMs / 1000),
+      verified: sink.received() === openBytes,
     };
   } finally {
     await pair.close();

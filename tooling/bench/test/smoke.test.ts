@@ -5,7 +5,8 @@ import { createKeyfoldOneShot } from '../src/contenders/keyfold.js';
 import { buildReport } from '../src/report.js';
 import { runOverhead, type OverheadData } from '../src/sections/overhead.js';
 import { ROUNDTRIP_CONTENDERS, runRoundtrip, type RoundtripData } from '../src/sections/roundtrip.js';
-import { runStreamCase } from '../src/stream-case.js';
+import { runStreaming } from '../src/sections/streaming.js';
+import { runStreamCase, runStreamPhases } from '../src/stream-case.js';
 
 describe('bench smoke', () => {
   it('Keyfold opens exactly what it sealed, with and without the cache', async () => {
@@ -76,5 +77,28 @@ describe('bench smoke', () => {
       expect(r.verified).toBe(true);
       expect(r.bytes).toBe(bytes);
     }
+  });
+});
+
+describe('streaming, one direction at a time', () => {
+  it('seal-only counts every byte and open-only returns exactly the input (in-process, 1 MiB + a partial frame)', async () => {
+    const bytes = 2 ** 20 + 12_345;
+    for (const spec of [{ kind: 'raw' }, { kind: 'keyfold' }] as const) {
+      const r = await runStreamPhases(spec, bytes, 0);
+      expect(r.verified).toBe(true);
+      expect(r.sealBytes).toBe(bytes);
+      expect(r.openBytes).toBe(bytes);
+      expect(r.sealMbPerSec).toBeGreaterThan(0);
+      expect(r.openMbPerSec).toBeGreaterThan(0);
+    }
+  });
+
+  it('the streaming section prints seal-only / open-only rows for raw and Keyfold', async () => {
+    const section = await runStreaming({ bytes: 2 ** 20, warmupBytes: 0, passes: 1, specs: [{ kind: 'raw' }, { kind: 'keyfold' }] });
+    const phaseTable = section.tables[2]!;
+    expect(phaseTable.columns[1]).toBe('seal MB/s');
+    expect(phaseTable.rows.map((r) => r[0])).toEqual(['node:crypto GCM stream pipeline', 'Keyfold sealStream -> openStream (64 KiB frames)']);
+    expect(phaseTable.rows.map((r) => r.at(-1))).toEqual(['yes', 'yes']);
+    expect(phaseTable.rows[0]![2]).toBe('1.00x');
   });
 });

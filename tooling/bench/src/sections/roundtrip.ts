@@ -41,7 +41,8 @@ const esdk = (o: EsdkOptions): ContenderDef => {
 };
 
 export const ROUNDTRIP_CONTENDERS: readonly ContenderDef[] = [
-  { id: 'raw', label: 'node:crypto AES-256-GCM (no wrapping)', make: createRawOneShot },
+  { id: 'raw', label: 'node:crypto AES-256-GCM (no wrapping)', make: () => createRawOneShot('fresh') },
+  { id: 'raw-pooled-iv', label: 'node:crypto AES-256-GCM, pooled IV (info)', make: () => createRawOneShot('pooled') },
   { id: 'keyfold', label: 'Keyfold env, no cache', make: () => createKeyfoldOneShot({ cache: false }) },
   { id: 'keyfold-cache', label: 'Keyfold env, data key cache', make: () => createKeyfoldOneShot({ cache: true }) },
   esdk({ suite: 0x0478, cache: false }),
@@ -54,6 +55,8 @@ export const ROUNDTRIP_CONTENDERS: readonly ContenderDef[] = [
 export const ROUNDTRIP_RATIOS: readonly (readonly [string, string, string])[] = [
   ['Keyfold no cache / raw', 'keyfold', 'raw'],
   ['Keyfold cache / raw', 'keyfold-cache', 'raw'],
+  ['Keyfold no cache / raw pooled IV (info)', 'keyfold', 'raw-pooled-iv'],
+  ['Keyfold cache / raw pooled IV (info)', 'keyfold-cache', 'raw-pooled-iv'],
   ['Keyfold no cache / ESDK 0x0478', 'keyfold', 'esdk-0x0478'],
   ['Keyfold cache / ESDK 0x0478 cache', 'keyfold-cache', 'esdk-0x0478-cache'],
   ['Keyfold no cache / ESDK 0x0578', 'keyfold', 'esdk-0x0578'],

@@ -7,7 +7,7 @@ import { fork } from 'node:child_process';
 import { esdkId, esdkLabel } from '../contenders/esdk.js';
 import { ratio } from '../measure.js';
 import { evaluateTarget, fmtBytes, fmtNum, fmtRatio, type SectionResult, type Table } from '../report.js';
-import { runStreamCase, type StreamCaseResult, type StreamSpec } from '../stream-case.js';
+import { OPEN_ONLY_MAX_BYTES, runStreamCase, runStreamPhases, type StreamCaseResult, type StreamPhaseResult, type StreamSpec } from '../stream-case.js';
 
 const MiB = 1024 * 1024;
 
@@ -48,11 +48,13 @@ function streamSpecLabel(s: StreamSpec): string {
   return `${esdkLabel({ suite: s.suite, cache: false, ...(s.frameLength ? { frameLength: s.frameLength } : {}) })}${s.frameLength === 4096 ? ' (ESDK default)' : ''}`;
 }
 
-type ChildMessage = { ok: true; result: StreamCaseResult } | { ok: false; error: string };
+type ChildMessage<T> = { ok: true; result: T } | { ok: false; error: string };
 
-function runInChild(entry: string, spec: StreamSpec, bytes: number, warmupBytes: number, timeoutMs: number): Promise<StreamCaseResult> {
+function runInChild(entry: string, spec: StreamSpec, bytes: number, warmupBytes: number, timeoutMs: number): Promise<StreamCaseResult>;
+function runInChild(entry: string, spec: StreamSpec, bytes: number, warmupBytes: number, timeoutMs: number, mode: 'phases'): Promise<StreamPhaseResult>;
+function runInChild<T>(entry: string, spec: StreamSpec, bytes: number, warmupBytes: number, timeoutMs: number, mode?: 'phases'): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = fork(entry, [JSON.stringify(spec), String(bytes), String(warmupBytes)], {
+    const child = fork(entry, [JSON.stringify(spec), String(bytes), String(warmupBytes), ...(mode ? [mode] : [])], {
       execArgv: ['--expose-gc'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -63,7 +65,7 @@ function runInChild(entry: string, spec: StreamSpec, bytes: number, warmupBytes:
       child.kill('SIGKILL');
       reject(new Error(`timed out after ${timeoutMs} ms`));
     }, timeoutMs);
-    child.once('message', (m: ChildMessage) => {
+    child.once('message', (m: ChildMessage<T>) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -87,7 +89,12 @@ export interface StreamingData {
   readonly ratios: { keyfoldVsRaw: number | null; keyfoldVsBestEsdk: number | null; bestEsdk: string | null };
   /** The same ratios of MB per CPU-second (best pass each); `bestEsdk` chosen by that measure. */
   readonly cpuRatios: { keyfoldVsRaw: number | null; keyfoldVsBestEsdk: number | null; bestEsdk: string | null };
+  /** Seal-only and open-only runs (one each, in a child), by contender id; absent when not run. */
+  readonly phases?: Record<string, { label: string; result?: StreamPhaseResult; error?: string }>;
 }
+
+/** Contenders that also get seal-only and open-only rows (the fast ones; the ESDK at 4 KiB frames is left out). */
+const PHASE_IDS = ['raw', 'keyfold', 'esdk-0x0478-f65536'];
 
 export async function runStreaming(opts: StreamingOptions): Promise<SectionResult> {
   const specs = opts.specs ?? STREAM_SPECS;
@@ -107,6 +114,20 @@ export async function runStreaming(opts: StreamingOptions): Promise<SectionResul
       } catch (err) {
         entry.error = err instanceof Error ? err.message : String(err);
       }
+    }
+  }
+  const phases: NonNullable<StreamingData['phases']> = {};
+  for (const spec of specs) {
+    const id = streamSpecId(spec);
+    if (!PHASE_IDS.includes(id)) continue;
+    const entry: { label: string; result?: StreamPhaseResult; error?: string } = { label: streamSpecLabel(spec) };
+    phases[id] = entry;
+    try {
+      entry.result = opts.childEntry
+        ? await runInChild(opts.childEntry, spec, opts.bytes, opts.warmupBytes, timeoutMs, 'phases')
+        : await runStreamPhases(spec, opts.bytes, opts.warmupBytes);
+    } catch (err) {
+      entry.error = err instanceof Error ? err.message : String(err);
     }
   }
   for (const e of Object.values(results)) {
@@ -173,6 +194,27 @@ export async function runStreaming(opts: StreamingOptions): Promise<SectionResul
       ],
     ],
   };
+  const rawPhase = phases['raw']?.result;
+  const phaseTable: Table = {
+    title: `Streaming, one direction at a time: seal-only (${fmtBytes(opts.bytes)}) and open-only (${fmtBytes(Math.min(opts.bytes, OPEN_ONLY_MAX_BYTES))}, sealed into memory first)`,
+    columns: ['contender', 'seal MB/s', 'vs raw', 'seal MB/CPU-s', 'vs raw', 'open MB/s', 'vs raw', 'open MB/CPU-s', 'vs raw', 'verified'],
+    rows: Object.values(phases).map((e) => {
+      const r = e.result;
+      if (!r) return [e.label, 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', e.error ? `ERROR: ${e.error}` : 'n/a'];
+      return [
+        e.label,
+        fmtNum(r.sealMbPerSec),
+        fmtRatio(ratio(r.sealMbPerSec, rawPhase?.sealMbPerSec)),
+        fmtNum(r.sealMbPerCpuSec),
+        fmtRatio(ratio(r.sealMbPerCpuSec, rawPhase?.sealMbPerCpuSec)),
+        fmtNum(r.openMbPerSec),
+        fmtRatio(ratio(r.openMbPerSec, rawPhase?.openMbPerSec)),
+        fmtNum(r.openMbPerCpuSec),
+        fmtRatio(ratio(r.openMbPerCpuSec, rawPhase?.openMbPerCpuSec)),
+        r.verified ? 'yes' : 'NO',
+      ];
+    }),
+  };
   const kfGrowthMiB = opts.childEntry && kf?.worstRssGrowth !== undefined ? kf.worstRssGrowth / MiB : null;
   const scaled = opts.bytes < 1024 * MiB ? `measured on ${fmtBytes(opts.bytes)}, not 1 GiB` : undefined;
   const withCpu = (r: number | null): string => [`per CPU-second: ${fmtRatio(r)}`, scaled].filter(Boolean).join('; ');
@@ -201,6 +243,7 @@ export async function runStreaming(opts: StreamingOptions): Promise<SectionResul
     results,
     ratios,
     cpuRatios,
+    ...(Object.keys(phases).length > 0 ? { phases } : {}),
   };
   return {
     id: 'streaming',
@@ -220,8 +263,15 @@ export async function runStreaming(opts: StreamingOptions): Promise<SectionResul
       'MB/s = 10^6 plaintext bytes per second of the whole seal -> open pipeline (both directions on one thread); ' +
         'MB/CPU-s = the same per CPU-second of the child (all its threads): the cross-check when the machine is busy, ' +
         'since contenders here run one after another, not interleaved',
+      ...(Object.keys(phases).length > 0
+        ? [
+            `seal-only / open-only rows (${Object.keys(phases).join(', ')}): one run each in a child after the passes; seal-only ` +
+              'pipes the source through the seal side into a counting sink; open-only first seals a message of at most ' +
+              `${fmtBytes(OPEN_ONLY_MAX_BYTES)} into memory (untimed), then times the open side into the verifying sink`,
+          ]
+        : []),
     ],
-    tables: [table, ratioTable],
+    tables: Object.keys(phases).length > 0 ? [table, ratioTable, phaseTable] : [table, ratioTable],
     targets,
     data,
   };
